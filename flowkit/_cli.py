@@ -1,0 +1,528 @@
+"""The ``flowkit`` command line (SPEC §11)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from ._errors import ConfigError, FlowkitError, NotFoundError, ValidationError
+from ._graph import render
+from ._parse import parse
+from ._records import Entry, Execution, Status
+from ._results import Result
+from ._validate import check
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn flowkit errors into one clear line on stderr and exit status 1."""
+
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ValidationError as exc:
+            for problem in exc.problems:
+                click.secho(f"error: {problem}", fg="red", err=True)
+            sys.exit(1)
+        except (FlowkitError, TimeoutError) as exc:
+            _fail(str(exc))
+            raise  # unreachable: _fail exits
+
+    return run
+
+
+def _version() -> str:
+    from ._version import __version__
+
+    return __version__
+
+
+@click.group()
+@click.version_option(version=_version(), prog_name="flowkit")
+def main() -> None:
+    """flowkit: durable workflows in YAML or plain Python."""
+
+
+# --- shared options -------------------------------------------------------------------------------
+
+store_option = click.option(
+    "--store", "store_url", metavar="URL", help="Store URL (default: from configuration)."
+)
+import_option = click.option(
+    "--import",
+    "-m",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help="Import a module first (it registers services and workflows). Repeatable.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _import_modules(modules: Sequence[str]) -> None:
+    from ._config import settings
+
+    sys.path.insert(0, str(Path.cwd()))
+    for name in [*settings().imports, *modules]:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import module '{name}': {exc}") from exc
+
+
+@contextmanager
+def _engine(store_url: str | None, imports: Sequence[str] = ()) -> Iterator[Any]:
+    from ._engine import Engine
+
+    _import_modules(imports)
+    engine = Engine(store=store_url)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def _store(store_url: str | None) -> Any:
+    from ._config import settings
+    from ._store import connect
+
+    config = settings()
+    return connect(store_url or config.store, **dict(config.store_options))
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+# --- static commands ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--services",
+    multiple=True,
+    metavar="MODULE",
+    help="Import MODULE and check that every call step's service and method exist.",
+)
+@json_option
+@handles_errors
+def validate(files: Sequence[str], services: Sequence[str], as_json: bool) -> None:
+    """Check workflow FILES and print every problem (exit 1 if any)."""
+    if services:
+        _import_modules(services)
+    report: dict[str, list[str]] = {}
+    for file in files:
+        try:
+            problems = check(file)
+        except FlowkitError as exc:
+            problems = [f"{file}: {exc}"]
+        if services and not problems:
+            problems = _service_problems(file)
+        report[file] = problems
+    total = sum(len(problems) for problems in report.values())
+    if as_json:
+        _echo_json(
+            {
+                "valid": total == 0,
+                "files": {
+                    file: [_problem_json(problem) for problem in problems]
+                    for file, problems in report.items()
+                },
+            }
+        )
+    else:
+        for file, problems in report.items():
+            if not problems:
+                click.secho(f"{file}: ok", fg="green")
+            for problem in problems:
+                click.secho(f"error: {problem}", fg="red")
+        if total:
+            click.echo(f"{total} problem{'s' if total != 1 else ''} found", err=True)
+    if total:
+        sys.exit(1)
+
+
+def _service_problems(file: str) -> list[str]:
+    from ._definitions import CallConfig
+    from ._problems import Problem
+    from ._services import default_registry
+    from ._validate import _all_steps
+
+    wf = parse(file)
+    problems: list[str] = []
+    for path, step in _all_steps(wf.steps):
+        if isinstance(step.config, CallConfig):
+            try:
+                default_registry.resolve(step.config.service, step.config.method)
+            except FlowkitError as exc:
+                problems.append(
+                    Problem(str(exc), workflow_id=wf.id, step_id=path, location=step.source)
+                )
+    return problems
+
+
+def _problem_json(problem: str) -> Any:
+    to_json = getattr(problem, "to_json", None)
+    return to_json() if callable(to_json) else {"message": problem}
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid flowchart or Graphviz DOT.",
+)
+@handles_errors
+def graph(file: str, fmt: str) -> None:
+    """Print the step graph of workflow FILE."""
+    click.echo(render(parse(file), fmt), nl=False)
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+def _load_target(target: str) -> Any:
+    """A workflow from a YAML file or from ``module:attr``."""
+    path = Path(target)
+    if path.suffix in (".yml", ".yaml", ".json") or path.is_file():
+        if not path.is_file():
+            raise NotFoundError(f"workflow file not found: {target}")
+        return parse(path)
+    module_name, sep, attr = target.partition(":")
+    if not sep or not attr:
+        raise ConfigError(
+            f"'{target}' is neither a YAML file nor MODULE:ATTR (e.g. shop.flows:orders)"
+        )
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import module '{module_name}': {exc}") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"module '{module_name}' has no attribute '{attr}'") from None
+
+
+def _parse_input(raw_json: str | None, pairs: Sequence[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if raw_json is not None:
+        try:
+            loaded = json.loads(raw_json)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--input is not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("--input must be a JSON object, e.g. '{\"amount\": 250}'")
+        data.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"-i expects key=value, got '{pair}'")
+        try:
+            data[key] = json.loads(value)
+        except json.JSONDecodeError:
+            data[key] = value
+    return data
+
+
+def _print_result(result: Result, as_json: bool) -> None:
+    if as_json:
+        _echo_json(
+            {
+                "execution_id": result.execution_id,
+                "workflow_id": result.workflow_id,
+                "status": result.status.value,
+                "output": result.output,
+                "error": result.error,
+                "halt": None if result.halt is None else result.halt.data,
+            }
+        )
+    else:
+        colour = {"completed": "green", "halted": "yellow", "failed": "red"}.get(
+            result.status.value, "white"
+        )
+        click.secho(f"{result.status.value}: {result.execution_id}", fg=colour, bold=True)
+        if result.completed:
+            click.echo(json.dumps(result.output, indent=2, ensure_ascii=False))
+        elif result.failed:
+            click.echo(f"error: {result.error}")
+        elif result.halt is not None:
+            if result.halt.prompt:
+                click.echo(f"waiting: {result.halt.prompt}")
+            approvers = result.halt.data.get("approvers") or []
+            by = f" --by {approvers[0]}" if approvers else ""
+            click.echo(
+                f"resume with: flowkit resume {result.execution_id} --approve{by}   "
+                f"(or --reject, --response JSON)"
+            )
+    if result.failed:
+        sys.exit(1)
+
+
+def _watch(engine: Any) -> Callable[[], None]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    styles = {"completed": "green", "failed": "red", "halted": "yellow", "retrying": "magenta"}
+
+    def show(event: Any) -> None:
+        kind = event.name.split(".", 1)[1]
+        style = styles.get(kind, "cyan")
+        where = event.step_id or event.workflow_id
+        detail = event.payload.get("error") or ""
+        stamp = event.timestamp.strftime("%H:%M:%S.%f")[:-3]
+        console.print(f"[dim]{stamp}[/] [{style}]{event.name:<20}[/] {where} [red]{detail}[/]")
+
+    unsubscribe: Callable[[], None] = engine.subscribe(show)
+    return unsubscribe
+
+
+@main.command()
+@click.argument("target", metavar="FILE_OR_MODULE:ATTR")
+@click.option("--input", "raw_input", metavar="JSON", help="The input as a JSON object.")
+@click.option(
+    "-i", "pairs", multiple=True, metavar="KEY=VALUE", help="One input value (JSON or text)."
+)
+@click.option("--watch", is_flag=True, help="Show each step live.")
+@store_option
+@import_option
+@json_option
+@handles_errors
+def run(
+    target: str,
+    raw_input: str | None,
+    pairs: Sequence[str],
+    watch: bool,
+    store_url: str | None,
+    imports: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Run a workflow (a YAML file or a Python MODULE:ATTR) and print its result."""
+    data = _parse_input(raw_input, pairs)
+    with _engine(store_url, imports) as engine:
+        workflow = _load_target(target)
+        if watch:
+            _watch(engine)
+        result = engine.run(workflow, data)
+    _print_result(result, as_json)
+
+
+@main.command()
+@click.argument("execution_id")
+@click.option("--approve/--reject", "approved", default=None, help="The approval decision.")
+@click.option("--by", metavar="NAME", help="Who decides (must be a listed approver).")
+@click.option("--response", "raw_response", metavar="JSON", help="Data stored as ctx 'response'.")
+@click.option(
+    "--workflow",
+    "workflow_target",
+    metavar="FILE_OR_MODULE:ATTR",
+    help="The workflow's definition, when it is not configured.",
+)
+@click.option(
+    "--allow-changed-definition", is_flag=True, help="Resume although the definition changed."
+)
+@click.option("--watch", is_flag=True, help="Show each step live.")
+@store_option
+@import_option
+@json_option
+@handles_errors
+def resume(
+    execution_id: str,
+    approved: bool | None,
+    by: str | None,
+    raw_response: str | None,
+    workflow_target: str | None,
+    allow_changed_definition: bool,
+    watch: bool,
+    store_url: str | None,
+    imports: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Resume a halted execution (answer its approval with --approve or --reject)."""
+    response = None
+    if raw_response is not None:
+        try:
+            response = json.loads(raw_response)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--response is not valid JSON: {exc}") from None
+    with _engine(store_url, imports) as engine:
+        workflow = _load_target(workflow_target) if workflow_target else None
+        if watch:
+            _watch(engine)
+        result = engine.resume(
+            execution_id,
+            approved=approved,
+            by=by,
+            response=response,
+            workflow=workflow,
+            allow_changed_definition=allow_changed_definition,
+        )
+    _print_result(result, as_json)
+
+
+@main.command()
+@store_option
+@import_option
+@json_option
+@handles_errors
+def recover(store_url: str | None, imports: Sequence[str], as_json: bool) -> None:
+    """Continue executions whose process died (their lease expired)."""
+    with _engine(store_url, imports) as engine:
+        results = engine.recover()
+    _print_results(results, "recovered", as_json)
+
+
+@main.command()
+@store_option
+@import_option
+@json_option
+@handles_errors
+def wake(store_url: str | None, imports: Sequence[str], as_json: bool) -> None:
+    """Move on executions whose timers fired (approval timeouts)."""
+    with _engine(store_url, imports) as engine:
+        results = engine.wake_due()
+    _print_results(results, "woken", as_json)
+
+
+def _print_results(results: Sequence[Result], verb: str, as_json: bool) -> None:
+    if as_json:
+        _echo_json(
+            [
+                {"execution_id": r.execution_id, "status": r.status.value, "error": r.error}
+                for r in results
+            ]
+        )
+        return
+    click.echo(f"{len(results)} execution{'s' if len(results) != 1 else ''} {verb}")
+    for result in results:
+        click.echo(f"  {result.execution_id}  {result.status.value}")
+
+
+# --- inspecting -----------------------------------------------------------------------------------
+
+
+@main.command(name="list")
+@click.option("--status", type=click.Choice([status.value for status in Status]))
+@click.option("--workflow", "workflow_id", metavar="ID", help="Only this workflow's executions.")
+@click.option("--limit", default=50, show_default=True, help="How many to show.")
+@store_option
+@json_option
+@handles_errors
+def list_(
+    status: str | None, workflow_id: str | None, limit: int, store_url: str | None, as_json: bool
+) -> None:
+    """List executions, most recently updated first."""
+    from ._store import execution_to_dict
+
+    store = _store(store_url)
+    try:
+        executions = store.find(workflow_id=workflow_id, status=status, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        _echo_json([execution_to_dict(execution) for execution in executions])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "workflow", "status", "step", "updated", box=None)
+    for execution in executions:
+        table.add_row(
+            execution.id,
+            execution.workflow_id,
+            _status_text(execution.status),
+            execution.current_step or "",
+            execution.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    Console().print(table)
+
+
+def _status_text(status: Status) -> str:
+    style = {"completed": "green", "failed": "red", "halted": "yellow"}.get(status.value, "cyan")
+    return f"[{style}]{status.value}[/]"
+
+
+@main.command()
+@click.argument("execution_id")
+@store_option
+@json_option
+@handles_errors
+def show(execution_id: str, store_url: str | None, as_json: bool) -> None:
+    """Show an execution: its record, cursor and entries."""
+    from ._store import entry_to_dict, execution_to_dict
+
+    store = _store(store_url)
+    try:
+        execution = store.load(execution_id)
+        if execution is None:
+            raise NotFoundError(f"no execution '{execution_id}' in the store")
+        entries = store.entries(execution_id)
+    finally:
+        store.close()
+    if as_json:
+        _echo_json(
+            {
+                "execution": execution_to_dict(execution),
+                "entries": [entry_to_dict(entry) for entry in entries],
+            }
+        )
+        return
+    _show_rich(execution, entries)
+
+
+def _show_rich(execution: Execution, entries: Sequence[Entry]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    record = Table(box=None, show_header=False)
+    for key, value in (
+        ("execution", execution.id),
+        ("workflow", f"{execution.workflow_id} (version {execution.workflow_version})"),
+        ("status", _status_text(execution.status)),
+        ("step", execution.current_step or ""),
+        ("parent", execution.parent_id or ""),
+        ("created", execution.created_at.isoformat()),
+        ("updated", execution.updated_at.isoformat()),
+        ("error", execution.error or ""),
+        ("halt", json.dumps(execution.halt_data) if execution.halt_data else ""),
+        ("cursor", json.dumps(execution.cursor) if execution.cursor else ""),
+        ("result", json.dumps(execution.result) if execution.result is not None else ""),
+    ):
+        if value:
+            record.add_row(f"[bold]{key}[/]", str(value))
+    console.print(record)
+    table = Table("seq", "step", "type", "action", "try", "ms", "output / error")
+    for entry in entries:
+        detail = entry.error or json.dumps(entry.output, ensure_ascii=False)
+        table.add_row(
+            str(entry.seq),
+            entry.step_id + (f" #{entry.iteration}" if entry.iteration is not None else ""),
+            entry.step_type,
+            _status_text(Status.FAILED) if entry.action.value == "failed" else entry.action.value,
+            str(entry.attempt),
+            f"{entry.duration_ms:.1f}",
+            detail if len(detail) <= 80 else detail[:77] + "...",
+        )
+    console.print(table)

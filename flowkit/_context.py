@@ -1,0 +1,53 @@
+"""What a running step can learn about itself: :func:`current`."""
+
+from __future__ import annotations
+
+import contextvars
+
+import attrs
+
+from ._errors import FlowkitError
+
+__all__ = ["StepContext", "current"]
+
+
+@attrs.frozen(kw_only=True)
+class StepContext:
+    """The step that is running in this thread or task.
+
+    Attributes:
+        execution_id: the execution the step belongs to.
+        workflow_id: the workflow's id.
+        step_id: the step's id (``loop:inner`` when nested).
+        attempt: 1 for the first attempt, 2 for the first retry…
+        iteration: the index of the innermost enclosing loop, or None.
+        idempotency_key: the same for every attempt of this visit of the step
+            and for every re-run after a crash; different for each loop
+            iteration and each time the workflow comes back to the step. Use it
+            to deduplicate the step's side effects (at-least-once delivery).
+    """
+
+    execution_id: str
+    workflow_id: str
+    step_id: str
+    attempt: int
+    iteration: int | None
+    idempotency_key: str
+
+
+_current: contextvars.ContextVar[StepContext] = contextvars.ContextVar("flowkit_step")
+
+
+def current() -> StepContext:
+    """The step running in this context.
+
+    Raises:
+        FlowkitError: no flowkit step is running here.
+    """
+    try:
+        return _current.get()
+    except LookupError:
+        raise FlowkitError(
+            "flowkit.current() is only available while a step runs "
+            "(call it from a service invoked by a workflow)"
+        ) from None

@@ -1,0 +1,1 @@
+"""Store and executor adapters, one module per technology, chosen by URL scheme."""

@@ -1,0 +1,136 @@
+"""Checks and conversions every store adapter makes, kept in one place.
+
+Adapters call these before they touch their database, so that every store
+refuses the same bad arguments with the same errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import attrs
+
+from .._records import Entry, Execution, Status
+
+__all__ = [
+    "check_checkpoint",
+    "check_limit",
+    "check_status",
+    "utc",
+    "utc_entry",
+    "utc_execution",
+]
+
+
+def utc(value: datetime, field: str) -> datetime:
+    """``value`` in UTC; naive datetimes are refused."""
+    if value.tzinfo is UTC:
+        return value
+    if value.utcoffset() is None:
+        raise ValueError(
+            f"{field} is a naive datetime ({value.isoformat()}): stores keep timezone-aware "
+            "times; use e.g. datetime.now(UTC)"
+        )
+    return value.astimezone(UTC)
+
+
+def utc_execution(execution: Execution) -> Execution:
+    """The execution with every time in UTC (the same object when they already are).
+
+    Raises:
+        ValueError: a time is naive.
+    """
+    wake_at, lease = execution.wake_at, execution.lease_expires_at
+    if (
+        execution.created_at.tzinfo is UTC
+        and execution.updated_at.tzinfo is UTC
+        and (wake_at is None or wake_at.tzinfo is UTC)
+        and (lease is None or lease.tzinfo is UTC)
+    ):
+        return execution
+    return attrs.evolve(
+        execution,
+        created_at=utc(execution.created_at, "created_at"),
+        updated_at=utc(execution.updated_at, "updated_at"),
+        wake_at=None if wake_at is None else utc(wake_at, "wake_at"),
+        lease_expires_at=None if lease is None else utc(lease, "lease_expires_at"),
+    )
+
+
+def utc_entry(entry: Entry) -> Entry:
+    """The entry with its timestamp in UTC (the same object when it already is).
+
+    Raises:
+        ValueError: the timestamp is naive.
+    """
+    if entry.timestamp.tzinfo is UTC:
+        return entry
+    return attrs.evolve(entry, timestamp=utc(entry.timestamp, f"entry {entry.id!r} timestamp"))
+
+
+def check_checkpoint(execution: Execution, entries: Sequence[Entry], expected_version: int) -> None:
+    """The checks on a checkpoint's arguments alone, made before the store is touched.
+
+    Raises:
+        ValueError: ``execution.version`` is not ``expected_version + 1``; an
+            entry belongs to another execution, or its id is not
+            ``"<execution_id>:<seq>"``; the entries' seqs are not consecutive
+            from 1 or more; ``execution.seq`` is not the seq of the last entry.
+    """
+    where = f"checkpoint of execution {execution.id!r}"
+    if execution.version != expected_version + 1:
+        raise ValueError(
+            f"{where}: execution.version must be expected_version + 1 = "
+            f"{expected_version + 1}, got {execution.version}"
+        )
+    if not entries:
+        return
+    first = entries[0].seq
+    if first < 1:
+        raise ValueError(f"{where}: entry seqs start at 1, got {first}")
+    for offset, entry in enumerate(entries):
+        if entry.execution_id != execution.id:
+            raise ValueError(
+                f"{where}: entry {entry.id!r} belongs to execution {entry.execution_id!r}"
+            )
+        if entry.seq != first + offset:
+            raise ValueError(
+                f"{where}: entry seqs must be consecutive, got "
+                f"{', '.join(str(e.seq) for e in entries)}"
+            )
+        if entry.id != f"{execution.id}:{entry.seq}":
+            raise ValueError(
+                f"{where}: entry id must be '<execution_id>:<seq>' = "
+                f"{execution.id + ':' + str(entry.seq)!r}, got {entry.id!r}"
+            )
+    if execution.seq != entries[-1].seq:
+        raise ValueError(
+            f"{where}: execution.seq must be the seq of its last entry "
+            f"({entries[-1].seq}), got {execution.seq}"
+        )
+
+
+def check_limit(limit: int) -> None:
+    """Refuse a negative query limit.
+
+    Raises:
+        ValueError: ``limit`` is negative.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be 0 or more, got {limit}")
+
+
+def check_status(status: Status | str | None) -> Status | None:
+    """A query's status filter as a :class:`Status`.
+
+    Raises:
+        ValueError: the status is unknown.
+    """
+    if status is None or isinstance(status, Status):
+        return status
+    try:
+        return Status(status)
+    except ValueError:
+        known = ", ".join(member.value for member in Status)
+        raise ValueError(f"unknown status {status!r} (expected one of: {known})") from None

@@ -1,0 +1,302 @@
+"""The in-memory store (``memory://``): for tests, nothing is durable.
+
+It behaves like a database-backed store in every observable way: records are
+kept as JSON text (so nothing a caller holds aliases stored state, and tuples
+come back as lists exactly as from a database), times come back in UTC, every
+method is thread-safe, and a checkpoint is atomic and version-guarded.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .._errors import ConfigError, ConflictError, FlowkitError
+from .._records import Entry, Execution, Status
+from .._store import (
+    decode_json,
+    encode_json,
+    entry_from_dict,
+    entry_to_dict,
+    execution_from_dict,
+    execution_to_dict,
+    scheme_of,
+)
+from ._common import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
+
+__all__ = ["DurabilityWarning", "MemoryStore"]
+
+
+class DurabilityWarning(UserWarning):
+    """A store that keeps nothing durable was opened (``memory://``)."""
+
+
+def _first_frame_outside_flowkit() -> int:
+    """The ``stacklevel`` that points a warning at the user's code, past flowkit's own frames."""
+    level, frame = 1, sys._getframe(1)  # the function that warns
+    while frame.f_back is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module != "flowkit" and not module.startswith("flowkit."):
+            break
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+#: Fields set by ``create`` that a checkpoint never rewrites (see ``Store.checkpoint``).
+_FIXED = ("id", "workflow_id", "parent_id", "created_at")
+
+
+class _Slot:
+    """One stored execution: JSON texts for its record and entries, and index data."""
+
+    __slots__ = ("base", "entries", "fixed", "input_json", "record", "seq", "state", "version")
+
+    def __init__(
+        self, execution: Execution, fixed: dict[str, Any], input_json: str, record: str
+    ) -> None:
+        self.fixed = fixed  # the _FIXED fields as JSON scalars (immutable values)
+        self.input_json = input_json  # the input as JSON text, written once by create
+        self.record = record  # every other field's JSON text, rewritten by each checkpoint
+        self.version = execution.version
+        self.seq = execution.seq
+        # entries[i] holds seq base + 1 + i, so `after=` is a slice, not a scan.
+        self.base = execution.seq
+        self.entries: list[str] = []
+        # Read only for status, updated_at, wake_at and lease_expires_at (immutable values).
+        self.state = execution
+
+    def texts(self) -> tuple[str, dict[str, Any], str]:
+        return self.record, self.fixed, self.input_json
+
+
+def _decode(record: str, fixed: dict[str, Any], input_json: str) -> Execution:
+    data = decode_json(record)
+    data.update(fixed)
+    data["input"] = decode_json(input_json)
+    return execution_from_dict(data)
+
+
+class MemoryStore:
+    """A store that keeps executions in this process only, for tests.
+
+    Every instance is a separate, empty store (the rest of the URL is ignored).
+    It keeps JSON text, like a database, so loaded records never alias stored
+    state and JSON fidelity is the same as a real store's.
+
+    Args:
+        url: ``memory://``.
+        warn: issue a :class:`DurabilityWarning` (the default), since nothing
+            survives the process.
+
+    Raises:
+        ConfigError: the URL's scheme is not ``memory``.
+    """
+
+    def __init__(self, url: str = "memory://", *, warn: bool = True) -> None:
+        if scheme_of(url) != "memory":
+            raise ConfigError(f"MemoryStore needs a memory:// URL, got {url!r}")
+        if warn:
+            warnings.warn(
+                "memory:// store: nothing is durable; executions live in this process only "
+                "and are lost when it exits. Use it for tests; use e.g. sqlite:///flowkit.db "
+                "to keep them",
+                DurabilityWarning,
+                stacklevel=_first_frame_outside_flowkit(),
+            )
+        self._url = url
+        self._lock = threading.Lock()
+        self._slots: dict[str, _Slot] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({self._url!r})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FlowkitError("store is closed")
+
+    def create(self, execution: Execution) -> None:
+        """Store a new execution.
+
+        Raises:
+            ConflictError: an execution with this id already exists.
+            ValueError: a time is naive, or the record holds a value JSON cannot represent.
+            TypeError: the record holds a value that is not JSON data.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        execution = utc_execution(execution)
+        data = execution_to_dict(execution)
+        input_json = encode_json(data.pop("input"))
+        record = encode_json(data)
+        fixed = {key: data[key] for key in _FIXED}
+        with self._lock:
+            self._check_open()
+            if execution.id in self._slots:
+                raise ConflictError(f"execution {execution.id!r} already exists")
+            self._slots[execution.id] = _Slot(execution, fixed, input_json, record)
+
+    def load(self, execution_id: str) -> Execution | None:
+        """The execution with this id, or None.
+
+        Raises:
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        with self._lock:
+            slot = self._slots.get(execution_id)
+            texts = None if slot is None else slot.texts()
+        return None if texts is None else _decode(*texts)
+
+    def checkpoint(
+        self, execution: Execution, entries: Sequence[Entry], expected_version: int
+    ) -> None:
+        """Replace the execution and append ``entries``, atomically.
+
+        Raises:
+            ConflictError: the execution does not exist, its stored version is
+                not ``expected_version``, or the entries do not continue its
+                stored log; nothing was written.
+            ValueError: the arguments are inconsistent (see ``Store.checkpoint``),
+                a time is naive, or a value cannot be represented in JSON.
+            TypeError: a value is not JSON data.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        execution = utc_execution(execution)
+        check_checkpoint(execution, entries, expected_version)
+        data = execution_to_dict(execution)
+        del data["input"]  # never rewritten, like the other _FIXED fields
+        record = encode_json(data)
+        texts = [encode_json(entry_to_dict(utc_entry(entry))) for entry in entries]
+        previous_seq = execution.seq - len(entries)
+        with self._lock:
+            self._check_open()
+            slot = self._slots.get(execution.id)
+            if slot is None:
+                raise ConflictError(
+                    f"checkpoint of execution {execution.id!r}: it does not exist "
+                    "(deleted, or never created); nothing was written"
+                )
+            if slot.version != expected_version:
+                raise ConflictError(
+                    f"checkpoint of execution {execution.id!r}: expected version "
+                    f"{expected_version}, but the store holds version {slot.version} "
+                    "(another writer got there first); nothing was written"
+                )
+            if slot.seq != previous_seq:
+                raise ConflictError(
+                    f"checkpoint of execution {execution.id!r}: entries must continue at seq "
+                    f"{slot.seq + 1}, got {previous_seq + 1}; nothing was written"
+                )
+            slot.record = record
+            slot.version = execution.version
+            slot.seq = execution.seq
+            slot.state = execution
+            slot.entries.extend(texts)
+
+    def entries(self, execution_id: str, *, after: int = 0) -> list[Entry]:
+        """The entries with ``seq > after``, in ``seq`` order (none for an unknown id).
+
+        Raises:
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        with self._lock:
+            slot = self._slots.get(execution_id)
+            if slot is None:
+                return []
+            texts = slot.entries[max(0, after - slot.base) :]
+        return [entry_from_dict(decode_json(text)) for text in texts]
+
+    def find(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: Status | str | None = None,
+        limit: int = 100,
+    ) -> list[Execution]:
+        """Executions matching the filters, most recently updated first (ties: id descending).
+
+        Raises:
+            ValueError: the status is unknown, or ``limit`` is negative.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        check_limit(limit)
+        wanted = check_status(status)
+        with self._lock:
+            found = [
+                (slot.state.updated_at, execution_id, slot.texts())
+                for execution_id, slot in self._slots.items()
+                if (workflow_id is None or slot.fixed["workflow_id"] == workflow_id)
+                and (wanted is None or slot.state.status == wanted)
+            ]
+        found.sort(reverse=True)
+        return [_decode(*texts) for _, _, texts in found[:limit]]
+
+    def due(self, now: datetime, *, limit: int = 100) -> list[Execution]:
+        """Halted executions whose ``wake_at`` is at or before ``now``, earliest first.
+
+        Ties are ordered by id.
+
+        Raises:
+            ValueError: ``now`` is naive, or ``limit`` is negative.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        check_limit(limit)
+        now = utc(now, "now")
+        with self._lock:
+            found = [
+                (slot.state.wake_at, execution_id, slot.texts())
+                for execution_id, slot in self._slots.items()
+                if slot.state.status == Status.HALTED
+                and slot.state.wake_at is not None
+                and slot.state.wake_at <= now
+            ]
+        found.sort()
+        return [_decode(*texts) for _, _, texts in found[:limit]]
+
+    def stale(self, now: datetime, *, limit: int = 100) -> list[Execution]:
+        """Running executions whose lease expired at or before ``now``, oldest first.
+
+        Ties are ordered by id.
+
+        Raises:
+            ValueError: ``now`` is naive, or ``limit`` is negative.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        check_limit(limit)
+        now = utc(now, "now")
+        with self._lock:
+            found = [
+                (slot.state.lease_expires_at, execution_id, slot.texts())
+                for execution_id, slot in self._slots.items()
+                if slot.state.status == Status.RUNNING
+                and slot.state.lease_expires_at is not None
+                and slot.state.lease_expires_at <= now
+            ]
+        found.sort()
+        return [_decode(*texts) for _, _, texts in found[:limit]]
+
+    def delete(self, execution_id: str) -> bool:
+        """Delete an execution and its entries; False if it did not exist.
+
+        Raises:
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        with self._lock:
+            return self._slots.pop(execution_id, None) is not None
+
+    def close(self) -> None:
+        """Drop everything; later calls raise :class:`FlowkitError`. Closing twice is fine."""
+        with self._lock:
+            self._closed = True
+            self._slots.clear()

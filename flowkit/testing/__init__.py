@@ -1,0 +1,1 @@
+"""Testing support: the store conformance suite (:mod:`flowkit.testing.conformance`)."""

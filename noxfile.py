@@ -1,0 +1,37 @@
+"""Developer tasks: `nox -s tests lint typecheck docs`."""
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite against every real store (pass pytest args after --)."""
+    session.install("-e", ".[all,dev]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[all,dev]")
+    session.run("mypy", "--strict", "flowkit")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation strictly."""
+    session.install("-e", ".[all,dev]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", session.create_tmp())
