@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from typing import Protocol
 
 import attrs
 
@@ -35,7 +36,12 @@ class StepContext:
     idempotency_key: str
 
 
-_current: contextvars.ContextVar[StepContext] = contextvars.ContextVar("flowkit_step")
+class _Source(Protocol):
+    def context(self) -> StepContext: ...
+
+
+# Holds the running step's StepRun; the StepContext is built only if asked for.
+_current: contextvars.ContextVar[_Source] = contextvars.ContextVar("flowkit_step")
 
 
 def current() -> StepContext:
@@ -45,9 +51,10 @@ def current() -> StepContext:
         FlowkitError: no flowkit step is running here.
     """
     try:
-        return _current.get()
+        source = _current.get()
     except LookupError:
         raise FlowkitError(
             "flowkit.current() is only available while a step runs "
             "(call it from a service invoked by a workflow)"
         ) from None
+    return source.context()

@@ -50,10 +50,18 @@ Frames = tuple[dict[str, Any], ...]
 class _Tx:
     """The changes of one checkpoint: ctx updates, entries, status, position."""
 
-    def __init__(self, engine: Engine, wf: WorkflowDef, execution: Execution) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        wf: WorkflowDef,
+        execution: Execution,
+        inflight: InFlight | None = None,
+    ) -> None:
         self.engine = engine
         self.wf = wf
         self.base = execution
+        self.inflight = inflight
+        self.loops: dict[str, int] = {}  # path -> start seq of the loops this step is inside
         self.ctx = execution.ctx
         self.entries: list[Entry] = []
         self.seq = execution.seq
@@ -355,7 +363,7 @@ class Engine:
         self._check_resumable(execution)
         wf = self._definition_for(execution, workflow, allow_changed_definition)
         with self._track(execution) as inflight:
-            tx = _Tx(self, wf, execution)
+            tx = _Tx(self, wf, execution, inflight)
             tx.internal = internal
             digest = definition_hash(wf)
             if digest != execution.definition_hash:
@@ -398,7 +406,7 @@ class Engine:
             return Advance(execution=execution, dropped=True)
         wf = self._definition_for(execution, None, True)
         with self._track(execution) as inflight:
-            return self._run_top(_Tx(self, wf, execution), inflight, TIMER, Decision())
+            return self._run_top(_Tx(self, wf, execution, inflight), inflight, TIMER, Decision())
 
     def recover(self, *, limit: int = 100) -> list[Result]:
         """Continue running executions whose process died (their lease expired).
@@ -679,7 +687,7 @@ class Engine:
 
     def _step(self, wf: WorkflowDef, inflight: InFlight, deadline: float | None) -> Advance:
         execution = inflight.record
-        tx = _Tx(self, wf, execution)
+        tx = _Tx(self, wf, execution, inflight)
         timed_out = None
         if wf.timeout is not None and tx.now - execution.created_at > timedelta(seconds=wf.timeout):
             timed_out = f"workflow '{wf.id}' timed out after {wf.timeout:g}s"
@@ -728,9 +736,13 @@ class Engine:
         running = tx.status is Status.RUNNING
 
         def build(latest: Execution) -> Execution:
-            return attrs.evolve(
-                latest,
+            # The constructor rather than attrs.evolve: this runs once per step.
+            return Execution(
+                id=latest.id,
+                workflow_id=latest.workflow_id,
+                workflow_version=tx.wf.version if tx.adopt else latest.workflow_version,
                 status=tx.status,
+                input=latest.input,
                 ctx=tx.ctx,
                 current_step=tx.current_step,
                 cursor=cursor,
@@ -738,17 +750,20 @@ class Engine:
                 recover_to=tx.recover_to,
                 halt_data=tx.halt_data,
                 error=tx.error,
+                parent_id=latest.parent_id,
                 version=latest.version + 1,
                 seq=tx.seq,
+                created_at=latest.created_at,
                 updated_at=tx.now,
                 wake_at=tx.wake_at,
+                definition_hash=tx.adopt or latest.definition_hash,
                 lease_owner=self.owner if running else None,
                 lease_expires_at=tx.now + self.lease if running else None,
-                definition_hash=tx.adopt or latest.definition_hash,
-                workflow_version=tx.wf.version if tx.adopt else latest.workflow_version,
             )
 
         record = inflight.write(self.store, build, tx.entries, tx.base.version)
+        if tx.loops:
+            _remember_outputs(inflight, tx)
         for name, step_id, payload in tx.events:
             self._emit(record, name, step_id, payload)
         return Advance(execution=record, delay=tx.delay, branches=tx.branches)
@@ -876,7 +891,8 @@ class Engine:
         elif mode == TIMER:
             call = lambda: executor.timeout(run)  # noqa: E731
         else:
-            self._emit(tx.base, "step.started", path, {"attempt": attempt})
+            if self.events.active:
+                self._emit(tx.base, "step.started", path, {"attempt": attempt})
             call = lambda: executor.run(run)  # noqa: E731
         started = time.perf_counter()
         try:
@@ -959,6 +975,9 @@ class Engine:
             if entered is None:
                 return self._loop_done(tx, step, path, [], iteration)
             frame = entered
+            if tx.inflight is not None:
+                tx.inflight.loop_outputs[f"{path}@{frame['start']}"] = {}
+        tx.loops[path] = frame["start"]
         try:
             variables = self._loop_variables(config, scope, frame)
         except ExecutionError as exc:
@@ -1098,19 +1117,20 @@ class Engine:
         return _Done(Outcome(target=step.next, output=outputs))
 
     def _outputs(self, tx: _Tx, path: str, frame: Mapping[str, Any]) -> list[Any]:
-        """Each iteration's last output, from the entries written since the loop began."""
+        """Each iteration's last output: remembered when the loop started in this
+        process, else read back from the entries written since it began."""
         start = frame["start"]
-        prefix = f"{path}:"
-        depth = path.count(":") + 1
-        last: dict[int, Any] = {}
-        stored = self.store.entries(tx.base.id, after=start) if start < tx.base.seq else []
+        key = f"{path}@{start}"
+        cached = None if tx.inflight is None else tx.inflight.loop_outputs.pop(key, None)
+        if cached is not None:
+            last = cached
+            stored: Iterable[Entry] = ()
+        else:
+            last = {}
+            stored = self.store.entries(tx.base.id, after=start) if start < tx.base.seq else []
         for entry in itertools.chain(stored, tx.entries):
-            if (
-                entry.iteration is not None
-                and entry.action in (Action.COMPLETED, Action.RESUMED)
-                and entry.step_id.startswith(prefix)
-                and entry.step_id.count(":") == depth
-            ):
+            if _direct_output(entry, path):
+                assert entry.iteration is not None
                 last[entry.iteration] = entry.output
         return [last.get(index) for index in range(frame["index"] + 1)]
 
@@ -1364,6 +1384,28 @@ class _Tracked:
     def __exit__(self, *exc_info: object) -> None:
         assert self._item is not None
         self._tracker.leave(self._item)
+
+
+def _direct_output(entry: Entry, loop_path: str) -> bool:
+    """Whether ``entry`` is a finished step directly inside the loop at ``loop_path``."""
+    return (
+        entry.iteration is not None
+        and entry.action in (Action.COMPLETED, Action.RESUMED)
+        and entry.step_id.startswith(loop_path)
+        and entry.step_id.rpartition(":")[0] == loop_path
+    )
+
+
+def _remember_outputs(inflight: InFlight, tx: _Tx) -> None:
+    """Keep the iteration outputs a checkpoint wrote for the loops that started here."""
+    for path, start in tx.loops.items():
+        outputs = inflight.loop_outputs.get(f"{path}@{start}")
+        if outputs is None:
+            continue
+        for entry in tx.entries:
+            if _direct_output(entry, path):
+                assert entry.iteration is not None
+                outputs[entry.iteration] = entry.output
 
 
 def _join(config: ParallelConfig, done: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:

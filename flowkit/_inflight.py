@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -39,6 +39,9 @@ class InFlight:
         self.content_version = record.version
         self.lock = threading.RLock()
         self.users = 0
+        # Outputs of the iterations of loops that started in this process, by
+        # "<loop path>@<start seq>", so a loop's end need not read its entries back.
+        self.loop_outputs: dict[str, dict[int, Any]] = {}
 
     def refresh(self, record: Execution) -> None:
         """Adopt a record read back from the store (after a conflict)."""

@@ -429,7 +429,7 @@ def invoke(
     from ._services import bind_arguments, to_json
 
     args, kwargs = bind_arguments(function, value)
-    token = _current.set(run.context())
+    token = _current.set(run)
     try:
         if inspect.iscoroutinefunction(function):
             result = _run_async(function(*args, **kwargs), timeout, where)
