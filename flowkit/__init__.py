@@ -28,6 +28,7 @@ from ._definitions import (
     WorkflowConfig,
     WorkflowDef,
 )
+from ._dsl import Input, Workflow, register_builder, when
 from ._engine import Engine
 from ._errors import (
     ConfigError,
@@ -78,6 +79,7 @@ __all__ = [
     "HaltInfo",
     "Handle",
     "InlineExecutor",
+    "Input",
     "InputDef",
     "LoopConfig",
     "NotFoundError",
@@ -106,6 +108,7 @@ __all__ = [
     "TransformConfig",
     "TransformOp",
     "ValidationError",
+    "Workflow",
     "WorkflowConfig",
     "WorkflowDef",
     "__version__",
@@ -117,6 +120,7 @@ __all__ = [
     "load",
     "parse",
     "register",
+    "register_builder",
     "register_executor",
     "register_extension",
     "register_service",
@@ -126,4 +130,5 @@ __all__ = [
     "service",
     "to_dict",
     "to_yaml",
+    "when",
 ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import shlex
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
+from ._definitions import WorkflowDef
 from ._errors import ConfigError, FlowkitError, NotFoundError, ValidationError
 from ._graph import render
 from ._parse import parse
@@ -80,10 +82,17 @@ def _import_modules(modules: Sequence[str]) -> None:
 
     sys.path.insert(0, str(Path.cwd()))
     for name in [*settings().imports, *modules]:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import module '{name}': {exc}") from exc
+        _import(name)
+
+
+def _import(name: str) -> Any:
+    """Import a user's module; any failure becomes one ``ConfigError`` line."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import module '{name}': {exc}") from exc
+    except Exception as exc:  # the module itself raised: report it without a traceback
+        raise ConfigError(f"cannot import module '{name}': {type(exc).__name__}: {exc}") from exc
 
 
 @contextmanager
@@ -132,7 +141,7 @@ def validate(files: Sequence[str], services: Sequence[str], as_json: bool) -> No
         try:
             problems = check(file)
         except FlowkitError as exc:
-            problems = [f"{file}: {exc}"]
+            problems = [str(exc) if file in str(exc) else f"{file}: {exc}"]
         if services and not problems:
             problems = _service_problems(file)
         report[file] = problems
@@ -199,6 +208,20 @@ def graph(file: str, fmt: str) -> None:
     click.echo(render(parse(file), fmt), nl=False)
 
 
+@main.command()
+@click.argument("target", metavar="MODULE:ATTR")
+@handles_errors
+def export(target: str) -> None:
+    """Print the YAML of a workflow written in Python."""
+    from ._parse import to_yaml
+
+    workflow = _load_target(target)
+    definition = getattr(workflow, "definition", workflow)
+    if not isinstance(definition, WorkflowDef):
+        raise ConfigError(f"'{target}' is not a workflow (a flowkit.Workflow or WorkflowDef)")
+    click.echo(to_yaml(definition), nl=False)
+
+
 # --- running --------------------------------------------------------------------------------------
 
 
@@ -215,17 +238,24 @@ def _load_target(target: str) -> Any:
             f"'{target}' is neither a YAML file nor MODULE:ATTR (e.g. shop.flows:orders)"
         )
     sys.path.insert(0, str(Path.cwd()))
+    module = _import(module_name)
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import module '{module_name}': {exc}") from exc
-    try:
-        return getattr(module, attr)
+        workflow = getattr(module, attr)
     except AttributeError:
         raise ConfigError(f"module '{module_name}' has no attribute '{attr}'") from None
+    if not isinstance(getattr(workflow, "definition", workflow), WorkflowDef | dict):
+        raise ConfigError(
+            f"'{target}' is not a workflow (a flowkit.Workflow, WorkflowDef or dict), "
+            f"got {type(workflow).__name__}"
+        )
+    return workflow
 
 
-def _parse_input(raw_json: str | None, pairs: Sequence[str]) -> dict[str, Any]:
+def _parse_input(
+    raw_json: str | None, pairs: Sequence[str], text_keys: Collection[str] = ()
+) -> dict[str, Any]:
+    """The input from ``--input`` and ``-i`` pairs; a pair's value is JSON when it parses,
+    else text, and always text for the ``text_keys`` (inputs declared ``string``)."""
     data: dict[str, Any] = {}
     if raw_json is not None:
         try:
@@ -239,6 +269,9 @@ def _parse_input(raw_json: str | None, pairs: Sequence[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"-i expects key=value, got '{pair}'")
+        if key in text_keys:
+            data[key] = value
+            continue
         try:
             data[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -246,7 +279,25 @@ def _parse_input(raw_json: str | None, pairs: Sequence[str]) -> dict[str, Any]:
     return data
 
 
-def _print_result(result: Result, as_json: bool) -> None:
+def _text_inputs(workflow: Any) -> set[str]:
+    """The names of the inputs a workflow declares as ``string``."""
+    definition = getattr(workflow, "definition", workflow)
+    if not isinstance(definition, WorkflowDef):
+        return set()
+    return {spec.name for spec in definition.inputs if spec.type == "string"}
+
+
+def _resume_options(target: str | None, store_url: str | None, imports: Sequence[str]) -> str:
+    """The options a ``flowkit resume`` in another process needs to find this execution."""
+    parts = [f"-m {shlex.quote(name)}" for name in imports]
+    if target is not None:
+        parts.append(f"--workflow {shlex.quote(target)}")
+    if store_url is not None:
+        parts.append(f"--store {shlex.quote(store_url)}")
+    return "".join(f" {part}" for part in parts)
+
+
+def _print_result(result: Result, as_json: bool, resume_options: str = "") -> None:
     if as_json:
         _echo_json(
             {
@@ -270,12 +321,16 @@ def _print_result(result: Result, as_json: bool) -> None:
         elif result.halt is not None:
             if result.halt.prompt:
                 click.echo(f"waiting: {result.halt.prompt}")
-            approvers = result.halt.data.get("approvers") or []
-            by = f" --by {approvers[0]}" if approvers else ""
-            click.echo(
-                f"resume with: flowkit resume {result.execution_id} --approve{by}   "
-                f"(or --reject, --response JSON)"
-            )
+            command = f"flowkit resume {result.execution_id}"
+            if "approvers" in result.halt.data:  # an approval: it needs a decision
+                approvers = result.halt.data["approvers"] or []
+                by = f" --by {shlex.quote(str(approvers[0]))}" if approvers else ""
+                click.echo(
+                    f"resume with: {command} --approve{by}{resume_options}   "
+                    f"(or --reject; --response JSON adds data)"
+                )
+            else:
+                click.echo(f"resume with: {command}{resume_options}   (--response JSON adds data)")
     if result.failed:
         sys.exit(1)
 
@@ -319,13 +374,14 @@ def run(
     as_json: bool,
 ) -> None:
     """Run a workflow (a YAML file or a Python MODULE:ATTR) and print its result."""
-    data = _parse_input(raw_input, pairs)
+    _parse_input(raw_input, pairs)  # a malformed --input or -i fails before anything opens
     with _engine(store_url, imports) as engine:
         workflow = _load_target(target)
+        data = _parse_input(raw_input, pairs, _text_inputs(workflow))
         if watch:
             _watch(engine)
         result = engine.run(workflow, data)
-    _print_result(result, as_json)
+    _print_result(result, as_json, _resume_options(target, store_url, imports))
 
 
 @main.command()
@@ -378,29 +434,51 @@ def resume(
             workflow=workflow,
             allow_changed_definition=allow_changed_definition,
         )
-    _print_result(result, as_json)
+    _print_result(result, as_json, _resume_options(workflow_target, store_url, imports))
+
+
+workflows_option = click.option(
+    "--workflow",
+    "workflow_targets",
+    multiple=True,
+    metavar="FILE_OR_MODULE:ATTR",
+    help="A workflow definition the executions may need, when it is not configured. Repeatable.",
+)
+
+
+def _register(engine: Any, targets: Sequence[str]) -> None:
+    for target in targets:
+        engine.definition(_load_target(target))
 
 
 @main.command()
+@workflows_option
 @store_option
 @import_option
 @json_option
 @handles_errors
-def recover(store_url: str | None, imports: Sequence[str], as_json: bool) -> None:
+def recover(
+    workflow_targets: Sequence[str], store_url: str | None, imports: Sequence[str], as_json: bool
+) -> None:
     """Continue executions whose process died (their lease expired)."""
     with _engine(store_url, imports) as engine:
+        _register(engine, workflow_targets)
         results = engine.recover()
     _print_results(results, "recovered", as_json)
 
 
 @main.command()
+@workflows_option
 @store_option
 @import_option
 @json_option
 @handles_errors
-def wake(store_url: str | None, imports: Sequence[str], as_json: bool) -> None:
+def wake(
+    workflow_targets: Sequence[str], store_url: str | None, imports: Sequence[str], as_json: bool
+) -> None:
     """Move on executions whose timers fired (approval timeouts)."""
     with _engine(store_url, imports) as engine:
+        _register(engine, workflow_targets)
         results = engine.wake_due()
     _print_results(results, "woken", as_json)
 
@@ -425,7 +503,9 @@ def _print_results(results: Sequence[Result], verb: str, as_json: bool) -> None:
 @main.command(name="list")
 @click.option("--status", type=click.Choice([status.value for status in Status]))
 @click.option("--workflow", "workflow_id", metavar="ID", help="Only this workflow's executions.")
-@click.option("--limit", default=50, show_default=True, help="How many to show.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="How many to show."
+)
 @store_option
 @json_option
 @handles_errors
@@ -443,10 +523,14 @@ def list_(
     if as_json:
         _echo_json([execution_to_dict(execution) for execution in executions])
         return
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "workflow", "status", "step", "updated", box=None)
+    table = Table(box=None)
+    # Never shorten an id: it is what `flowkit show` and `flowkit resume` take.
+    width = max((len(execution.id) for execution in executions), default=2)
+    table.add_column("id", no_wrap=True, min_width=width)
+    for name in ("workflow", "status", "step", "updated"):
+        table.add_column(name)
     for execution in executions:
         table.add_row(
             execution.id,
@@ -455,7 +539,18 @@ def list_(
             execution.current_step or "",
             execution.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
-    Console().print(table)
+    _console().print(table)
+
+
+def _console() -> Any:
+    """A rich console for stdout; when it is not a terminal (a pipe, a file), lines are
+    not cut to a guessed 80 columns, so ids and values come out whole."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 1000))
+    return console
 
 
 def _status_text(status: Status) -> str:
@@ -492,10 +587,9 @@ def show(execution_id: str, store_url: str | None, as_json: bool) -> None:
 
 
 def _show_rich(execution: Execution, entries: Sequence[Entry]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     record = Table(box=None, show_header=False)
     for key, value in (
         ("execution", execution.id),
@@ -526,3 +620,6 @@ def _show_rich(execution: Execution, entries: Sequence[Entry]) -> None:
             detail if len(detail) <= 80 else detail[:77] + "...",
         )
     console.print(table)
+
+
+main.add_command(importlib.import_module("flowkit._cli_db").db)  # `flowkit db …` (SQL schema)

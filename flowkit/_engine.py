@@ -459,6 +459,9 @@ class Engine:
         Raises:
             ValidationError: the definition is invalid.
         """
+        register_services = getattr(workflow, "register_services", None)
+        if callable(register_services):
+            register_services(self.services)  # a Python Workflow's @wf.step functions
         wf = getattr(workflow, "definition", workflow)
         if not isinstance(wf, WorkflowDef):
             wf = load(wf)

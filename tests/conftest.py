@@ -8,6 +8,8 @@ import pytest
 
 import flowkit
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def gem_workflow() -> flowkit.WorkflowDef:
