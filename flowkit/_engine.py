@@ -536,10 +536,11 @@ class Engine:
                 matches (a duplicate or stale request is dropped).
         """
         execution = self.load(execution_id)
+        if expected_version is not None and execution.version != expected_version:
+            return Advance(execution=execution, dropped=True)
         if execution.status is Status.PENDING:
             execution = self._claim(execution)
-        stale = expected_version is not None and execution.version != expected_version
-        if execution.status is not Status.RUNNING or stale:
+        if execution.status is not Status.RUNNING:
             return Advance(execution=execution, dropped=True)
         wf = self._definition_for(execution, None, True)
         with self._track(execution) as inflight:
@@ -1199,13 +1200,13 @@ class Engine:
         path, frame = _parallel_position(wf, advance.execution)
         visit = frame["start"]
         if len(advance.branches) == 1:
-            self._branch(wf, inflight, path, advance.branches[0], visit)
+            self._branch_to_end(wf, inflight, path, advance.branches[0], visit)
             return
         pool = ThreadPoolExecutor(
             max_workers=len(advance.branches), thread_name_prefix="flowkit-branch"
         )
         futures = [
-            pool.submit(self._branch, wf, inflight, path, branch, visit)
+            pool.submit(self._branch_to_end, wf, inflight, path, branch, visit)
             for branch in advance.branches
         ]
         try:
@@ -1216,9 +1217,20 @@ class Engine:
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
+    def _branch_to_end(
+        self, wf: WorkflowDef, inflight: InFlight, path: str, branch_id: str, visit: int
+    ) -> Advance:
+        """Run a branch in this process until it is recorded, waiting out its retries."""
+        while True:
+            advance = self._branch(wf, inflight, path, branch_id, visit)
+            if not advance.delay:
+                return advance
+            self.clock.sleep(advance.delay)
+
     def _branch(
         self, wf: WorkflowDef, inflight: InFlight, path: str, branch_id: str, visit: int
     ) -> Advance:
+        """Run one attempt of a branch and record it (a retry, a result, perhaps the join)."""
         result: _Branch | None = None
         while True:
             execution = inflight.record
@@ -1227,8 +1239,9 @@ class Engine:
                 return Advance(execution=execution, dropped=True)
             step, frame = located
             branch = next(b for b in step.config.branches if b.id == branch_id)
-            if result is None:
-                result = self._run_branch_step(wf, execution, path, branch, frame)
+            attempt = int(frame.get("attempts", {}).get(branch_id, 1))
+            if result is None or result.attempt != attempt:
+                result = self._run_branch_step(wf, execution, path, branch, frame, attempt)
                 continue  # locate again: other branches may have been recorded meanwhile
             try:
                 return self._record_branch(
@@ -1247,64 +1260,50 @@ class Engine:
         path: str,
         branch: StepDef,
         frame: Mapping[str, Any],
+        attempt: int,
     ) -> _Branch:
         tx = _Tx(self, wf, execution)
         branch_path = f"{path}:{branch.id}"
-        executor = executor_for(branch.type)
-        attempt = 1
-        retried: list[dict[str, Any]] = []
-        while True:
-            run = self._run_context(
-                tx,
-                branch,
-                branch_path,
-                frame.get("local"),
-                frame.get("iteration"),
-                attempt,
-                frame["start"],
-                branch.id,
-            )
+        run = self._run_context(
+            tx,
+            branch,
+            branch_path,
+            frame.get("local"),
+            frame.get("iteration"),
+            attempt,
+            frame["start"],
+            branch.id,
+        )
+        if self.events.active:
             self._emit(execution, "step.started", branch_path, {"attempt": attempt})
-            started = time.perf_counter()
-            try:
-                outcome = executor.run(run)
-            except Exception as exc:
-                duration = (time.perf_counter() - started) * 1000
-                delay = _retry_delay(branch, attempt)
-                if delay is None:
-                    return _Branch(
-                        ok=False,
-                        error=_error_text(exc),
-                        attempt=attempt,
-                        duration=duration,
-                        retried=retried,
-                    )
-                retried.append(
-                    {"attempt": attempt, "error": _error_text(exc), "duration": duration}
-                )
-                payload = {"attempt": attempt, "error": _error_text(exc), "delay": delay}
-                self._emit(execution, "step.retrying", branch_path, payload)
-                self.clock.sleep(delay)
-                attempt += 1
-                continue
+        started = time.perf_counter()
+        try:
+            outcome = executor_for(branch.type).run(run)
+        except Exception as exc:
             duration = (time.perf_counter() - started) * 1000
-            if outcome.halt is not None:
-                return _Branch(
-                    ok=False,
-                    error="ExecutionError: a parallel branch cannot halt",
-                    attempt=attempt,
-                    duration=duration,
-                    retried=retried,
-                )
             return _Branch(
-                ok=True,
-                output=outcome.output,
-                updates=dict(outcome.updates),
-                input=outcome.input,
+                ok=False,
+                error=_error_text(exc),
                 attempt=attempt,
                 duration=duration,
-                retried=retried,
+                retry_delay=_retry_delay(branch, attempt),
             )
+        duration = (time.perf_counter() - started) * 1000
+        if outcome.halt is not None:
+            return _Branch(
+                ok=False,
+                error="ExecutionError: a parallel branch cannot halt",
+                attempt=attempt,
+                duration=duration,
+            )
+        return _Branch(
+            ok=True,
+            output=outcome.output,
+            updates=dict(outcome.updates),
+            input=outcome.input,
+            attempt=attempt,
+            duration=duration,
+        )
 
     def _record_branch(
         self,
@@ -1317,51 +1316,68 @@ class Engine:
         branch: StepDef,
         result: _Branch,
     ) -> Advance:
-        """Record one branch in the parallel frame of ``execution``; join when enough are done.
+        """Record one attempt of a branch in the parallel frame of ``execution``.
+
+        A failed attempt with retries left is a ``retried`` entry and a delay
+        (the executor runs the branch again after it); otherwise the branch is
+        done, and the parallel step joins when enough branches are.
 
         Raises:
             ConflictError: the record changed since ``execution`` was read.
         """
-        tx = _Tx(self, wf, execution)
+        tx = _Tx(self, wf, execution, inflight)
         branch_path = f"{path}:{branch.id}"
-        for retry in result.retried:
+        iteration = frame.get("iteration")
+        if not result.ok and result.retry_delay is not None:
             tx.entry(
                 branch_path,
                 branch.type,
                 Action.RETRIED,
-                iteration=frame.get("iteration"),
-                attempt=retry["attempt"],
-                duration_ms=retry["duration"],
-                error=retry["error"],
+                iteration=iteration,
+                attempt=result.attempt,
+                duration_ms=result.duration,
+                error=result.error,
             )
-        tx.entry(
-            branch_path,
-            branch.type,
-            Action.COMPLETED if result.ok else Action.FAILED,
-            iteration=frame.get("iteration"),
-            attempt=result.attempt,
-            duration_ms=result.duration,
-            input=result.input,
-            output=result.output,
-            error=result.error,
-        )
-        if result.ok:
-            tx.event("step.completed", branch_path, output=result.output)
+            tx.event(
+                "step.retrying",
+                branch_path,
+                attempt=result.attempt,
+                error=result.error,
+                delay=result.retry_delay,
+            )
+            attempts = {**frame.get("attempts", {}), branch.id: result.attempt + 1}
+            frame = {**frame, "attempts": attempts}
+            tx.delay = result.retry_delay
+            tx.branches = (branch.id,)
         else:
-            tx.event("step.failed", branch_path, error=result.error)
-        kept = attrs.asdict(result, filter=lambda field, _: field.name != "retried")
-        done = {**frame["done"], branch.id: kept}
-        frame = {**frame, "done": done}
-        joined = _join(step.config, done)
-        if joined is not None:
-            frame["joined"] = joined
+            tx.entry(
+                branch_path,
+                branch.type,
+                Action.COMPLETED if result.ok else Action.FAILED,
+                iteration=iteration,
+                attempt=result.attempt,
+                duration_ms=result.duration,
+                input=result.input,
+                output=result.output,
+                error=result.error,
+            )
+            if result.ok:
+                tx.event("step.completed", branch_path, output=result.output)
+            else:
+                tx.event("step.failed", branch_path, error=result.error)
+            kept = attrs.asdict(result, filter=lambda field, _: field.name != "retry_delay")
+            done = {**frame["done"], branch.id: kept}
+            frame = {**frame, "done": done}
+            joined = _join(step.config, done)
+            if joined is not None:
+                frame["joined"] = joined
         frames = (*tuple(tx.base.cursor.get("frames", ()))[:-1], frame)
         return self._commit(tx, inflight, frames)
 
 
 @attrs.frozen(kw_only=True)
 class _Branch:
-    """What one parallel branch produced (kept in the parallel frame until the join)."""
+    """What one attempt of a parallel branch produced (kept in the frame until the join)."""
 
     ok: bool
     output: Any = None
@@ -1370,8 +1386,8 @@ class _Branch:
     error: str | None = None
     attempt: int = 1
     duration: float = 0.0
-    # The failed attempts before the last one: written as `retried` entries, not kept.
-    retried: list[dict[str, Any]] = attrs.field(factory=list)
+    # When the attempt failed: the wait before the next one, or None when none is left.
+    retry_delay: float | None = None
 
 
 class _Tracked:

@@ -189,7 +189,11 @@ def run_step(
         advance = engine.step(execution.id)
         for branch in advance.branches:
             path, frame = _parallel_frame(advance.execution)
-            engine.run_branch(execution.id, path, branch, frame["start"])
+            while True:
+                ran = engine.run_branch(execution.id, path, branch, frame["start"])
+                if not ran.delay:
+                    break
+                engine.clock.sleep(ran.delay)
         if advance.delay:
             engine.clock.sleep(advance.delay)
         record = engine.load(execution.id)
