@@ -497,6 +497,45 @@ def _print_results(results: Sequence[Result], verb: str, as_json: bool) -> None:
         click.echo(f"  {result.execution_id}  {result.status.value}")
 
 
+@main.command()
+@click.argument("modules", nargs=-1, metavar="MODULE…")
+@click.option("--processes", default=1, show_default=True, help="Worker processes.")
+@click.option("--threads", default=8, show_default=True, help="Threads per process.")
+@click.option("--queue", default="flowkit", show_default=True, help="The queue to consume.")
+@click.option("--broker", "broker_url", metavar="URL", help="Broker URL (redis:// or amqp://).")
+@store_option
+@handles_errors
+def worker(
+    modules: Sequence[str],
+    processes: int,
+    threads: int,
+    queue: str,
+    broker_url: str | None,
+    store_url: str | None,
+) -> None:
+    """Run Dramatiq workers that import MODULEs (which register workflows and services).
+
+    The workers also run recover() and wake_due() every few seconds (one
+    worker at a time, under a lock in the broker).
+    """
+    import os
+
+    from ._config import settings
+
+    if broker_url:
+        os.environ["FLOWKIT_BROKER"] = broker_url
+    if store_url:
+        os.environ["FLOWKIT_STORE"] = store_url
+    os.environ["FLOWKIT_EXECUTOR"] = "dramatiq"
+    from .backends.dramatiq import run_workers
+
+    sys.exit(
+        run_workers(
+            [*settings().imports, *modules], processes=processes, threads=threads, queue=queue
+        )
+    )
+
+
 # --- inspecting -----------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from ._conditions import ConditionError, evaluate
 from ._definitions import LoopConfig, ParallelConfig, StepDef, WorkflowDef
 from ._errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
 from ._events import Event, EventBus
-from ._executors import Executor, InlineExecutor, make_executor
+from ._executors import Executor, make_executor
 from ._expressions import Scope
 from ._inflight import InFlight, Tracker
 from ._parse import load
@@ -418,7 +418,7 @@ class Engine:
             if execution.parent_id is not None:
                 continue
             try:
-                self._claim(execution)
+                self._claim(execution, owner=self._lease_owner(False))
             except ConflictError:
                 continue
             self.executor.dispatch(self, execution.id)
@@ -505,7 +505,7 @@ class Engine:
         """
         execution = self.load(execution_id)
         if execution.status is Status.PENDING:
-            execution = self._claim(execution)
+            execution = self._claim(execution, owner=self.owner)
         if execution.status is not Status.RUNNING:
             return Result.of(execution)
         wf = self._definition_for(execution, None, True)
@@ -527,21 +527,33 @@ class Engine:
             self._notify_parent(final)
         return Result.of(final)
 
-    def step(self, execution_id: str, expected_version: int | None = None) -> Advance:
+    def step(self, execution_id: str, expected_seq: int | None = None) -> Advance:
         """Advance an execution by exactly one step and checkpoint it.
 
         Args:
             execution_id: the execution.
-            expected_version: when given, do nothing unless the stored version
-                matches (a duplicate or stale request is dropped).
+            expected_seq: when given, do nothing unless the execution's last
+                entry is still this one (a duplicate or redelivered request is
+                dropped). Unlike the version, the seq does not move when a
+                lease is claimed or renewed.
         """
         execution = self.load(execution_id)
-        if expected_version is not None and execution.version != expected_version:
+        stale = expected_seq is not None and execution.seq != expected_seq
+        if stale or execution.status not in (Status.PENDING, Status.RUNNING):
             return Advance(execution=execution, dropped=True)
-        if execution.status is Status.PENDING:
-            execution = self._claim(execution)
-        if execution.status is not Status.RUNNING:
-            return Advance(execution=execution, dropped=True)
+        if self.executor.hands_off:
+            # Run the step under a lease: a second message for it (a redelivery,
+            # a recovery) finds the lease taken and is dropped.
+            held = execution.lease_owner not in (None, self.owner)
+            expires = execution.lease_expires_at
+            if held and expires is not None and expires > self.clock.now():
+                return Advance(execution=execution, dropped=True)
+            try:
+                execution = self._claim(execution, owner=self.owner)
+            except ConflictError:
+                return Advance(execution=execution, dropped=True)
+        elif execution.status is Status.PENDING:
+            execution = self._claim(execution, owner=self.owner)
         wf = self._definition_for(execution, None, True)
         with self._track(execution) as inflight:
             return self._step(wf, inflight, None)
@@ -579,20 +591,21 @@ class Engine:
         else:
             data = _validate_input(wf, input)
         now = self.clock.now()
-        claimed = isinstance(self.executor, InlineExecutor) or parent_id is not None
+        # Running from the start, with a lease: if nobody advances it within the
+        # lease (the process died, a message was lost), recover() picks it up.
         execution = Execution(
             id=execution_id or uuid.uuid4().hex,
             workflow_id=wf.id,
             workflow_version=wf.version,
-            status=Status.RUNNING if claimed else Status.PENDING,
+            status=Status.RUNNING,
             input=data,
             current_step=first.id,
             parent_id=parent_id,
             created_at=now,
             updated_at=now,
             definition_hash=definition_hash(wf),
-            lease_owner=self.owner if claimed else None,
-            lease_expires_at=now + self.lease if claimed else None,
+            lease_owner=self._lease_owner(parent_id is not None),
+            lease_expires_at=now + self.lease,
         )
         self.store.create(execution)
         self._emit(execution, "workflow.started", None, {"input": data})
@@ -652,14 +665,24 @@ class Engine:
                 "it cannot be resumed while it runs"
             )
 
-    def _claim(self, execution: Execution) -> Execution:
+    def _lease_owner(self, holding: bool = True) -> str | None:
+        """Who holds a running execution's lease between steps: this engine, or
+        nobody when steps travel through a queue (the next worker claims it)."""
+        return self.owner if holding or not self.executor.hands_off else None
+
+    def _claim(self, execution: Execution, *, owner: str | None = None) -> Execution:
+        """Take (or, with ``owner=None`` from :meth:`recover`, re-queue) the lease.
+
+        Raises:
+            ConflictError: another process changed the execution first.
+        """
         now = self.clock.now()
         claimed = attrs.evolve(
             execution,
             status=Status.RUNNING,
             version=execution.version + 1,
             updated_at=now,
-            lease_owner=self.owner,
+            lease_owner=owner,
             lease_expires_at=now + self.lease,
         )
         self.store.checkpoint(claimed, (), execution.version)
@@ -667,6 +690,18 @@ class Engine:
 
     def _track(self, execution: Execution) -> _Tracked:
         return _Tracked(self._tracker, execution)
+
+    def definition_of(self, execution: Execution) -> WorkflowDef:
+        """The definition an execution runs (its registered workflow).
+
+        Raises:
+            NotFoundError: the workflow is not known in this process.
+        """
+        return self._definition_for(execution, None, True)
+
+    def notify_parent(self, child: Execution) -> None:
+        """Move a halted parent on after its sub-workflow ended on its own."""
+        self._notify_parent(child)
 
     def _notify_parent(self, child: Execution) -> None:
         """A sub-workflow ended on its own (e.g. its timer fired): move its parent on."""
@@ -761,7 +796,7 @@ class Engine:
                 updated_at=tx.now,
                 wake_at=tx.wake_at,
                 definition_hash=tx.adopt or latest.definition_hash,
-                lease_owner=self.owner if running else None,
+                lease_owner=self._lease_owner(False) if running else None,
                 lease_expires_at=tx.now + self.lease if running else None,
             )
 

@@ -22,6 +22,9 @@ class Executor:
     """Drives executions for an engine; this base runs them in the calling thread."""
 
     name = "inline"
+    #: Whether steps are handed to other processes (a queue): the engine then
+    #: releases the lease after each step and claims it before the next.
+    hands_off = False
 
     def dispatch(self, engine: Engine, execution_id: str) -> Future[Any] | None:
         """Start advancing an execution; may return a future that ends with it."""

@@ -272,18 +272,18 @@ def test_drive_stops_quietly_when_another_process_took_over(
     assert [e.step_id for e in store.entries(execution.id)] == ["start", "a", "b", "done"]
 
 
-def test_step_with_a_stale_expected_version_is_dropped(
+def test_step_with_a_stale_expected_seq_is_dropped(
     engine: flowkit.Engine, services: flowkit.ServiceRegistry
 ) -> None:
     calls = _counting(services)
     execution = engine.create(_three_steps())
-    advance = engine.step(execution.id, expected_version=execution.version)
+    advance = engine.step(execution.id, expected_seq=execution.seq)
     assert not advance.dropped
-    duplicate = engine.step(execution.id, expected_version=execution.version)
+    duplicate = engine.step(execution.id, expected_seq=execution.seq)
     assert duplicate.dropped
     assert engine.load(execution.id).version == advance.execution.version
     assert calls == []
-    nxt = engine.step(execution.id, expected_version=advance.execution.version)
+    nxt = engine.step(execution.id, expected_seq=advance.execution.seq)
     assert not nxt.dropped
     assert calls == ["a"]
 
