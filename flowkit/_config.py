@@ -340,6 +340,10 @@ def _file_settings(cwd: Path) -> tuple[dict[str, Any], str | None]:
                 f"(known keys: {', '.join(SETTING_NAMES)})"
             )
         values[key] = _normalize(key, value, origin)
+    store = values.get("store")
+    if isinstance(store, str) and store.startswith("sqlite:///") and store[10:11] not in ("", "/"):
+        # A relative SQLite file in a configuration file is next to that file.
+        values["store"] = f"sqlite:///{path.parent / store[10:]}"
     if "workflows" in values:
         base = path.parent
         values["workflows"] = tuple(

@@ -368,14 +368,8 @@ class Engine:
             digest = definition_hash(wf)
             if digest != execution.definition_hash:
                 tx.adopt = digest  # from now on the execution runs the new definition
-            advance = self._run_top(tx, inflight, RESUME, decision)
-        self._emit(
-            advance.execution,
-            "workflow.resumed",
-            None,
-            {"by": decision.by, "approved": decision.approved},
-        )
-        return advance
+            tx.event("workflow.resumed", None, by=decision.by, approved=decision.approved)
+            return self._run_top(tx, inflight, RESUME, decision)
 
     def wake_due(self, *, limit: int = 100) -> list[Result]:
         """Move on halted executions whose timer fired (approval timeouts)."""
@@ -404,9 +398,11 @@ class Engine:
             or execution.wake_at > self.clock.now()
         ):
             return Advance(execution=execution, dropped=True)
-        wf = self._definition_for(execution, None, True)
+        wf = self._definition_for(execution, None, False)
         with self._track(execution) as inflight:
-            return self._run_top(_Tx(self, wf, execution, inflight), inflight, TIMER, Decision())
+            tx = _Tx(self, wf, execution, inflight)
+            tx.event("workflow.resumed", None, timer=True)
+            return self._run_top(tx, inflight, TIMER, Decision())
 
     def recover(self, *, limit: int = 100) -> list[Result]:
         """Continue running executions whose process died (their lease expired).
@@ -418,8 +414,12 @@ class Engine:
             if execution.parent_id is not None:
                 continue
             try:
+                self._definition_for(execution, None, False)
                 self._claim(execution, owner=self._lease_owner(False))
             except ConflictError:
+                continue
+            except (NotFoundError, ExecutionError) as exc:
+                log.warning("flowkit: cannot recover execution %s: %s", execution.id, exc)
                 continue
             self.executor.dispatch(self, execution.id)
             results.append(Result.of(self.load(execution.id)))
@@ -508,7 +508,7 @@ class Engine:
             execution = self._claim(execution, owner=self.owner)
         if execution.status is not Status.RUNNING:
             return Result.of(execution)
-        wf = self._definition_for(execution, None, True)
+        wf = self._definition_for(execution, None, False)
         with self._track(execution) as inflight:
             while True:
                 try:
@@ -554,7 +554,7 @@ class Engine:
                 return Advance(execution=execution, dropped=True)
         elif execution.status is Status.PENDING:
             execution = self._claim(execution, owner=self.owner)
-        wf = self._definition_for(execution, None, True)
+        wf = self._definition_for(execution, None, False)
         with self._track(execution) as inflight:
             return self._step(wf, inflight, None)
 
@@ -566,7 +566,7 @@ class Engine:
         A branch of a parallel step that has joined already, or a duplicate, is dropped.
         """
         execution = self.load(execution_id)
-        wf = self._definition_for(execution, None, True)
+        wf = self._definition_for(execution, None, False)
         with self._track(execution) as inflight:
             return self._branch(wf, inflight, parallel_path, branch_id, visit)
 
@@ -619,7 +619,7 @@ class Engine:
         """
         execution = self.load(execution_id)
         self._check_resumable(execution)
-        wf = self._definition_for(execution, None, True)
+        wf = self._definition_for(execution, None, False)
         frames = execution.cursor.get("frames", [])
         step, path = _levels(wf, execution.current_step or "", frames)[-1]
         tx = _Tx(self, wf, execution)
@@ -697,7 +697,7 @@ class Engine:
         Raises:
             NotFoundError: the workflow is not known in this process.
         """
-        return self._definition_for(execution, None, True)
+        return self._definition_for(execution, None, False)
 
     def notify_parent(self, child: Execution) -> None:
         """Move a halted parent on after its sub-workflow ended on its own."""
@@ -725,20 +725,20 @@ class Engine:
     # --- one step ---------------------------------------------------------------------------------
 
     def _step(self, wf: WorkflowDef, inflight: InFlight, deadline: float | None) -> Advance:
-        execution = inflight.record
-        tx = _Tx(self, wf, execution, inflight)
-        timed_out = None
-        if wf.timeout is not None and tx.now - execution.created_at > timedelta(seconds=wf.timeout):
-            timed_out = f"workflow '{wf.id}' timed out after {wf.timeout:g}s"
-        elif deadline is not None and time.monotonic() > deadline:
-            timed_out = f"workflow '{wf.id}' ran out of time"
-        if timed_out is not None:
-            return self._settle(tx, inflight, _Fail(ExecutionError(timed_out)))
+        tx = _Tx(self, wf, inflight.record, inflight)
+        if deadline is not None and time.monotonic() > deadline:
+            error = ExecutionError(f"workflow '{wf.id}' ran out of time")
+            return self._settle(tx, inflight, _Fail(error))
         tx.deadline = deadline
         return self._run_top(tx, inflight, RUN, Decision())
 
     def _run_top(self, tx: _Tx, inflight: InFlight, mode: str, decision: Decision) -> Advance:
         execution = tx.base
+        deadline = _deadline(tx.wf, execution)
+        if deadline is not None and tx.now > deadline:
+            # Checked before every step, resume and timer: halted time counts too.
+            error = ExecutionError(f"workflow '{tx.wf.id}' timed out after {tx.wf.timeout:g}s")
+            return self._settle(tx, inflight, _Fail(error))
         step = tx.wf.step(execution.current_step or "")
         if step is None:
             raise ExecutionError(
@@ -954,9 +954,12 @@ class Engine:
         if outcome.halt is not None:
             tx.status = Status.HALTED
             tx.halt_data = outcome.halt
-            tx.recover_to = _recover_to(step)
+            tx.recover_to = _recover_to(step, path)
+            wakes = [_deadline(tx.wf, tx.base)]
             if outcome.wake_at_seconds is not None:
-                tx.wake_at = tx.now + timedelta(seconds=outcome.wake_at_seconds)
+                wakes.append(tx.now + timedelta(seconds=outcome.wake_at_seconds))
+            # The timer fires for the step's own timeout or for the workflow's.
+            tx.wake_at = min((wake for wake in wakes if wake is not None), default=None)
             tx.event("step.halted", path, halt=outcome.halt)
         else:
             tx.event("step.completed", path, output=outcome.output, **outcome.payload)
@@ -1506,11 +1509,22 @@ def _retry_delay(step: StepDef, attempt: int) -> float | None:
     return delay
 
 
-def _recover_to(step: StepDef) -> str | None:
+def _recover_to(step: StepDef, path: str) -> str | None:
+    """The step (path) a resume continues at: the halt's target, else the step itself."""
+    target: str | None = step.id
     if step.type == "halt":
-        resume_step: str | None = step.config.resume_step
-        return resume_step or step.next
-    return step.id
+        target = step.config.resume_step or step.next
+        if target is None:
+            return None
+    parent, sep, _ = path.rpartition(":")
+    return f"{parent}{sep}{target}"
+
+
+def _deadline(wf: WorkflowDef, execution: Execution) -> datetime | None:
+    """When the whole execution times out (the workflow's ``timeout``), if it does."""
+    if wf.timeout is None:
+        return None
+    return execution.created_at + timedelta(seconds=wf.timeout)
 
 
 def _levels(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import glob
 import hashlib
 import threading
 from collections.abc import Iterable
@@ -97,7 +98,10 @@ class WorkflowRegistry:
 
 def _load_source(source: str, base: Path) -> list[WorkflowDef]:
     if source.endswith((".yml", ".yaml")) or "/" in source or "*" in source:
-        paths = sorted(base.glob(source)) if not Path(source).is_absolute() else [Path(source)]
+        pattern = source if Path(source).is_absolute() else str(base / source)
+        paths = sorted(Path(match) for match in glob.glob(pattern, recursive=True))
+        if not paths and not glob.has_magic(pattern):
+            paths = [Path(pattern)]  # load() reports the missing file
         return [load(path) for path in paths]
     from importlib import import_module
 

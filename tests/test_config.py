@@ -75,7 +75,7 @@ LEVELS = ("file", "env", "configure")
             "store",
             {
                 "default": "sqlite:///flowkit.db",
-                "file": "sqlite:///file.db",
+                "file": "sqlite:////srv/flowkit/file.db",
                 "env": "redis://env:6379/0",
                 "configure": "memory://",
             },
@@ -107,6 +107,15 @@ def test_each_level_beats_the_next(
     assert getattr(settings(), key) == values[winner]
 
 
+def test_a_relative_sqlite_file_in_a_config_file_is_next_to_that_file(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(isolated / "flowkit.toml", 'store = "sqlite:///runs.db"\n')
+    (isolated / "sub").mkdir()
+    monkeypatch.chdir(isolated / "sub")
+    assert settings().store == f"sqlite:///{isolated / 'runs.db'}"
+
+
 def test_settings_from_a_file_are_combined_with_the_others(
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,7 +143,7 @@ def test_settings_from_a_file_are_combined_with_the_others(
     configure(broker="redis://localhost:6379/1")
     current = settings()
     assert current == Settings(
-        store="sqlite:///shop.db",
+        store=f"sqlite:///{isolated / 'shop.db'}",
         executor="dramatiq",
         broker="redis://localhost:6379/1",
         services={"OrderService": "shop.services:OrderService"},
@@ -153,7 +162,7 @@ def test_flowkit_toml_wins_over_pyproject_in_the_same_directory(isolated: Path) 
     write(isolated / "pyproject.toml", '[tool.flowkit]\nstore = "sqlite:///pyproject.db"\n')
     write(isolated / "flowkit.toml", 'store = "sqlite:///flowkit-toml.db"\n')
     current = settings()
-    assert current.store == "sqlite:///flowkit-toml.db"
+    assert current.store == f"sqlite:///{isolated / 'flowkit-toml.db'}"
     assert current.source == str(isolated / "flowkit.toml")
 
 
@@ -162,9 +171,9 @@ def test_the_nearest_file_wins(isolated: Path, monkeypatch: pytest.MonkeyPatch) 
     inner = isolated / "packages" / "inner"
     write(inner / "pyproject.toml", '[tool.flowkit]\nstore = "sqlite:///inner.db"\n')
     monkeypatch.chdir(inner / "..")
-    assert settings().store == "sqlite:///outer.db"
+    assert settings().store == f"sqlite:///{isolated / 'outer.db'}"
     monkeypatch.chdir(inner)
-    assert settings().store == "sqlite:///inner.db"
+    assert settings().store == f"sqlite:///{inner / 'inner.db'}"
 
 
 def test_a_pyproject_without_a_flowkit_table_does_not_stop_the_search(

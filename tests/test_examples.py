@@ -7,8 +7,11 @@ services of the example under test, and a clock that only moves when told to
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -894,3 +897,15 @@ def test_gem_order_out_of_stock(shop: flowkit.Engine, gem_workflow: flowkit.Work
     )
     assert result.output["status"] == "out_of_stock"
     assert steps(shop, result.execution_id)[-3:] == ["inventory_decision", "out_of_stock", "end"]
+
+
+def test_the_readme_demo_runs_across_two_processes(tmp_path: Path) -> None:
+    demo = Path(__file__).parent.parent / "examples" / "demo.py"
+    done = subprocess.run(
+        [sys.executable, str(demo)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "is halted: Order demo-1 totals 2805.84" in done.stdout
+    assert "is completed; its output:" in done.stdout
+    assert "require_approval     resumed" in done.stdout
+    assert (tmp_path / "flowkit.db").exists()

@@ -16,6 +16,9 @@ pytest.register_assert_rewrite("flowkit.testing.conformance")
 
 from flowkit._store import Store  # noqa: E402 - after register_assert_rewrite
 from flowkit.backends.memory import MemoryStore  # noqa: E402
+from flowkit.backends.sqlalchemy import SQLStore  # noqa: E402
+
+from .sql_helpers import MYSQL_URL, POSTGRESQL_URL, scratch_store  # noqa: E402
 
 #: Opens store number ``n`` of a test; ``directory`` is the test's temporary
 #: directory (for SQLite files). Server-backed openers should read their URL
@@ -29,9 +32,24 @@ def _memory(directory: Path, n: int) -> Store:
     return MemoryStore("memory://", warn=False)
 
 
+def _sqlite(directory: Path, n: int) -> Store:
+    return SQLStore(f"sqlite:///{directory}/store-{n}.db")
+
+
+def _postgresql(directory: Path, n: int) -> Store:
+    return scratch_store(POSTGRESQL_URL)  # a fresh table prefix, dropped on close
+
+
+def _mysql(directory: Path, n: int) -> Store:
+    return scratch_store(MYSQL_URL)  # MariaDB or MySQL; a fresh prefix, dropped on close
+
+
 #: name -> (marker, opener). Add sqlite, postgresql, mysql and redis rows here.
 BACKENDS: dict[str, tuple[pytest.MarkDecorator, Opener]] = {
     "memory": (pytest.mark.memory, _memory),
+    "sqlite": (pytest.mark.sqlite, _sqlite),
+    "postgresql": (pytest.mark.postgresql, _postgresql),
+    "mysql": (pytest.mark.mysql, _mysql),
 }
 
 

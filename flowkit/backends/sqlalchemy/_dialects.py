@@ -1,0 +1,529 @@
+"""What differs between SQLite, PostgreSQL and MySQL/MariaDB: SQL text, values, transactions.
+
+Statements are written once per store as driver-ready text (the driver's
+parameter style, identifiers quoted by the dialect) and executed on the DBAPI
+connection from SQLAlchemy's pool: the hot path (:meth:`SQL.write_checkpoint`)
+pays for the driver and the database, not for a query builder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy.engine import Dialect
+
+from ..._errors import ConfigError
+from ._schema import Schema, lock_key, lock_name
+
+__all__ = ["EXECUTION_COLUMNS", "SQL", "State", "for_dialect"]
+
+#: The columns of an execution, in the order rows are read.
+EXECUTION_COLUMNS = (
+    "id",
+    "workflow_id",
+    "workflow_version",
+    "status",
+    "input",
+    "ctx",
+    "current_step",
+    "cursor",
+    "result",
+    "recover_to",
+    "halt_data",
+    "error",
+    "parent_id",
+    "version",
+    "seq",
+    "created_at",
+    "updated_at",
+    "wake_at",
+    "definition_hash",
+    "lease_owner",
+    "lease_expires_at",
+)
+#: What a checkpoint rewrites (id, workflow_id, input, parent_id and created_at never change).
+UPDATE_COLUMNS = (
+    "workflow_version",
+    "status",
+    "ctx",
+    "current_step",
+    "cursor",
+    "result",
+    "recover_to",
+    "halt_data",
+    "error",
+    "version",
+    "seq",
+    "updated_at",
+    "wake_at",
+    "definition_hash",
+    "lease_owner",
+    "lease_expires_at",
+)
+ENTRY_COLUMNS = (
+    "execution_id",
+    "seq",
+    "step_id",
+    "step_type",
+    "action",
+    "attempt",
+    "duration_ms",
+    "input",
+    "output",
+    "error",
+    "timestamp",
+    "iteration",
+)
+#: The entry columns read back (the execution id is known).
+ENTRY_READ_COLUMNS = ENTRY_COLUMNS[1:]
+JSON_COLUMNS = frozenset({"input", "ctx", "cursor", "result", "halt_data", "output"})
+
+#: Above this many entries a checkpoint inserts them in chunks (bind-parameter limits).
+CHUNK = 200
+
+
+class State:
+    """How far a write got: ``committing`` once the commit (or a self-committing
+    statement) was sent, after which a lost connection leaves the outcome unknown."""
+
+    __slots__ = ("committing",)
+
+    def __init__(self) -> None:
+        self.committing = False
+
+
+class SQL:
+    """Statements and conversions for one database; subclasses override what differs.
+
+    Args:
+        dialect: the engine's SQLAlchemy dialect.
+        schema: the tables.
+        database: the database name (for lock names).
+    """
+
+    name: ClassVar[str] = "sql"
+    #: The placeholder of a JSON parameter (PostgreSQL casts it).
+    json_in: ClassVar[str] = "?"
+    #: Wrapped around JSON columns on the way out.
+    json_out: ClassVar[str] = "{}"
+    #: Wrapped around entry values in a multi-row VALUES list, by column.
+    value_casts: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, dialect: Dialect, schema: Schema, database: str) -> None:
+        self.dialect = dialect
+        self.schema = schema
+        self.database = database
+        quote = dialect.identifier_preparer.quote
+        self.q = quote
+        style = dialect.paramstyle
+        if style not in ("qmark", "format", "pyformat", "numeric"):
+            raise ConfigError(
+                f"the {dialect.name}+{dialect.driver} driver's parameter style {style!r} "
+                "is not supported by flowkit; use the default driver"
+            )
+        self._style = style
+        self.executions = quote(schema.executions.name)
+        self.entries_table = quote(schema.entries.name)
+        self.versions = quote(schema.versions.name)
+        ex, en = self.executions, self.entries_table
+        select = ", ".join(
+            self.json_out.format(quote(c)) if c in JSON_COLUMNS else quote(c)
+            for c in EXECUTION_COLUMNS
+        )
+        self.select_executions = f"SELECT {select} FROM {ex}"
+        order_new = f"ORDER BY {quote('updated_at')} DESC, {quote('id')} DESC LIMIT ?"
+        wf, st = quote("workflow_id"), quote("status")
+        self.find = {
+            (False, False): self.p(f"{self.select_executions} {order_new}"),
+            (True, False): self.p(f"{self.select_executions} WHERE {wf} = ? {order_new}"),
+            (False, True): self.p(f"{self.select_executions} WHERE {st} = ? {order_new}"),
+            (True, True): self.p(
+                f"{self.select_executions} WHERE {wf} = ? AND {st} = ? {order_new}"
+            ),
+        }
+        wake, lease, id_ = quote("wake_at"), quote("lease_expires_at"), quote("id")
+        self.due = self.p(
+            f"{self.select_executions} WHERE {wake} <= ? AND {st} = 'halted' "
+            f"ORDER BY {wake}, {id_} LIMIT ?"
+        )
+        self.stale = self.p(
+            f"{self.select_executions} WHERE {st} = 'running' AND {lease} <= ? "
+            f"ORDER BY {lease}, {id_} LIMIT ?"
+        )
+        self.load = self.p(f"{self.select_executions} WHERE {id_} = ?")
+        entry_select = ", ".join(
+            self.json_out.format(quote(c)) if c in JSON_COLUMNS else quote(c)
+            for c in ENTRY_READ_COLUMNS
+        )
+        eid, seq = quote("execution_id"), quote("seq")
+        self.read_entries = self.p(
+            f"SELECT {entry_select} FROM {en} WHERE {eid} = ? AND {seq} > ? ORDER BY {seq}"
+        )
+        self.insert_execution = self.p(
+            f"INSERT INTO {ex} ({', '.join(quote(c) for c in EXECUTION_COLUMNS)}) VALUES ("
+            + ", ".join(self.json_in if c in JSON_COLUMNS else "?" for c in EXECUTION_COLUMNS)
+            + ")"
+        )
+        sets = ", ".join(
+            f"{quote(c)} = {self.json_in if c in JSON_COLUMNS else '?'}" for c in UPDATE_COLUMNS
+        )
+        self.update_where = f"UPDATE {ex} SET {sets} WHERE {id_} = ? AND {quote('version')} = ?"
+        self.update = self.p(f"{self.update_where} AND {seq} = ?")
+        self.probe = self.p(f"SELECT {quote('version')}, {seq} FROM {ex} WHERE {id_} = ?")
+        self.delete_execution = self.p(f"DELETE FROM {ex} WHERE {id_} = ?")
+        self.delete_entries = self.p(f"DELETE FROM {en} WHERE {eid} = ?")
+        self.current_version = f"SELECT MAX({quote('version')}) FROM {self.versions}"
+        self.record_version = self.p(
+            f"INSERT INTO {self.versions} ({quote('version')}, {quote('description')}, "
+            f"{quote('applied_at')}) VALUES (?, ?, ?)"
+        )
+        self._inserts: dict[int, str] = {}
+
+    # --- SQL text ---------------------------------------------------------------------------------
+
+    def p(self, sql: str) -> str:
+        """``sql`` with its ``?`` markers in the driver's parameter style."""
+        if self._style == "qmark":
+            return sql
+        if self._style in ("format", "pyformat"):
+            return sql.replace("%", "%%").replace("?", "%s")
+        parts = sql.split("?")
+        return "".join(
+            part + (f":{index}" if index < len(parts) else "")
+            for index, part in enumerate(parts, 1)
+        )
+
+    def insert_entries(self, count: int) -> str:
+        """``INSERT`` of ``count`` entries (all columns, one row each)."""
+        sql = self._inserts.get(count)
+        if sql is None:
+            row = "(" + ", ".join("?" for _ in ENTRY_COLUMNS) + ")"
+            columns = ", ".join(self.q(c) for c in ENTRY_COLUMNS)
+            sql = self.p(
+                f"INSERT INTO {self.entries_table} ({columns}) VALUES " + ", ".join([row] * count)
+            )
+            self._inserts[count] = sql
+        return sql
+
+    # --- values -----------------------------------------------------------------------------------
+
+    def time_in(self, value: datetime) -> Any:
+        """A UTC datetime as the driver takes it."""
+        return value
+
+    def time_out(self, value: Any) -> datetime:
+        """A stored time as a UTC datetime."""
+        assert isinstance(value, datetime)
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+    def text_in(self, value: str | None) -> str | None:
+        """A plain text value as the database can keep it."""
+        return value
+
+    # --- transactions -----------------------------------------------------------------------------
+
+    def begin(self, connection: Any, cursor: Any) -> None:
+        """Open a write transaction (the DBAPI opens one implicitly by default)."""
+
+    def commit(self, connection: Any, cursor: Any) -> None:
+        """Commit the write transaction."""
+        connection.commit()
+
+    def abort(self, connection: Any, cursor: Any) -> None:
+        """Roll back after a failure; errors are ignored (the connection may be gone)."""
+        with contextlib.suppress(Exception):  # the original error is the one that matters
+            connection.rollback()
+
+    def end_read(self, connection: Any) -> None:
+        """End the transaction a read may have opened."""
+
+    def unavailable(self, error: BaseException) -> bool:
+        """Whether a driver error (not a lost connection) means the database is out of reach."""
+        return False
+
+    # --- the hot path -----------------------------------------------------------------------------
+
+    def write_checkpoint(
+        self,
+        connection: Any,
+        update: Sequence[Any],
+        entries: Sequence[Sequence[Any]],
+        state: State,
+    ) -> bool:
+        """Update the record and insert the entries in one transaction.
+
+        Args:
+            update: the parameters of :attr:`update`.
+            entries: the parameters of each entry (:data:`ENTRY_COLUMNS`).
+
+        Returns:
+            False, having written nothing, when the version or seq guard did not match.
+        """
+        cursor = connection.cursor()
+        try:
+            self.begin(connection, cursor)
+            cursor.execute(self.update, update)
+            if cursor.rowcount != 1:
+                self.abort(connection, cursor)
+                return False
+            for start in range(0, len(entries), CHUNK):
+                chunk = entries[start : start + CHUNK]
+                cursor.execute(
+                    self.insert_entries(len(chunk)), [value for row in chunk for value in row]
+                )
+            state.committing = True
+            self.commit(connection, cursor)
+            return True
+        except BaseException:
+            if not state.committing:
+                self.abort(connection, cursor)
+            raise
+        finally:
+            cursor.close()
+
+    # --- migrations -------------------------------------------------------------------------------
+
+    def lock(self, connection: Any, cursor: Any) -> None:
+        """Take the migration lock (and open the migration's transaction where DDL has one)."""
+        raise NotImplementedError
+
+    def unlock(self, connection: Any, cursor: Any, *, ok: bool) -> None:
+        """Commit (or roll back) and release the migration lock."""
+        raise NotImplementedError
+
+    def exists(self, cursor: Any, kind: str, name: str) -> bool:
+        """Whether a table or an index of that name exists."""
+        raise NotImplementedError
+
+
+class SQLiteSQL(SQL):
+    """SQLite (pysqlite): explicit ``BEGIN IMMEDIATE`` for every write, times as text."""
+
+    name = "sqlite"
+
+    def time_in(self, value: datetime) -> Any:
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def time_out(self, value: Any) -> datetime:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+    def begin(self, connection: Any, cursor: Any) -> None:
+        # Take the write lock first: a deferred transaction that reads and then
+        # writes can deadlock against another writer (SQLITE_BUSY, no waiting).
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def unavailable(self, error: BaseException) -> bool:
+        text = str(error)
+        return text.startswith(("database is locked", "unable to open", "disk I/O error"))
+
+    def lock(self, connection: Any, cursor: Any) -> None:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def unlock(self, connection: Any, cursor: Any, *, ok: bool) -> None:
+        if ok:
+            connection.commit()
+        else:
+            self.abort(connection, cursor)
+
+    def exists(self, cursor: Any, kind: str, name: str) -> bool:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", (kind, name))
+        return cursor.fetchone() is not None
+
+
+class PostgresSQL(SQL):
+    """PostgreSQL: autocommit connections; a checkpoint is one statement (one round trip)."""
+
+    name = "postgresql"
+    json_in = "CAST(? AS json)"
+    json_out = "CAST({} AS text)"
+    value_casts: ClassVar[dict[str, str]] = {
+        "seq": "bigint",
+        "step_id": "text",
+        "step_type": "text",
+        "action": "text",
+        "attempt": "integer",
+        "duration_ms": "double precision",
+        "input": "json",
+        "output": "json",
+        "error": "text",
+        "timestamp": "timestamptz",
+        "iteration": "integer",
+    }
+
+    def __init__(self, dialect: Dialect, schema: Schema, database: str) -> None:
+        super().__init__(dialect, schema, database)
+        self._ctes: dict[int, str] = {}
+
+    def text_in(self, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL; JSON keeps it (as the escape \u0000).
+        if value is not None and "\x00" in value:
+            return value.replace("\x00", "\ufffd")
+        return value
+
+    def checkpoint_statement(self, count: int) -> str:
+        """The record update and ``count`` entry inserts as one statement."""
+        sql = self._ctes.get(count)
+        if sql is None:
+            q = self.q
+            names = ENTRY_COLUMNS[1:]
+            row = "(" + ", ".join(f"CAST(? AS {self.value_casts[c]})" for c in names) + ")"
+            columns = ", ".join(q(c) for c in ENTRY_COLUMNS)
+            values = ", ".join(f"v.{q(c)}" for c in names)
+            sql = self.p(
+                f"WITH u AS ({self.update_where} AND {q('seq')} = ? RETURNING {q('id')}) "
+                f"INSERT INTO {self.entries_table} ({columns}) "
+                f"SELECT u.{q('id')}, {values} FROM u CROSS JOIN "
+                f"(VALUES {', '.join([row] * count)}) AS v ({', '.join(q(c) for c in names)})"
+            )
+            self._ctes[count] = sql
+        return sql
+
+    def begin(self, connection: Any, cursor: Any) -> None:
+        if connection.autocommit:
+            cursor.execute("BEGIN")
+
+    def commit(self, connection: Any, cursor: Any) -> None:
+        if connection.autocommit:
+            cursor.execute("COMMIT")
+        else:
+            connection.commit()
+
+    def abort(self, connection: Any, cursor: Any) -> None:
+        with contextlib.suppress(Exception):  # the original error is the one that matters
+            if connection.autocommit:
+                cursor.execute("ROLLBACK")
+            else:
+                connection.rollback()
+
+    def end_read(self, connection: Any) -> None:
+        if not connection.autocommit:
+            connection.rollback()
+
+    def write_checkpoint(
+        self,
+        connection: Any,
+        update: Sequence[Any],
+        entries: Sequence[Sequence[Any]],
+        state: State,
+    ) -> bool:
+        if len(entries) > CHUNK or not connection.autocommit:
+            return super().write_checkpoint(connection, update, entries, state)
+        cursor = connection.cursor()
+        try:
+            # One self-committing statement: if the connection dies while it
+            # runs, whether it committed is unknown.
+            state.committing = True
+            if not entries:
+                cursor.execute(self.update, update)
+                return bool(cursor.rowcount == 1)
+            cursor.execute(
+                self.checkpoint_statement(len(entries)),
+                [*update, *(value for row in entries for value in row[1:])],
+            )
+            return bool(cursor.rowcount == len(entries))
+        finally:
+            cursor.close()
+
+    def lock(self, connection: Any, cursor: Any) -> None:
+        self.begin(connection, cursor)
+        cursor.execute(self.p("SELECT pg_advisory_xact_lock(?)"), (lock_key(self.schema.prefix),))
+
+    def unlock(self, connection: Any, cursor: Any, *, ok: bool) -> None:
+        if ok:
+            self.commit(connection, cursor)
+        else:
+            self.abort(connection, cursor)
+
+    def exists(self, cursor: Any, kind: str, name: str) -> bool:
+        relkind = "r" if kind == "table" else "i"
+        cursor.execute(
+            self.p(
+                "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                "AND c.relname = ? AND c.relkind = ?"
+            ),
+            (name, relkind),
+        )
+        return cursor.fetchone() is not None
+
+
+class MySQL(SQL):
+    """MySQL and MariaDB: times as naive UTC ``DATETIME(6)``; DDL commits on its own."""
+
+    name = "mysql"
+
+    def time_in(self, value: datetime) -> Any:
+        return value.replace(tzinfo=None)
+
+    def time_out(self, value: Any) -> datetime:
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+    def begin(self, connection: Any, cursor: Any) -> None:
+        if connection.get_autocommit():
+            cursor.execute("BEGIN")
+
+    def end_read(self, connection: Any) -> None:
+        if not connection.get_autocommit():
+            connection.rollback()
+
+    def lock(self, connection: Any, cursor: Any) -> None:
+        cursor.execute(self.p("SELECT GET_LOCK(?, 300)"), (self._lock_name(),))
+        (got,) = cursor.fetchone()
+        if got != 1:
+            raise ConfigError(
+                f"could not take the migration lock in MySQL database {self.database!r} "
+                "within 300 s (another process is migrating it)"
+            )
+
+    def unlock(self, connection: Any, cursor: Any, *, ok: bool) -> None:
+        try:
+            if ok:
+                connection.commit()
+            else:
+                self.abort(connection, cursor)
+        finally:
+            cursor.execute(self.p("SELECT RELEASE_LOCK(?)"), (self._lock_name(),))
+            cursor.fetchall()
+            connection.commit()
+
+    def _lock_name(self) -> str:
+        return lock_name(self.database, self.schema.prefix)
+
+    def exists(self, cursor: Any, kind: str, name: str) -> bool:
+        if kind == "table":
+            sql = (
+                "SELECT 1 FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name = ?"
+            )
+        else:
+            sql = (
+                "SELECT 1 FROM information_schema.statistics "
+                "WHERE table_schema = DATABASE() AND index_name = ? LIMIT 1"
+            )
+        cursor.execute(self.p(sql), (name,))
+        return cursor.fetchone() is not None
+
+
+def for_dialect(dialect: Dialect, schema: Schema, database: str) -> SQL:
+    """The :class:`SQL` for a SQLAlchemy dialect.
+
+    Raises:
+        ConfigError: flowkit does not support that database.
+    """
+    kinds: dict[str, type[SQL]] = {
+        "sqlite": SQLiteSQL,
+        "postgresql": PostgresSQL,
+        "mysql": MySQL,
+        "mariadb": MySQL,
+    }
+    kind = kinds.get(dialect.name)
+    if kind is None:
+        raise ConfigError(
+            f"the SQL store supports SQLite, PostgreSQL, MySQL and MariaDB, not {dialect.name}"
+        )
+    return kind(dialect, schema, database)

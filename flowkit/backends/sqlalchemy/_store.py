@@ -1,0 +1,814 @@
+"""The SQL store: SQLite, PostgreSQL and MySQL/MariaDB through SQLAlchemy (SPEC §10)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+
+from ..._errors import (
+    ConfigError,
+    ConflictError,
+    FlowkitError,
+    StoreError,
+    StoreUnavailableError,
+)
+from ..._records import Action, Entry, Execution, Status
+from ..._store import decode_json, encode_json
+from .._common import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
+from ._dialects import SQL, State, for_dialect
+from ._engine import Options, open_engine, parse_options
+from ._schema import DDL, MIGRATIONS, SCHEMA_VERSION, Schema, check_version, now
+
+__all__ = ["SQLStore"]
+
+T = TypeVar("T")
+
+#: Longest id the tables hold (``VARCHAR(255)``).
+MAX_ID = 255
+#: How often a write is retried after a deadlock or a lost connection.
+ATTEMPTS = 3
+
+# Deadlocks and serialization failures roll the whole transaction back: safe to retry.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+_TRANSIENT_MYSQL_CODES = frozenset({1205, 1213})  # lock wait timeout, deadlock
+
+
+class _Lost(Exception):
+    """Internal: the connection died during an operation (it was invalidated)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Transient(Exception):
+    """Internal: a deadlock or serialization failure; the transaction was rolled back."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _one_line(error: BaseException) -> str:
+    original = getattr(error, "orig", None)
+    if isinstance(error, sa_exc.DBAPIError) and original is not None:
+        error = original
+    text = re.sub(r"\s+", " ", str(error)).strip()
+    text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return text or type(error).__name__
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else encode_json(value)
+
+
+def _from_json(text: str | None) -> Any:
+    return None if text is None else decode_json(text)
+
+
+def _check_id(value: str | None, field: str) -> None:
+    if value is None:
+        return
+    if len(value) > MAX_ID:
+        raise ValueError(f"{field} is longer than {MAX_ID} characters: {value[:40]!r}…")
+    if "\x00" in value:
+        raise ValueError(f"{field} contains a NUL character: {value!r}")
+
+
+class SQLStore:
+    """A store in SQLite, PostgreSQL or MySQL/MariaDB, through SQLAlchemy.
+
+    Tables ``<prefix>executions``, ``<prefix>entries`` and
+    ``<prefix>schema_version`` are created (or upgraded) when the store opens,
+    unless ``create_schema`` is false; ``flowkit db upgrade`` does the same.
+    See the Stores page of the documentation for URLs, options and tuning.
+
+    Args:
+        url_or_engine: a URL (``sqlite:///flowkit.db``, ``postgresql://host/db``
+            (psycopg 3), ``mysql://…`` / ``mariadb://…`` (PyMySQL), or any
+            ``dialect+driver://`` URL), or a ready SQLAlchemy :class:`Engine`,
+            which the store uses as it is and never disposes.
+        prefix: the table name prefix (lower-case letters, digits, ``_``).
+        create_schema: create or upgrade the tables when the store opens (the
+            default). When false, nothing is changed: the first call checks
+            the schema version and raises :class:`ConfigError` if the tables
+            are missing or older than this flowkit (run ``flowkit db upgrade``).
+        **engine_options: flowkit's options (``synchronous``, ``busy_timeout``,
+            ``pool_pre_ping``, ``pool_pre_ping_after``) and anything
+            :func:`sqlalchemy.create_engine` takes (``pool_size``,
+            ``max_overflow``, ``pool_recycle``, ``pool_timeout``, ``echo``…).
+            The same flowkit and pool options can be given in the URL's query
+            (``?prefix=app_&pool_size=10``); keyword arguments win.
+
+    Raises:
+        ConfigError: a bad URL or option, a missing driver (the message names
+            the extra to install), or a schema newer than this flowkit knows.
+        StoreUnavailableError: the database cannot be reached.
+        StoreError: the database refused to create the schema.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | Engine,
+        *,
+        prefix: str | None = None,
+        create_schema: bool | None = None,
+        **engine_options: Any,
+    ) -> None:
+        given = dict(engine_options)
+        if prefix is not None:
+            given["prefix"] = prefix
+        if create_schema is not None:
+            given["create_schema"] = create_schema
+        if isinstance(url_or_engine, Engine):
+            options = parse_options(None, given)
+            if options.engine_kwargs or "synchronous" in given or "busy_timeout" in given:
+                extra = sorted({*options.engine_kwargs, *given} - {"prefix", "create_schema"})
+                raise ConfigError(
+                    f"engine options ({', '.join(extra)}) cannot be applied to a ready Engine: "
+                    "configure the engine itself"
+                )
+            self._engine = url_or_engine
+            self._owns_engine = False
+        elif isinstance(url_or_engine, str):
+            options = parse_options(url_or_engine, given)
+            self._engine = open_engine(options)
+            self._owns_engine = True
+        else:
+            raise ConfigError(
+                f"SQLStore needs a URL or a SQLAlchemy Engine, got {type(url_or_engine).__name__}"
+            )
+        self._options: Options = options
+        engine = self._engine
+        self._where = engine.url.render_as_string(hide_password=True)
+        self.prefix = options.prefix
+        dbapi = engine.dialect.loaded_dbapi
+        self._dbapi_error: type[Exception] = dbapi.Error
+        self._integrity_error: type[Exception] = dbapi.IntegrityError
+        # SQLite in memory is one connection shared by every thread: serialize.
+        memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+        self._serial: AbstractContextManager[Any] = threading.RLock() if memory else nullcontext()
+        self._closed = False
+        # True while the store is closed or its schema not yet known to be current:
+        # every call then goes through _check_open's slow path first.
+        self._blocked = True
+        try:
+            database = self._database()
+            self.schema = Schema(options.prefix, engine.dialect)
+            self._sql: SQL = for_dialect(engine.dialect, self.schema, database)
+            if options.create_schema:
+                self.upgrade()
+        except BaseException:
+            self._dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self._where!r}, prefix={self.prefix!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine the store uses."""
+        return self._engine
+
+    # --- connections and errors -------------------------------------------------------------------
+
+    def _database(self) -> str:
+        # Connecting once tells us the server (MySQL vs MariaDB collations) and that it is there.
+        def probe(connection: Any) -> str:
+            return self._engine.url.database or ""
+
+        return self._run(probe)
+
+    def _check_open(self) -> None:
+        if not self._blocked:
+            return
+        if self._closed:
+            raise FlowkitError("store is closed")
+        self._check_schema()
+
+    def _unavailable(self, error: BaseException, doing: str = "") -> StoreUnavailableError:
+        reason = _one_line(error)
+        if self._engine.dialect.name == "sqlite":
+            if reason.startswith("unable to open"):
+                reason += " (does its directory exist, and may this process write there?)"
+            verb = "cannot open" if doing == "connecting" else "cannot use"
+        else:
+            verb = "cannot connect to" if doing == "connecting" else "lost the connection to"
+        return StoreUnavailableError(f"{verb} the store {self._where}: {reason}")
+
+    def _translate(self, error: BaseException) -> StoreError:
+        if self._sql.unavailable(error):
+            return self._unavailable(error)
+        return self._failed(error)
+
+    def _failed(self, error: BaseException) -> StoreError:
+        return StoreError(f"the store {self._where} failed: {_one_line(error)}")
+
+    def _is_disconnect(self, error: BaseException, connection: Any) -> bool:
+        try:
+            if self._engine.dialect.is_disconnect(error, connection, None):  # type: ignore[arg-type]
+                return True
+        except Exception:  # pragma: no cover - a dialect that cannot tell
+            return False
+        closed = getattr(connection, "closed", False)
+        return bool(closed) and not callable(closed)
+
+    def _is_transient(self, error: BaseException) -> bool:
+        if getattr(error, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+            return True
+        code = getattr(error, "pgcode", None)
+        if code in _TRANSIENT_SQLSTATES:
+            return True
+        args: tuple[Any, ...] = getattr(error, "args", ())
+        return len(args) > 0 and args[0] in _TRANSIENT_MYSQL_CODES
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(dbapi_connection)`` on a pooled connection.
+
+        Raises:
+            _Lost: the connection died (it was invalidated; the caller may retry).
+            _Transient: a deadlock rolled the transaction back (the caller may retry).
+            StoreUnavailableError: no connection could be had.
+            The driver's errors, for the caller to translate.
+        """
+        with self._serial:
+            try:
+                fairy = self._engine.raw_connection()
+            except (self._dbapi_error, sa_exc.SQLAlchemyError) as exc:
+                raise self._unavailable(exc, "connecting") from exc
+            connection = fairy.dbapi_connection
+            try:
+                return work(connection)
+            except self._dbapi_error as exc:
+                if self._is_disconnect(exc, connection):
+                    fairy.invalidate(exc)
+                    raise _Lost(exc) from exc
+                if self._is_transient(exc):
+                    raise _Transient(exc) from exc
+                raise
+            except BaseException:
+                # Interrupted half-way (KeyboardInterrupt…): never pool a connection
+                # that may be inside a transaction.
+                fairy.invalidate()
+                raise
+            finally:
+                fairy.close()
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        def read(connection: Any) -> list[Any]:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                rows: list[Any] = cursor.fetchall()
+            finally:
+                cursor.close()
+            self._sql.end_read(connection)
+            return rows
+
+        return self._retrying(read)
+
+    def _retrying(self, work: Callable[[Any], T]) -> T:
+        """Run an operation that is safe to repeat, retrying on a lost connection or deadlock."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self._run(work)
+            except (_Lost, _Transient) as signal:
+                if attempt == ATTEMPTS:
+                    if isinstance(signal, _Lost):
+                        raise self._unavailable(signal.error) from signal.error
+                    raise self._failed(signal.error) from signal.error
+                time.sleep(0.01 * attempt)
+            except StoreError:
+                raise
+            except self._dbapi_error as exc:
+                raise self._translate(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- schema -----------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The schema version the database holds (0 when there are no tables).
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+        """
+        if self._closed:
+            raise FlowkitError("store is closed")
+        sql = self._sql
+
+        def current(connection: Any) -> int:
+            cursor = connection.cursor()
+            try:
+                if not sql.exists(cursor, "table", self.schema.versions.name):
+                    version = 0
+                else:
+                    cursor.execute(sql.current_version)
+                    (found,) = cursor.fetchone()
+                    version = int(found or 0)
+            finally:
+                cursor.close()
+            sql.end_read(connection)
+            return version
+
+        return self._retrying(current)
+
+    def upgrade(self) -> tuple[int, int]:
+        """Create the tables, or bring them to :data:`SCHEMA_VERSION`.
+
+        Safe when several processes do it at once: the migrations run under a
+        database lock (a PostgreSQL advisory lock, MySQL ``GET_LOCK``, SQLite
+        ``BEGIN IMMEDIATE``), and each is recorded in ``<prefix>schema_version``.
+
+        Returns:
+            The versions before and after.
+
+        Raises:
+            ConfigError: the database's schema is newer than this flowkit knows.
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database refused a migration.
+        """
+        if self._closed:
+            raise FlowkitError("store is closed")
+        before = self.schema_version()
+        check_version(before, self._where)
+        if before < SCHEMA_VERSION:
+            before = self._retrying(self._migrate)
+        self._blocked = False
+        return before, SCHEMA_VERSION
+
+    def _migrate(self, connection: Any) -> int:
+        sql, schema = self._sql, self.schema
+        cursor = connection.cursor()
+        ok = False
+        try:
+            sql.lock(connection, cursor)
+            ddl = DDL(
+                cursor, self._engine.dialect, lambda kind, name: sql.exists(cursor, kind, name)
+            )
+            ddl.create_table(schema.versions)
+            cursor.execute(sql.current_version)
+            (found,) = cursor.fetchone()
+            before = int(found or 0)
+            check_version(before, self._where)
+            for migration in MIGRATIONS:
+                if migration.version > before:
+                    migration.apply(schema, ddl)
+                    cursor.execute(
+                        sql.record_version,
+                        (migration.version, migration.description, sql.time_in(now())),
+                    )
+            ok = True
+            return before
+        finally:
+            try:
+                sql.unlock(connection, cursor, ok=ok)
+            finally:
+                cursor.close()
+
+    def _check_schema(self) -> None:
+        version = self.schema_version()
+        check_version(version, self._where)
+        if version < SCHEMA_VERSION:
+            raise ConfigError(
+                f"the flowkit tables in {self._where} (prefix {self.prefix!r}) are at schema "
+                f"version {version}, this flowkit needs {SCHEMA_VERSION}: run "
+                f"`flowkit db upgrade --store URL` (or open the store with create_schema=True)"
+            )
+        self._blocked = False
+
+    # --- rows -------------------------------------------------------------------------------------
+
+    def _execution_row(self, execution: Execution) -> tuple[Any, ...]:
+        time_in, text = self._sql.time_in, self._sql.text_in
+        wake, lease = execution.wake_at, execution.lease_expires_at
+        return (
+            execution.id,
+            execution.workflow_id,
+            text(execution.workflow_version),
+            execution.status.value,
+            encode_json(execution.input),
+            encode_json(execution.ctx),
+            text(execution.current_step),
+            encode_json(execution.cursor),
+            _json(execution.result),
+            text(execution.recover_to),
+            _json(execution.halt_data),
+            text(execution.error),
+            execution.parent_id,
+            execution.version,
+            execution.seq,
+            time_in(execution.created_at),
+            time_in(execution.updated_at),
+            None if wake is None else time_in(wake),
+            text(execution.definition_hash),
+            text(execution.lease_owner),
+            None if lease is None else time_in(lease),
+        )
+
+    def _update_row(
+        self, execution: Execution, expected_version: int, previous_seq: int
+    ) -> tuple[Any, ...]:
+        time_in, text = self._sql.time_in, self._sql.text_in
+        wake, lease = execution.wake_at, execution.lease_expires_at
+        result, halt = execution.result, execution.halt_data
+        return (
+            text(execution.workflow_version),
+            execution.status.value,
+            encode_json(execution.ctx),
+            text(execution.current_step),
+            encode_json(execution.cursor),
+            None if result is None else encode_json(result),
+            text(execution.recover_to),
+            None if halt is None else encode_json(halt),
+            text(execution.error),
+            execution.version,
+            execution.seq,
+            time_in(execution.updated_at),
+            None if wake is None else time_in(wake),
+            text(execution.definition_hash),
+            text(execution.lease_owner),
+            None if lease is None else time_in(lease),
+            execution.id,
+            expected_version,
+            previous_seq,
+        )
+
+    def _entry_row(self, entry: Entry) -> tuple[Any, ...]:
+        text = self._sql.text_in
+        entry_input, output = entry.input, entry.output
+        return (
+            entry.execution_id,
+            entry.seq,
+            text(entry.step_id),
+            text(entry.step_type),
+            entry.action.value,
+            entry.attempt,
+            float(entry.duration_ms),
+            None if entry_input is None else encode_json(entry_input),
+            None if output is None else encode_json(output),
+            text(entry.error),
+            self._sql.time_in(entry.timestamp),
+            entry.iteration,
+        )
+
+    def _execution(self, row: Sequence[Any]) -> Execution:
+        time_out = self._sql.time_out
+        wake, lease = row[17], row[20]
+        return Execution(
+            id=row[0],
+            workflow_id=row[1],
+            workflow_version=row[2],
+            status=Status(row[3]),
+            input=decode_json(row[4]),
+            ctx=decode_json(row[5]),
+            current_step=row[6],
+            cursor=decode_json(row[7]),
+            result=_from_json(row[8]),
+            recover_to=row[9],
+            halt_data=_from_json(row[10]),
+            error=row[11],
+            parent_id=row[12],
+            version=int(row[13]),
+            seq=int(row[14]),
+            created_at=time_out(row[15]),
+            updated_at=time_out(row[16]),
+            wake_at=None if wake is None else time_out(wake),
+            definition_hash=row[18],
+            lease_owner=row[19],
+            lease_expires_at=None if lease is None else time_out(lease),
+        )
+
+    def _entry(self, execution_id: str, row: Sequence[Any]) -> Entry:
+        seq = int(row[0])
+        iteration = row[10]
+        return Entry(
+            id=f"{execution_id}:{seq}",
+            execution_id=execution_id,
+            seq=seq,
+            step_id=row[1],
+            step_type=row[2],
+            action=Action(row[3]),
+            attempt=int(row[4]),
+            duration_ms=float(row[5]),
+            input=_from_json(row[6]),
+            output=_from_json(row[7]),
+            error=row[8],
+            timestamp=self._sql.time_out(row[9]),
+            iteration=None if iteration is None else int(iteration),
+        )
+
+    # --- the protocol -----------------------------------------------------------------------------
+
+    def create(self, execution: Execution) -> None:
+        """Store a new execution.
+
+        Raises:
+            ConflictError: an execution with this id already exists.
+            ValueError: a time is naive, an id is longer than 255 characters or
+                holds NUL, or the record holds a value JSON cannot represent.
+            TypeError: the record holds a value that is not JSON data.
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        execution = utc_execution(execution)
+        for field in ("id", "workflow_id", "parent_id"):
+            _check_id(getattr(execution, field), field)
+        row = self._execution_row(execution)
+        sql = self._sql
+
+        def insert(connection: Any) -> None:
+            cursor = connection.cursor()
+            state = State()
+            try:
+                sql.begin(connection, cursor)
+                cursor.execute(sql.insert_execution, row)
+                state.committing = True
+                sql.commit(connection, cursor)
+            except BaseException:
+                if not state.committing:
+                    sql.abort(connection, cursor)
+                raise
+            finally:
+                cursor.close()
+
+        try:
+            self._retrying_write(insert, lambda: self._created(execution))
+        except self._integrity_error as exc:
+            raise ConflictError(f"execution {execution.id!r} already exists") from exc
+
+    def _created(self, execution: Execution) -> bool | None:
+        """After a lost commit: True if our insert landed."""
+        found = self.load(execution.id)
+        if found is None:
+            return False
+        if found.version == execution.version and found.created_at == execution.created_at:
+            return True
+        raise ConflictError(f"execution {execution.id!r} already exists")
+
+    def _retrying_write(
+        self, work: Callable[[Any], T], landed: Callable[[], bool | None]
+    ) -> T | None:
+        """Run a write; after a lost connection or deadlock, retry it when nothing was written.
+
+        ``landed()`` tells, after a connection was lost during the commit,
+        whether the write happened (True), did not (False: it is retried) or
+        cannot be told (None).
+        """
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self._run(work)
+            except _Transient as signal:
+                if attempt == ATTEMPTS:
+                    raise self._failed(signal.error) from signal.error
+            except _Lost as signal:
+                if attempt == ATTEMPTS:
+                    raise self._unavailable(signal.error) from signal.error
+                try:
+                    outcome = landed()
+                except StoreUnavailableError as exc:
+                    raise StoreUnavailableError(
+                        f"{exc}; the outcome of the interrupted write is unknown"
+                    ) from signal.error
+                if outcome:
+                    return None
+            except StoreError:
+                raise
+            except self._integrity_error:
+                raise
+            except self._dbapi_error as exc:
+                raise self._translate(exc) from exc
+            time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def load(self, execution_id: str) -> Execution | None:
+        """The execution with this id, or None.
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        if "\x00" in execution_id:
+            return None
+        rows = self._read(self._sql.load, (execution_id,))
+        return self._execution(rows[0]) if rows else None
+
+    def checkpoint(
+        self, execution: Execution, entries: Sequence[Entry], expected_version: int
+    ) -> None:
+        """Replace the execution and append ``entries``, atomically.
+
+        One transaction: a version- and seq-guarded ``UPDATE`` of the record
+        plus the entry inserts (on PostgreSQL, one statement).
+
+        Raises:
+            ConflictError: the execution does not exist, its stored version is
+                not ``expected_version``, or the entries do not continue its
+                stored log; nothing was written.
+            ValueError: the arguments are inconsistent (see ``Store.checkpoint``),
+                a time is naive, or a value cannot be represented in JSON.
+            TypeError: a value is not JSON data.
+            StoreUnavailableError: the database cannot be reached (nothing was
+                written, or the message says the outcome is unknown).
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        if self._blocked:
+            self._check_open()
+        execution = utc_execution(execution)
+        check_checkpoint(execution, entries, expected_version)
+        update = self._update_row(execution, expected_version, execution.seq - len(entries))
+        entry_row = self._entry_row
+        rows = [entry_row(utc_entry(entry)) for entry in entries]
+        write = self._sql.write_checkpoint
+
+        def run(connection: Any) -> bool:
+            return write(connection, update, rows, State())
+
+        try:
+            written = self._retrying_write(run, lambda: self._landed(execution, expected_version))
+        except self._integrity_error as exc:
+            raise ConflictError(
+                f"checkpoint of execution {execution.id!r}: its entries were written by "
+                "another writer first; nothing was written"
+            ) from exc
+        if written is False:
+            raise self._conflict(execution, len(entries), expected_version)
+
+    def _landed(self, execution: Execution, expected_version: int) -> bool | None:
+        """After a lost commit: did our checkpoint land (True) or not (False)?
+
+        Raises:
+            ConflictError: another writer moved the execution on.
+        """
+        found = self.load(execution.id)
+        if found is not None:
+            if (
+                found.version == execution.version
+                and found.seq == execution.seq
+                and found.updated_at == execution.updated_at
+                and found.lease_owner == execution.lease_owner
+            ):
+                return True
+            if found.version == expected_version:
+                return False
+        raise ConflictError(
+            f"checkpoint of execution {execution.id!r}: another writer changed or deleted it "
+            "while the connection was lost; nothing was written"
+        )
+
+    def _conflict(self, execution: Execution, count: int, expected_version: int) -> ConflictError:
+        where = f"checkpoint of execution {execution.id!r}"
+        rows = self._read(self._sql.probe, (execution.id,))
+        if not rows:
+            return ConflictError(
+                f"{where}: it does not exist (deleted, or never created); nothing was written"
+            )
+        version, seq = int(rows[0][0]), int(rows[0][1])
+        if version != expected_version:
+            return ConflictError(
+                f"{where}: expected version {expected_version}, but the store holds version "
+                f"{version} (another writer got there first); nothing was written"
+            )
+        return ConflictError(
+            f"{where}: entries must continue at seq {seq + 1}, got "
+            f"{execution.seq - count + 1}; nothing was written"
+        )
+
+    def entries(self, execution_id: str, *, after: int = 0) -> list[Entry]:
+        """The entries with ``seq > after``, in ``seq`` order (none for an unknown id).
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        if "\x00" in execution_id:
+            return []
+        rows = self._read(self._sql.read_entries, (execution_id, after))
+        return [self._entry(execution_id, row) for row in rows]
+
+    def find(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: Status | str | None = None,
+        limit: int = 100,
+    ) -> list[Execution]:
+        """Executions matching the filters, most recently updated first (ties: id descending).
+
+        Raises:
+            ValueError: the status is unknown, or ``limit`` is negative.
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        check_limit(limit)
+        wanted = check_status(status)
+        if workflow_id is not None and "\x00" in workflow_id:
+            return []
+        params: list[Any] = []
+        if workflow_id is not None:
+            params.append(workflow_id)
+        if wanted is not None:
+            params.append(wanted.value)
+        params.append(limit)
+        sql = self._sql.find[(workflow_id is not None, wanted is not None)]
+        return [self._execution(row) for row in self._read(sql, params)]
+
+    def due(self, now: datetime, *, limit: int = 100) -> list[Execution]:
+        """Halted executions whose ``wake_at`` is at or before ``now``, earliest first.
+
+        Ties are ordered by id.
+
+        Raises:
+            ValueError: ``now`` is naive, or ``limit`` is negative.
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        check_limit(limit)
+        at = self._sql.time_in(utc(now, "now"))
+        return [self._execution(row) for row in self._read(self._sql.due, (at, limit))]
+
+    def stale(self, now: datetime, *, limit: int = 100) -> list[Execution]:
+        """Running executions whose lease expired at or before ``now``, oldest first.
+
+        Ties are ordered by id.
+
+        Raises:
+            ValueError: ``now`` is naive, or ``limit`` is negative.
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        check_limit(limit)
+        at = self._sql.time_in(utc(now, "now"))
+        return [self._execution(row) for row in self._read(self._sql.stale, (at, limit))]
+
+    def delete(self, execution_id: str) -> bool:
+        """Delete an execution and its entries (one transaction); False if it did not exist.
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        if "\x00" in execution_id:
+            return False
+        sql = self._sql
+
+        def delete(connection: Any) -> bool:
+            cursor = connection.cursor()
+            state = State()
+            try:
+                sql.begin(connection, cursor)
+                # The record first: a concurrent checkpoint then finds nothing to update.
+                cursor.execute(sql.delete_execution, (execution_id,))
+                existed = bool(cursor.rowcount > 0)
+                cursor.execute(sql.delete_entries, (execution_id,))
+                state.committing = True
+                sql.commit(connection, cursor)
+                return existed
+            except BaseException:
+                if not state.committing:
+                    sql.abort(connection, cursor)
+                raise
+            finally:
+                cursor.close()
+
+        # After a lost commit, deleting again is harmless.
+        return bool(self._retrying_write(delete, lambda: False))
+
+    def close(self) -> None:
+        """Release the connections; later calls raise :class:`FlowkitError`. Closing twice is fine.
+
+        An engine the store was given is left open (its owner disposes it).
+        """
+        if self._closed:
+            return
+        self._closed = self._blocked = True
+        self._dispose()
+
+    def _dispose(self) -> None:
+        if self._owns_engine:
+            self._engine.dispose()
