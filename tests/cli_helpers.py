@@ -20,6 +20,7 @@ EXPENSE = EXAMPLES / "expense_approval.yml"
 HELLO = EXAMPLES / "hello_world.yml"
 FLOWKIT = Path(sys.executable).parent / "flowkit"
 
+
 def invoke(*args: str | Path) -> Result:
     """Run the CLI in this process; stdout and stderr are kept apart."""
     return CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
