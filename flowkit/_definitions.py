@@ -317,7 +317,7 @@ class WorkflowConfig:
 # --- workflow -------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class StepDef:
     """One step: ``id``, ``type``, the typed ``config`` of that type, and its edges."""
 
@@ -351,7 +351,7 @@ def _inputs(value: Iterable[InputDef]) -> tuple[InputDef, ...]:
     return tuple(value)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class WorkflowDef:
     """A whole workflow: metadata, inputs and steps (the first step is the entry point)."""
 
@@ -366,13 +366,17 @@ class WorkflowDef:
     inputs: tuple[InputDef, ...] = attrs.field(default=(), converter=_inputs)
     extensions: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_extensions)
     source: SourceLocation | None = attrs.field(default=None, eq=False, hash=False, repr=False)
+    _by_id: dict[str, StepDef] = attrs.field(init=False, eq=False, hash=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        by_id: dict[str, StepDef] = {}
+        for step in self.steps:
+            by_id.setdefault(step.id, step)
+        object.__setattr__(self, "_by_id", by_id)
 
     def step(self, step_id: str) -> StepDef | None:
         """The top-level step called ``step_id``, or None."""
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        return None
+        return self._by_id.get(step_id)
 
     @property
     def title(self) -> str:

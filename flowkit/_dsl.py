@@ -9,6 +9,7 @@ code that declared the step.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
@@ -44,7 +45,7 @@ from ._definitions import (
 )
 from ._errors import ValidationError
 from ._json import FrozenDict
-from ._problems import Problem
+from ._problems import Problem, did_you_mean
 
 __all__ = ["Input", "Workflow", "register_builder", "when"]
 
@@ -73,18 +74,15 @@ _PY_TYPES: dict[Any, str] = {
 }
 
 
-def _input_type(hint: Any, name: str) -> str:
+def _input_type(hint: Any) -> str:
     if isinstance(hint, str):
         return hint
     origin = typing.get_origin(hint) or hint
     if origin in _PY_TYPES:
         return _PY_TYPES[origin]
-    raise ValidationError(
-        [
-            f"input '{name}': cannot map {hint!r} to an input type "
-            "(use str, int, float, bool, list, dict, Any or flowkit.Input(type=...))"
-        ],
-        subject="workflow inputs",
+    raise TypeError(
+        f"cannot map {hint!r} to an input type "
+        "(use str, int, float, bool, list, dict, Any or flowkit.Input(type=...))"
     )
 
 
@@ -120,10 +118,21 @@ def when(field: str, op: str, value: Any = None) -> _When:
     return _When(Condition(field=field, op=op, value=value))
 
 
+_INTERNAL_FILES = frozenset({__file__, contextlib.__file__})
+"""Frames skipped when looking for the user's code (``with wf.loop(...)`` runs in contextlib)."""
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message; attrs' validators pass ``(message, attribute, ...)``."""
+    if len(exc.args) > 1 and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc)
+
+
 def _caller() -> SourceLocation:
     """Where user code called into the builder (for error messages)."""
     frame: types.FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename == __file__:
+    while frame is not None and frame.f_code.co_filename in _INTERNAL_FILES:
         frame = frame.f_back
     if frame is None:
         return SourceLocation()
@@ -210,7 +219,7 @@ class _Graph:
             raise ValidationError(
                 [
                     Problem(
-                        str(exc),
+                        _message(exc),
                         workflow_id=self._owner.id,
                         step_id=str(step_id),
                         location=source or _caller(),
@@ -222,14 +231,22 @@ class _Graph:
         self._owner._changed()
         return step
 
-    def _config(self, cls: type[Any], step_id: str, **options: Any) -> Any:
+    def _config(
+        self,
+        cls: type[Any],
+        step_id: str,
+        source: SourceLocation | None = None,
+        /,
+        **options: Any,
+    ) -> Any:
         try:
             return cls(**options)
         except (TypeError, ValueError) as exc:
+            where = source or _caller()
             raise ValidationError(
                 [
                     Problem(
-                        str(exc), workflow_id=self._owner.id, step_id=step_id, location=_caller()
+                        _message(exc), workflow_id=self._owner.id, step_id=step_id, location=where
                     )
                 ],
                 subject=f"workflow '{self._owner.id}'",
@@ -247,15 +264,21 @@ class _Graph:
     # --- one builder per core step type ---------------------------------------------------------
 
     def start(
-        self, id: str = "start", *, validate_input: bool = True, next: Any = IMPLICIT
+        self,
+        id: str = "start",
+        *,
+        validate_input: bool = True,
+        next: Any = IMPLICIT,
+        on_error: str | None = None,
     ) -> StepDef:
         """A ``start`` step: validates the input (added automatically when not declared)."""
         config = self._config(StartConfig, id, validate_input=validate_input)
-        return self._add(id, "start", config, next, None)
+        return self._add(id, "start", config, next, on_error)
 
-    def end(self, id: str = "end", *, result: Any = None) -> StepDef:
+    def end(self, id: str = "end", *, result: Any = None, on_error: str | None = None) -> StepDef:
         """An ``end`` step: sets the workflow's result and finishes."""
-        return self._add(id, "end", self._config(EndConfig, id, result=result), IMPLICIT, None)
+        config = self._config(EndConfig, id, result=result)
+        return self._add(id, "end", config, IMPLICIT, on_error)
 
     def call(
         self,
@@ -307,10 +330,15 @@ class _Graph:
         routes: Sequence[Route] = (),
         default: str | None = None,
         on_error: str | None = None,
+        next: str | None = None,
     ) -> StepDef:
-        """A ``router`` step: the first route whose condition holds, else ``default``."""
+        """A ``router`` step: the first route whose condition holds, else ``default``.
+
+        A router never continues to the step declared after it. ``next`` exists
+        only because YAML allows the key on every step; the router ignores it.
+        """
         config = self._config(RouterConfig, id, routes=tuple(routes), default=default)
-        return self._add(id, "router", config, IMPLICIT, on_error)
+        return self._add(id, "router", config, IMPLICIT if next is None else next, on_error)
 
     def transform(
         self,
@@ -415,21 +443,20 @@ class _Graph:
         ``with wf.loop("each", over="$input.items") as body: body.call(...)``
         """
         source = _caller()
+        condition = while_.condition if isinstance(while_, _When) else while_
+        options = {
+            "over": over,
+            "as_": as_,
+            "index_as": index_as,
+            "while_": condition,
+            "output": output,
+            "max": max,
+            "on_exhausted": on_exhausted,
+        }
+        self._config(LoopConfig, id, source, do=(), **options)  # fail at the `with` line
         body = _Graph(self._owner, body=True)
         yield body
-        condition = while_.condition if isinstance(while_, _When) else while_
-        config = self._config(
-            LoopConfig,
-            id,
-            do=body._steps(),
-            over=over,
-            as_=as_,
-            index_as=index_as,
-            while_=condition,
-            output=output,
-            max=max,
-            on_exhausted=on_exhausted,
-        )
+        config = self._config(LoopConfig, id, source, do=body._steps(), **options)
         self._add(id, "loop", config, next, on_error, source)
 
     @contextmanager
@@ -444,10 +471,11 @@ class _Graph:
     ) -> Iterator[_Graph]:
         """A ``parallel`` step; declare each branch (one step) on the builder this yields."""
         source = _caller()
+        self._config(ParallelConfig, id, source, branches=(), wait=wait, output=output)
         branches = _Graph(self._owner, branches=True)
         yield branches
         config = self._config(
-            ParallelConfig, id, branches=branches._steps(), wait=wait, output=output
+            ParallelConfig, id, source, branches=branches._steps(), wait=wait, output=output
         )
         self._add(id, "parallel", config, next, on_error, source)
 
@@ -492,6 +520,20 @@ class _Graph:
 
     def _function_step(self, fn: F, options: dict[str, Any]) -> F:
         name = fn.__name__
+        unknown = sorted(set(options) - _STEP_OPTIONS)
+        if unknown:
+            raise ValidationError(
+                [
+                    Problem(
+                        f"unknown option '{key}'{did_you_mean(key, _STEP_OPTIONS)}",
+                        workflow_id=self._owner.id,
+                        step_id=options.get("id") or name,
+                        location=_source_of(fn),
+                    )
+                    for key in unknown
+                ],
+                subject=f"workflow '{self._owner.id}'",
+            )
         service = options.pop("service", None) or self._owner.id
         method = options.pop("method", None) or name
         step_id = options.pop("id", None) or name
@@ -508,7 +550,11 @@ class _Graph:
             config = CallConfig(service=service, method=method, output=output, **options)
         except (TypeError, ValueError) as exc:
             raise ValidationError(
-                [Problem(str(exc), workflow_id=self._owner.id, step_id=step_id, location=source)],
+                [
+                    Problem(
+                        _message(exc), workflow_id=self._owner.id, step_id=step_id, location=source
+                    )
+                ],
                 subject=f"workflow '{self._owner.id}'",
             ) from None
         self._add(step_id, "call", config, next_, on_error, source)
@@ -563,6 +609,23 @@ class _Graph:
         return add
 
 
+_STEP_OPTIONS = frozenset(
+    {
+        "id",
+        "input",
+        "output",
+        "service",
+        "method",
+        "timeout",
+        "retries",
+        "retry_delay",
+        "retry_backoff",
+        "next",
+        "on_error",
+    }
+)
+"""What ``@wf.step(...)`` accepts."""
+
 _CORE_BUILDERS = (
     "start",
     "end",
@@ -610,6 +673,7 @@ class Workflow(_Graph):
         register_services: bool = True,
     ) -> None:
         self.id = id
+        self._source = _caller()
         self._meta = {
             "name": name,
             "version": version,
@@ -621,28 +685,75 @@ class Workflow(_Graph):
         self._register = register_services
         self._extensions: dict[str, Any] = {}
         self.services: dict[str, dict[str, Callable[..., Any]]] = {}
+        self._filled: list[Any] = []  # registries that hold the current @wf.step functions
         self._definition: WorkflowDef | None = None
-        self._source = _caller()
         super().__init__(self)
+        self._workflow(())  # bad metadata fails here, not when the definition is built
 
     def _changed(self) -> None:
         self._definition = None
 
     def _input(self, name: str, value: Any) -> InputDef:
-        if isinstance(value, Input):
-            return InputDef(
-                name=name,
-                type=_input_type(value.type, name),
-                required=value.required,
-                default=value.default,
-                description=value.description,
-            )
-        return InputDef(name=name, type=_input_type(value, name))
+        try:
+            if isinstance(value, Input):
+                return InputDef(
+                    name=name,
+                    type=_input_type(value.type),
+                    required=value.required,
+                    default=value.default,
+                    description=value.description,
+                )
+            return InputDef(name=name, type=_input_type(value))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                [
+                    Problem(
+                        f"input '{name}': {_message(exc)}",
+                        workflow_id=self.id,
+                        location=self._source,
+                    )
+                ],
+                subject=f"workflow '{self.id}'",
+            ) from None
 
     def extension(self, key: str, value: Any) -> None:
-        """Set a top-level extension value (e.g. the AI extension's ``agents``)."""
-        self._extensions[key] = value
+        """Set a top-level extension value (e.g. the AI extension's ``agents``).
+
+        The value is given as in YAML and structured by the extension that
+        registered ``key``, so the definition equals the parsed YAML's.
+
+        Raises:
+            ValidationError: no extension registered ``key``, or it rejects the value.
+        """
+        ext = _registry.extensions().get(key)
+        try:
+            if ext is None:
+                known = ", ".join(sorted(_registry.extensions())) or "none registered"
+                raise ValueError(f"unknown extension key '{key}' (known: {known})")
+            structured = ext.structure(value)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                [Problem(f"'{key}': {_message(exc)}", workflow_id=self.id, location=_caller())],
+                subject=f"workflow '{self.id}'",
+            ) from None
+        self._extensions[key] = structured
         self._changed()
+
+    def _workflow(self, steps: tuple[StepDef, ...]) -> WorkflowDef:
+        try:
+            return WorkflowDef(
+                id=self.id,
+                steps=steps,
+                inputs=self._inputs,
+                extensions=FrozenDict(self._extensions),
+                source=self._source,
+                **self._meta,  # type: ignore[arg-type]
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                [Problem(_message(exc), workflow_id=str(self.id), location=self._source)],
+                subject=f"workflow '{self.id}'",
+            ) from None
 
     @property
     def definition(self) -> WorkflowDef:
@@ -657,20 +768,7 @@ class Workflow(_Graph):
                 first = steps[0].id if steps else None
                 start = StepDef(id="start", type="start", config=StartConfig(), next=first)
                 steps = (start, *steps)
-            try:
-                wf = WorkflowDef(
-                    id=self.id,
-                    steps=steps,
-                    inputs=self._inputs,
-                    extensions=FrozenDict(self._extensions),
-                    source=self._source,
-                    **self._meta,  # type: ignore[arg-type]
-                )
-            except (TypeError, ValueError) as exc:
-                raise ValidationError(
-                    [Problem(str(exc), workflow_id=self.id, location=self._source)],
-                    subject=f"workflow '{self.id}'",
-                ) from None
+            wf = self._workflow(steps)
             from ._validate import check
 
             problems = check(wf)
@@ -697,15 +795,25 @@ class Workflow(_Graph):
         checked = _checked(fn, f"step '{fn.__name__}'")
         methods = self.services.setdefault(service, {})
         methods[method] = checked
+        self._filled = []
         if self._register:
             from ._services import default_registry
 
             default_registry.register(service, dict(methods))
+            self._filled.append(default_registry)
 
     def register_services(self, registry: Any) -> None:
-        """Register this workflow's ``@wf.step`` functions in a service registry."""
+        """Register this workflow's ``@wf.step`` functions in a service registry.
+
+        The engine calls this for every run; a registry that already holds the
+        current functions is left alone, so a test's ``stub_service`` for one
+        of them stays in place.
+        """
+        if any(filled is registry for filled in self._filled):
+            return
         for service, methods in self.services.items():
             registry.register(service, dict(methods))
+        self._filled.append(registry)
 
 
 # --- checking arguments against type hints -------------------------------------------------------

@@ -14,6 +14,7 @@ import contextvars
 import inspect
 import threading
 import time
+import weakref
 from collections import ChainMap
 from collections.abc import Callable, Mapping, MutableMapping
 from datetime import timedelta
@@ -431,7 +432,7 @@ def invoke(
     args, kwargs = bind_arguments(function, value)
     token = _current.set(run)
     try:
-        if inspect.iscoroutinefunction(function):
+        if _is_async(function):
             result = _run_async(function(*args, **kwargs), timeout, where)
         elif timeout is None:
             result = function(*args, **kwargs)
@@ -440,6 +441,23 @@ def invoke(
     finally:
         _current.reset(token)
     return to_json(result, where)
+
+
+_async_cache: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, remembered per function (it is slow to ask)."""
+    key = getattr(function, "__func__", function)
+    try:
+        return _async_cache[key]
+    except (KeyError, TypeError):
+        found = inspect.iscoroutinefunction(function)
+        try:
+            _async_cache[key] = found
+        except TypeError:
+            pass  # not weak-referenceable: ask every time
+        return found
 
 
 def _timed_out(where: str, timeout: float) -> ExecutionError:
