@@ -28,7 +28,7 @@ from ._definitions import (
     WorkflowConfig,
     WorkflowDef,
 )
-from ._dsl import Input, Workflow, register_builder, when
+from ._dsl import Input, Workflow, register_builder, register_method, when
 from ._engine import Engine
 from ._errors import (
     ConfigError,
@@ -123,6 +123,7 @@ __all__ = [
     "register_builder",
     "register_executor",
     "register_extension",
+    "register_method",
     "register_service",
     "register_step_type",
     "resume",

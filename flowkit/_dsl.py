@@ -47,7 +47,7 @@ from ._errors import ValidationError
 from ._json import FrozenDict
 from ._problems import Problem, did_you_mean
 
-__all__ = ["Input", "Workflow", "register_builder", "when"]
+__all__ = ["Input", "Workflow", "register_builder", "register_method", "when"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -158,6 +158,18 @@ class _Declared:
 
 
 _BUILDERS: dict[str, Callable[..., StepDef]] = {}
+
+
+_METHODS: dict[str, Callable[..., Any]] = {}
+
+
+def register_method(name: str, method: Callable[..., Any]) -> None:
+    """Add ``workflow.<name>(...)``, calling ``method(graph, ...)`` (e.g. ``@wf.tool``).
+
+    ``graph`` is the workflow, loop body or parallel branches it was called on;
+    ``graph.workflow`` is the :class:`Workflow`.
+    """
+    _METHODS[name] = method
 
 
 def register_builder(name: str, build: Callable[..., StepDef]) -> None:
@@ -591,7 +603,15 @@ class _Graph:
 
         return decorate
 
-    def __getattr__(self, name: str) -> Callable[..., StepDef]:
+    @property
+    def workflow(self) -> Workflow:
+        """The workflow this graph belongs to."""
+        return self._owner
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = _METHODS.get(name)
+        if method is not None:
+            return functools.partial(method, self)
         build = _BUILDERS.get(name)
         if build is None:
             raise AttributeError(

@@ -923,6 +923,8 @@ class Engine:
         visit = int(cursor.get("visit", tx.base.seq + 1))
         executor = executor_for(step.type)
         run = self._run_context(tx, step, path, local, iteration, attempt, visit)
+        if "state" in cursor:
+            run = attrs.evolve(run, state=cursor["state"])
         if mode == RESUME:
             if not tx.internal:
                 executor.check_resume(run, decision)
@@ -940,6 +942,11 @@ class Engine:
             duration = (time.perf_counter() - started) * 1000
             return self._failed(tx, step, run, exc, duration, retry=mode == RUN)
         duration = (time.perf_counter() - started) * 1000
+        if outcome.progress is not None:
+            # Part of the step is done (an agent's model turn): keep it, run it again.
+            tx.stay = {"visit": visit, "attempt": attempt, "state": outcome.progress}
+            tx.update(outcome.updates)
+            return _Stay(())
         tx.update(outcome.updates)
         tx.entry(
             path,
@@ -965,6 +972,8 @@ class Engine:
             tx.event("step.completed", path, output=outcome.output, **outcome.payload)
         if outcome.stay:
             tx.stay = {"visit": visit}
+            if run.state is not None:
+                tx.stay["state"] = run.state  # a halt keeps the step's progress
             return _Stay(())
         return _Done(outcome)
 
@@ -987,6 +996,8 @@ class Engine:
             tx.event("step.failed", run.path, attempt=run.attempt, error=error)
             return _Fail(exc)
         tx.stay = {"attempt": run.attempt + 1, "visit": run.visit}
+        if run.state is not None:
+            tx.stay["state"] = run.state  # progress made before the failure is kept
         tx.delay = delay
         tx.event("step.retrying", run.path, attempt=run.attempt, error=error, delay=delay)
         return _Stay(())

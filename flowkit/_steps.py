@@ -10,6 +10,7 @@ steps with timers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import threading
@@ -83,6 +84,10 @@ class Outcome:
         wake_at_seconds: with ``halt``, wake the execution after this many seconds.
         action: the entry's action.
         payload: extra event details.
+        progress: the step is not finished: checkpoint this JSON state (without
+            an entry) and run the step again, which then finds it in
+            ``StepRun.state``. A step that calls a model several times saves each
+            reply this way, so a crash never repeats a finished call.
     """
 
     target: str | None = None
@@ -95,6 +100,7 @@ class Outcome:
     wake_at_seconds: float | None = None
     action: Action = Action.COMPLETED
     payload: Mapping[str, Any] = attrs.field(factory=dict)
+    progress: Any = None
 
 
 @attrs.frozen(kw_only=True)
@@ -113,7 +119,8 @@ class StepRun:
         key: the idempotency key of this visit.
         deadline: ``time.monotonic()`` value the step must finish by, or None.
         visit: the position of this visit in the execution's history.
-        state: the step's own durable state (sub-workflow id…), or None.
+        state: what the step saved with ``Outcome(progress=…)`` earlier in this
+            visit (kept across crashes, retries and halts), or None.
         branch: the branch's id when the step runs as a branch of a parallel
             step (sibling branches share ``visit``), else None.
     """
@@ -453,10 +460,8 @@ def _is_async(function: Callable[..., Any]) -> bool:
         return _async_cache[key]
     except (KeyError, TypeError):
         found = inspect.iscoroutinefunction(function)
-        try:
+        with contextlib.suppress(TypeError):  # not weak-referenceable: ask every time
             _async_cache[key] = found
-        except TypeError:
-            pass  # not weak-referenceable: ask every time
         return found
 
 
