@@ -103,7 +103,7 @@ class Outcome:
     progress: Any = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)  # not frozen: one is built per step, and frozen init is slower
 class StepRun:
     """Everything an executor may use to run one step once.
 
