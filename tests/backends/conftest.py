@@ -44,12 +44,19 @@ def _mysql(directory: Path, n: int) -> Store:
     return scratch_store(MYSQL_URL)  # MariaDB or MySQL; a fresh prefix, dropped on close
 
 
+def _redis(directory: Path, n: int) -> Store:
+    from .redis_helpers import scratch_store as redis_store  # imports redis-py only when used
+
+    return redis_store()  # a fresh key prefix, its keys deleted on close
+
+
 #: name -> (marker, opener). Add sqlite, postgresql, mysql and redis rows here.
 BACKENDS: dict[str, tuple[pytest.MarkDecorator, Opener]] = {
     "memory": (pytest.mark.memory, _memory),
     "sqlite": (pytest.mark.sqlite, _sqlite),
     "postgresql": (pytest.mark.postgresql, _postgresql),
     "mysql": (pytest.mark.mysql, _mysql),
+    "redis": (pytest.mark.redis, _redis),
 }
 
 
