@@ -501,7 +501,9 @@ def _print_results(results: Sequence[Result], verb: str, as_json: bool) -> None:
 @click.argument("modules", nargs=-1, metavar="MODULE…")
 @click.option("--processes", default=1, show_default=True, help="Worker processes.")
 @click.option("--threads", default=8, show_default=True, help="Threads per process.")
-@click.option("--queue", default="flowkit", show_default=True, help="The queue to consume.")
+@click.option(
+    "--queue", metavar="NAME", help="The queue to consume (default: FLOWKIT_QUEUE, else flowkit)."
+)
 @click.option("--broker", "broker_url", metavar="URL", help="Broker URL (redis:// or amqp://).")
 @store_option
 @handles_errors
@@ -509,7 +511,7 @@ def worker(
     modules: Sequence[str],
     processes: int,
     threads: int,
-    queue: str,
+    queue: str | None,
     broker_url: str | None,
     store_url: str | None,
 ) -> None:
@@ -662,3 +664,43 @@ def _show_rich(execution: Execution, entries: Sequence[Entry]) -> None:
 
 
 main.add_command(importlib.import_module("flowkit._cli_db").db)  # `flowkit db …` (SQL schema)
+
+
+class _LazyCommand(click.Command):
+    """A command imported only when it runs, so ``flowkit --help`` never imports it.
+
+    ``flowkit mcp`` lives in the optional ``flowkit.ai`` package: listing it
+    shows this stub's help; running it loads the real command from
+    ``module:attr`` and hands it the arguments.
+    """
+
+    def __init__(self, name: str, target: str, help: str) -> None:
+        super().__init__(name, help=help)
+        self.target = target
+
+    def load(self) -> click.Command:
+        """The real command (exits with one clear line when the extra is missing)."""
+        module_name, _, attr = self.target.partition(":")
+        try:
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+        except ImportError as exc:
+            _fail(
+                f"'flowkit {self.name}' needs the ai extra ({exc}): pip install "
+                "'flowkit-workflows[ai]' (or pip install -e '.[ai]' from the source tree)"
+            )
+            raise  # unreachable: _fail exits
+        return command
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        return self.load().make_context(info_name, args, parent=parent, **extra)
+
+
+main.add_command(
+    _LazyCommand("mcp", "flowkit.ai._cli:mcp", help="Serve workflows to MCP clients (ai extra).")
+)

@@ -92,7 +92,25 @@ _lock = threading.Lock()
 _step_types: dict[str, StepType] = {}
 _extensions: dict[str, Extension] = {}
 _executors: dict[str, object] = {}
+_checks: list[Callable[[Any], list[str]]] = []
 _plugins_loaded = False
+
+
+def register_check(check: Callable[[Any], list[str]]) -> None:
+    """Run ``check(workflow_def)`` in every validation (extensions check their steps).
+
+    It returns problems (plain strings or :class:`flowkit.Problem`). Registering
+    the same function again does nothing.
+    """
+    with _lock:
+        if check not in _checks:
+            _checks.append(check)
+
+
+def checks() -> list[Callable[[Any], list[str]]]:
+    """The registered workflow checks."""
+    _load_plugins()
+    return list(_checks)
 
 
 def register_executor(name: str, executor: object) -> None:

@@ -105,7 +105,8 @@ class _Checker:
         for ext in _registry.extensions().values():
             if ext.key in wf.extensions:
                 extension_names.update(ext.defines)
-        self.always = frozenset(SPECIAL_ROOTS | extension_names)
+        # `input` is the execution's input, readable from the first step on.
+        self.always = frozenset(SPECIAL_ROOTS | extension_names | {"input"})
         for path, step in _all_steps(wf.steps):
             for name in _defines(step):
                 self.setters.setdefault(name, []).append(path)
@@ -132,14 +133,18 @@ class _Checker:
     def run(self) -> list[str]:
         self.check_inputs()
         self.check_graph(self.wf.steps, "", frozenset(), body=False)
-        for ext in _registry.extensions().values():
-            if ext.check is not None and ext.key in self.wf.extensions:
-                for message in ext.check(self.wf):
-                    self.problems.append(
-                        message
-                        if isinstance(message, Problem)
-                        else Problem(message, workflow_id=self.wf.id, location=self.wf.source)
-                    )
+        extra = [
+            ext.check
+            for ext in _registry.extensions().values()
+            if ext.check is not None and ext.key in self.wf.extensions
+        ]
+        for run_check in [*extra, *_registry.checks()]:
+            for message in run_check(self.wf):
+                self.problems.append(
+                    message
+                    if isinstance(message, Problem)
+                    else Problem(message, workflow_id=self.wf.id, location=self.wf.source)
+                )
         return sorted(self.problems, key=_line_of)
 
     def check_inputs(self) -> None:
@@ -384,11 +389,6 @@ class _Checker:
             message = (
                 f"{shown} reads '{root}', the loop variable of loop '{self.loop_vars[root]}'; "
                 "it exists only inside that loop's body"
-            )
-        elif root == "input":
-            message = (
-                f"{shown} reads 'input', which is set by a start step; "
-                "make a start step the first step"
             )
         elif root == "_last_error":
             message = f"{shown} is only set on paths entered through an on_error edge"

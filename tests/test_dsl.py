@@ -497,11 +497,10 @@ def test_add_start_false_starts_with_the_first_declared_step() -> None:
     assert edges(wf) == [("a", "done"), ("done", None)]
 
 
-def test_without_a_start_step_input_cannot_be_read() -> None:
+def test_without_a_start_step_input_can_still_be_read() -> None:
     wf = flowkit.Workflow("w", inputs={"x": int}, add_start=False)
     wf.assign("a", set={"y": "$input.x"})
-    with pytest.raises(flowkit.ValidationError, match="make a start step the first step"):
-        _ = wf.definition
+    assert [step.id for step in wf.definition.steps] == ["a"]
 
 
 # --- the definition -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from flowkit import (
     ValidationError,
     WorkflowDef,
 )
+from flowkit._registry import step_types
 
 GEM_WORKFLOW = Path(__file__).parent / "data" / "gem_order_fulfillment.yml"
 
@@ -361,8 +362,9 @@ STRUCTURE = [
     ),
     pytest.param(
         "id: a\ntype: frobnicate\n",
-        "step 'a' (line 3): unknown step type 'frobnicate' (known types: approval, assign, "
-        "call, end, halt, loop, parallel, router, start, transform, workflow)",
+        "step 'a' (line 3): unknown step type 'frobnicate' (known types: "
+        + ", ".join(sorted(step_types()))  # the core types and any installed extension's
+        + ")",
         id="unknown-type-lists-known",
     ),
     pytest.param(

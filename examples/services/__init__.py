@@ -15,6 +15,7 @@ module                  services (example)
 ``orders``              OrderService, InventoryService, PaymentService, ShippingService
                         (order_fulfillment.yml, and the durable_workflow gem's version)
 ``records``             Records (data_pipeline.yml)
+``support``             SupportServices (support_agent.yml, the gem's support agent)
 ======================  ==============================================================
 
 hello_world.yml and expense_approval.yml call no services.
@@ -36,7 +37,7 @@ from types import ModuleType
 
 import flowkit
 
-from . import calculator, dashboard, items, orders, records, weather
+from . import calculator, dashboard, items, orders, records, support, weather
 
 __all__ = [
     "MODULES",
@@ -47,10 +48,19 @@ __all__ = [
     "records",
     "register",
     "reset",
+    "support",
     "weather",
 ]
 
-MODULES: tuple[ModuleType, ...] = (calculator, items, dashboard, weather, orders, records)
+MODULES: tuple[ModuleType, ...] = (
+    calculator,
+    items,
+    dashboard,
+    weather,
+    orders,
+    records,
+    support,
+)
 """Every example services module."""
 
 
@@ -70,3 +80,4 @@ def reset() -> None:
     """Put every module's in-memory state (stock, charges, cache…) back to the start."""
     orders.reset()
     weather.reset()
+    support.reset()

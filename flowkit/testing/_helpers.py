@@ -14,6 +14,7 @@ import attrs
 from .._definitions import WorkflowDef
 from .._engine import Engine
 from .._errors import NotFoundError
+from .._json import thaw
 from .._records import Entry, Execution, Status
 from .._services import ServiceRegistry
 from .._workflows import definition_hash
@@ -117,7 +118,14 @@ class Stub:
 def stub(registry: ServiceRegistry, name: str, behaviour: Any) -> Iterator[Stub]:
     """Replace service ``name`` in ``registry`` by a :class:`Stub` inside a ``with`` block."""
     replacement = Stub(name, behaviour)
-    with registry.override(name, replacement.methods):
+    methods: dict[str, Any] = dict(replacement.methods)
+    if isinstance(behaviour, Mapping) and name in registry:
+        original = registry.get(name)
+        if isinstance(original, Mapping):
+            # Functions registered under one name (a workflow's @wf.step functions):
+            # the methods not stubbed keep working.
+            methods = {**original, **methods}
+    with registry.override(name, methods):
         yield replacement
 
 
@@ -164,6 +172,10 @@ def run_step(
         NotFoundError: the workflow has no top-level step ``step_id``.
     """
     wf: WorkflowDef = engine.definition(workflow)
+    given = dict(input or {})
+    for spec in wf.inputs:  # defaults apply as in a run; nothing else is required
+        if given.get(spec.name) is None and spec.default is not None:
+            given[spec.name] = thaw(spec.default)
     step = wf.step(step_id)
     if step is None:
         known = ", ".join(s.id for s in wf.steps)
@@ -174,7 +186,7 @@ def run_step(
         workflow_id=wf.id,
         workflow_version=wf.version,
         status=Status.RUNNING,
-        input=dict(input or {}),
+        input=given,
         ctx=dict(ctx or {}),
         current_step=step.id,
         created_at=now,

@@ -1,0 +1,183 @@
+"""flowkit's AI extension (SPEC §13): agents, tools, guardrails, handoffs, file search, MCP.
+
+Installed with the ``ai`` extra. The core never imports this package: it is
+loaded through the ``flowkit.steps`` entry point the first time a workflow
+uses one of its step types or top-level keys, or by ``import flowkit.ai``.
+
+Public names::
+
+    flowkit.ai.Agent              # an agent declared in Python (wf.agents(...), wf.agent(...))
+    flowkit.ai.configure(...)     # the process-wide model provider / OpenAI-compatible settings
+    flowkit.ai.OpenAIProvider     # chat completions over HTTP (any compatible server)
+    flowkit.ai.ScriptedProvider   # replies from a script, for tests
+    flowkit.ai.use_provider(...)  # a provider for one engine, or for a block of code
+    flowkit.ai.tool_call / reply  # build scripted replies
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flowkit._registry import (
+    Extension,
+    StepType,
+    register_check,
+    register_extension,
+    register_step_type,
+)
+
+from ._definitions import (
+    AgentConfig,
+    AgentDef,
+    FileSearchConfig,
+    GuardrailCheck,
+    GuardrailConfig,
+    HandoffConfig,
+    HandoffDef,
+    MCPConfig,
+    MCPServerDef,
+    ToolDef,
+    ToolParam,
+    agents_of,
+    mcp_servers_of,
+    tools_of,
+)
+from ._dsl import Agent, Handoff, tool_from_function
+from ._providers import (
+    ModelReply,
+    Moderation,
+    OpenAIProvider,
+    Provider,
+    ProviderError,
+    ScriptedCall,
+    ScriptedProvider,
+    ToolCall,
+    Usage,
+    configure,
+    provider_for,
+    read_log,
+    reply,
+    set_provider,
+    tool_call,
+    use_provider,
+)
+
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "AgentDef",
+    "FileSearchConfig",
+    "GuardrailCheck",
+    "GuardrailConfig",
+    "Handoff",
+    "HandoffConfig",
+    "HandoffDef",
+    "MCPConfig",
+    "MCPServerDef",
+    "ModelReply",
+    "Moderation",
+    "OpenAIProvider",
+    "Provider",
+    "ProviderError",
+    "ScriptedCall",
+    "ScriptedProvider",
+    "ToolCall",
+    "ToolDef",
+    "ToolParam",
+    "Usage",
+    "agents_of",
+    "configure",
+    "install",
+    "mcp_servers_of",
+    "provider_for",
+    "read_log",
+    "reply",
+    "set_provider",
+    "tool_call",
+    "tool_from_function",
+    "tools_of",
+    "use_provider",
+]
+
+_installed = False
+_lock = threading.RLock()
+
+AI_KEYS = ("agents", "tools", "mcp_servers")
+
+
+def install() -> None:
+    """Register the AI step types, top-level keys, executors and DSL builders.
+
+    Called by the ``flowkit.steps`` entry point and on ``import flowkit.ai``;
+    calling it again does nothing.
+    """
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+        from . import _definitions as d
+
+        register_check(d.check_workflow)  # every workflow: also those with AI steps only
+
+        register_extension(
+            Extension(
+                key="agents",
+                structure=d.structure_agents,
+                unstructure=d.unstructure_list,
+            )
+        )
+        register_extension(
+            Extension(
+                key="tools",
+                structure=d.structure_tools,
+                unstructure=d.unstructure_list,
+            )
+        )
+        register_extension(
+            Extension(
+                key="mcp_servers",
+                structure=d.structure_mcp_servers,
+                unstructure=d.unstructure_mcp_servers,
+            )
+        )
+        register_step_type(
+            StepType(
+                name="agent",
+                config=AgentConfig,
+                # The engine checkpoints progress (model turns) only outside parallel
+                # branches; a branch that needs an agent runs a sub-workflow.
+                in_parallel=False,
+                defines=("_handoff_to", "_handoff_reason", "_current_agent"),
+            )
+        )
+        register_step_type(
+            StepType(
+                name="guardrail",
+                config=GuardrailConfig,
+                edge_defines={"on_fail": ("_guardrail_failure",)},
+            )
+        )
+        register_step_type(
+            StepType(
+                name="handoff",
+                config=HandoffConfig,
+                in_parallel=False,
+                defines=("_handoff_to", "_handoff_reason", "_current_agent", "_handoff_context"),
+            )
+        )
+        register_step_type(StepType(name="file_search", config=FileSearchConfig))
+        register_step_type(StepType(name="mcp", config=MCPConfig))
+
+        # The executors register themselves on import.
+        from . import _agent, _file_search, _guardrail, _handoff  # noqa: F401
+
+        # The mcp step's executor (flowkit/ai/_mcp.py) registers itself on import.
+        try:
+            from . import _mcp  # noqa: F401
+        except ModuleNotFoundError as exc:  # only a missing _mcp module is tolerated
+            if exc.name != f"{__name__}._mcp":
+                raise
+
+
+install()

@@ -1,0 +1,79 @@
+"""The ``handoff`` step: hand the conversation to another agent and store its reply.
+
+``to`` (or the gem's ``target_agent``) names the agent, usually through a
+reference such as ``$_handoff_to`` set by an ``agent`` step whose model
+called ``transfer_to_<agent>``. The target agent runs the same checkpointed
+loop as an ``agent`` step, on a message built from ``prompt`` (optional),
+``reason`` (default: the reason the model gave when it called
+``transfer_to_<agent>``, ``$_handoff_reason``) and ``context``.
+
+Afterwards ctx holds the reply under ``output``, ``_current_agent`` (the
+target), ``_handoff_context`` (``{from, to, reason, context}``), and
+``_handoff_to``/``_handoff_reason`` (set again if the target handed off in
+turn, else null).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowkit._expressions import resolve
+from flowkit._steps import Outcome, StepExecutor, StepRun, register_executor
+
+from ._agent import AgentFinal, advance, agent_named, conversation, first_user_message, prompt_text
+from ._definitions import HandoffConfig
+
+__all__ = ["HandoffExecutor"]
+
+
+class HandoffExecutor(StepExecutor):
+    """Runs ``handoff`` steps."""
+
+    def run(self, run: StepRun) -> Outcome:
+        config: HandoffConfig = run.step.config
+        key = "to" if config.to is not None else "target_agent"
+        if run.state is not None and isinstance(run.state.get("handoff"), dict):
+            handoff = dict(run.state["handoff"])  # resolved on the first run of this visit
+        else:
+            handoff = {
+                "from": run.scope.ctx.get("_current_agent"),
+                "to": resolve(config.agent, run.scope),
+                "reason": resolve(config.reason, run.scope)
+                if config.reason is not None
+                else run.scope.ctx.get("_handoff_reason"),
+                "context": resolve(config.context, run.scope),
+            }
+        agent = agent_named(run, handoff["to"], key)
+        if run.state is None:
+            intro = resolve(config.prompt, run.scope)
+            if intro is None:
+                origin = f" from agent '{handoff['from']}'" if handoff["from"] else ""
+                intro = f"You are taking over this conversation{origin}."
+                if handoff["reason"]:
+                    intro += f"\nReason for the handoff: {handoff['reason']}"
+            user = prompt_text(intro, handoff["context"])
+        else:
+            user = ""
+        state = conversation(run, agent, user)
+        state["handoff"] = handoff
+        done = advance(run, agent, state, config.max_turns or agent.max_turns)
+        if not isinstance(done, AgentFinal):
+            return Outcome(progress=done)
+        updates: dict[str, Any] = {
+            "_current_agent": agent.id,
+            "_handoff_context": handoff,
+            "_handoff_to": done.handoff_to,
+            "_handoff_reason": done.handoff_reason,
+        }
+        if config.output is not None:
+            updates[config.output] = done.value
+        return Outcome(
+            target=run.step.next,
+            updates=updates,
+            output={**done.record, "handoff": handoff},
+            input={"agent": agent.id, "prompt": first_user_message(state)},
+            payload={"usage": done.usage, "agent": agent.id},
+        )
+
+
+register_executor("handoff", HandoffExecutor())
