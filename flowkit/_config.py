@@ -425,9 +425,10 @@ def configure(**kwargs: Any) -> Settings:
     current settings. Listeners registered with :func:`on_change` are called
     when anything was passed.
 
-    Keyword Args:
-        store, executor, broker, services, workflows, imports, lease_seconds,
-        store_options: see :class:`Settings`.
+    Args:
+        **kwargs: any of ``store``, ``executor``, ``broker``, ``services``,
+            ``workflows``, ``imports``, ``lease_seconds`` and
+            ``store_options``, as described in :class:`Settings`.
 
     Returns:
         The effective settings after the change.

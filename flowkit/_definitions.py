@@ -170,7 +170,11 @@ def _transform_ops(value: Any) -> tuple[TransformOp, ...]:
 
 @attrs.frozen(kw_only=True)
 class StartConfig:
-    """``start``: validates the input and stores it in ctx as ``input``."""
+    """``start``: the entry step; ``$input`` reads the execution's input.
+
+    The input is checked against ``inputs`` (defaults applied) when the execution
+    is created, unless ``validate_input`` is false; it is not copied into ctx.
+    """
 
     validate_input: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
