@@ -35,3 +35,22 @@ def docs(session: nox.Session) -> None:
     """Build the documentation strictly."""
     session.install("-e", ".[all,dev]")
     session.run("mkdocs", "build", "--strict", "--site-dir", session.create_tmp())
+
+
+@nox.session(python=PYTHON)
+def bench_peers(session: nox.Session) -> None:
+    """flowkit next to DBOS Transact and LangGraph on SQLite, PostgreSQL and Redis.
+
+    The peers are installed into this session's virtualenv only (never flowkit
+    dependencies). Writes bench/results/peers.json and peers.md; pass
+    bench/peers.py's options after --, e.g. ``nox -s bench_peers -- --only sqlite``.
+    """
+    session.install(
+        ".[redis,postgres]",
+        "dbos>=3,<4",
+        "langgraph>=1,<2",
+        "langgraph-checkpoint-sqlite",
+        "langgraph-checkpoint-postgres",
+        "psycopg[binary]",
+    )
+    session.run("python", "bench/peers.py", "--profile", *session.posargs)

@@ -13,10 +13,21 @@ For each database (SQLite with synchronous=FULL and NORMAL, PostgreSQL, MariaDB)
 All in one run; min/median/max over ``--repeat`` repetitions (≥ 5), one workflow
 each; ratios use medians. Prints a table and writes bench/results/stores.json.
 
+Redis (``--only redis``): the same flowkit and store columns; raw is one
+MULTI/EXEC per step with the writes the store's checkpoint script makes (HSET of
+the record's fields, RPUSH of the entry's JSON, ZADD to the indexes; see
+``_common.RawRedis``); then ``find(status="halted", limit=100)`` (and the other
+queries) timed with ``--find-size`` executions (100,000) in the store. Also
+"raw, SET+RPUSH+ZADD": the floor the Redis issue names, per step one MULTI/EXEC
+through a redis-py pipeline with SET (the record's JSON) + RPUSH (the entry) +
+ZADD (one index).
+
 Usage: python bench/stores.py [--repeat 7] [--only sqlite-full,postgresql] [--profile NAME]
 Servers (loopback): FLOWKIT_BENCH_POSTGRESQL_URL (default
 postgresql://postgres@127.0.0.1:5432/test), FLOWKIT_BENCH_MYSQL_URL (default
-mysql://root@127.0.0.1:3306/test). Tables use a unique prefix and are dropped.
+mysql://root@127.0.0.1:3306/test), FLOWKIT_BENCH_REDIS_URL (default
+redis://127.0.0.1:6379/0). Tables use a unique prefix and are dropped; Redis keys
+use a unique prefix and are deleted.
 """
 
 from __future__ import annotations
@@ -28,22 +39,35 @@ import json
 import os
 import platform
 import pstats
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
+from _common import (
+    Raw,
+    RawMySQL,
+    RawPostgres,
+    RawPostgresOneStatement,
+    RawRedis,
+    RawSQL,
+    RawSQLite,
+    Recording,
+    Writes,
+    chain,
+    replay_store,
+    services,
+    stats,
+)
 
 import flowkit
-from flowkit import Entry, Execution
-from flowkit.backends.memory import MemoryStore
+from flowkit import Execution, Status
 from flowkit.backends.sqlalchemy import SQLStore
 
 RESULTS = Path(__file__).parent / "results"
@@ -52,50 +76,7 @@ POSTGRESQL_URL = os.environ.get(
     "FLOWKIT_BENCH_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 MYSQL_URL = os.environ.get("FLOWKIT_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
-
-
-def chain(n: int) -> flowkit.WorkflowDef:
-    steps: list[dict[str, Any]] = [{"id": "start", "type": "start", "next": "s0"}]
-    for i in range(n):
-        steps.append(
-            {
-                "id": f"s{i}",
-                "type": "call",
-                "service": "Bench",
-                "method": "noop",
-                "input": {"i": i},
-                "output": "last",
-                **({"next": f"s{i + 1}"} if i + 1 < n else {}),
-            }
-        )
-    return flowkit.load({"id": f"chain_{n}", "steps": steps})
-
-
-class Recording(MemoryStore):
-    """A memory store that keeps every checkpoint it is given."""
-
-    def __init__(self) -> None:
-        super().__init__(warn=False)
-        self.created: list[Execution] = []
-        self.writes: list[tuple[Execution, list[Entry], int]] = []
-
-    def create(self, execution: Execution) -> None:
-        self.created.append(execution)
-        super().create(execution)
-
-    def checkpoint(
-        self, execution: Execution, entries: Sequence[Entry], expected_version: int
-    ) -> None:
-        self.writes.append((execution, list(entries), expected_version))
-        super().checkpoint(execution, entries, expected_version)
-
-
-def stats(samples: list[float]) -> dict[str, float]:
-    return {
-        "min": min(samples),
-        "median": statistics.median(samples),
-        "max": max(samples),
-    }
+REDIS_URL = os.environ.get("FLOWKIT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 # --- flowkit -----------------------------------------------------------------------------------
@@ -111,170 +92,158 @@ def time_engine(engine: flowkit.Engine, wf: flowkit.WorkflowDef) -> float:
     return elapsed / (STEPS + 1) * 1e6
 
 
-def _renamed(
-    created: Execution, writes: list[tuple[Execution, list[Entry], int]]
-) -> tuple[Execution, list[tuple[Execution, list[Entry], int]]]:
-    new_id = uuid.uuid4().hex
-    renamed = [
-        (
-            attrs.evolve(record, id=new_id),
-            [attrs.evolve(e, id=f"{new_id}:{e.seq}", execution_id=new_id) for e in entries],
-            expected,
-        )
-        for record, entries, expected in writes
-    ]
-    return attrs.evolve(created, id=new_id), renamed
-
-
-def time_store(
-    store: SQLStore, created: Execution, writes: list[tuple[Execution, list[Entry], int]]
-) -> float:
+def time_store(store: Any, writes: Writes) -> float:
     """The checkpoints of one run through ``store.checkpoint`` alone: µs per step."""
-    first, batch = _renamed(created, writes)
-    store.create(first)
+    return replay_store(store, writes) / len(writes[1]) * 1e6
+
+
+def time_raw(raw: Raw, writes: Writes) -> float:
+    """The same writes with the driver alone: µs per step."""
+    return raw.replay(writes) / len(writes[1]) * 1e6
+
+
+def interleaved(measures: dict[str, Callable[[], float]], repeat: int) -> dict[str, Any]:
+    """Each measure ``repeat`` times, interleaved, so that every kind sees the same disk
+    and server conditions; a first round (not kept) warms caches, pools and statements."""
+    found: dict[str, list[float]] = {key: [] for key in measures}
+    for round_number in range(repeat + 1):
+        for key, measure in measures.items():
+            sample = measure()
+            if round_number:
+                found[key].append(sample)
+    row: dict[str, Any] = {key: stats(values) for key, values in found.items()}
+    row["ratio_flowkit_raw"] = row["flowkit"]["median"] / row["raw"]["median"]
+    row["ratio_store_raw"] = row["store"]["median"] / row["raw"]["median"]
+    return row
+
+
+# --- Redis -------------------------------------------------------------------------------------
+
+
+def time_raw_multi(client: Any, prefix: str, writes: Writes) -> float:
+    """redis-py alone, per step one MULTI/EXEC pipeline with SET + RPUSH + ZADD: µs per step."""
+    from _common import renamed
+
+    from flowkit.backends.redis._store import _entry_text, _micros, _state_text
+
+    created, checkpoints = renamed(writes)
+    keys = [f"{prefix}raw:{kind}:{created.id}" for kind in ("e", "l", "i")]
+    steps = [
+        (_state_text(record), [_entry_text(e) for e in entries], int(_micros(record.updated_at)))
+        for record, entries, _ in checkpoints
+    ]
+    record_key, log_key, index_key = keys
     gc.collect()
     started = time.perf_counter()
-    for record, entries, expected in batch:
-        store.checkpoint(record, entries, expected)
+    for state, entries, score in steps:
+        pipe = client.pipeline(transaction=True)
+        pipe.set(record_key, state)
+        if entries:
+            pipe.rpush(log_key, *entries)
+        pipe.zadd(index_key, {created.id: score})
+        pipe.execute()
     elapsed = time.perf_counter() - started
-    return elapsed / len(batch) * 1e6
+    client.delete(*keys)
+    return elapsed / len(steps) * 1e6
 
 
-# --- raw: the driver alone ---------------------------------------------------------------------
+def bench_redis(
+    args: argparse.Namespace,
+    registry: flowkit.ServiceRegistry,
+    wf: flowkit.WorkflowDef,
+    writes: Writes,
+) -> dict[str, Any]:
+    from flowkit.backends.redis import RedisStore
 
-
-def _raw_rows(
-    store: SQLStore, created: Execution, writes: list[tuple[Execution, list[Entry], int]]
-) -> tuple[tuple[Any, ...], list[tuple[tuple[Any, ...], tuple[Any, ...]]]]:
-    """Parameters for the raw statements, prepared (and JSON-encoded) before timing."""
-    first, batch = _renamed(created, writes)
-    steps = []
-    for record, entries, expected in batch:
-        update = store._update_row(record, expected, record.seq - len(entries))
-        # Raw writes one entry per step (every step of this workflow writes one).
-        assert len(entries) <= 1
-        entry = store._entry_row(entries[0]) if entries else ()
-        steps.append((update, entry))
-    return store._execution_row(first), steps
-
-
-class Raw:
-    """One database's raw writes: a DBAPI connection and plain SQL."""
-
-    def __init__(self, store: SQLStore) -> None:
-        self.store = store
-        sql = store._sql
-        self.insert_execution = sql.insert_execution
-        self.update = sql.update
-        self.insert_entry = sql.insert_entries(1)
-        self.connection = self.connect()
-
-    def connect(self) -> Any:
-        raise NotImplementedError
-
-    def begin(self, cursor: Any) -> None:
-        pass
-
-    def run(self, created: tuple[Any, ...], steps: list[tuple[tuple[Any, ...], Any]]) -> float:
-        connection = self.connection
-        cursor = connection.cursor()
-        self.begin(cursor)
-        cursor.execute(self.insert_execution, created)
-        connection.commit()
-        update_sql, insert_sql, begin = self.update, self.insert_entry, self.begin
-        gc.collect()
-        started = time.perf_counter()
-        for update, entry in steps:
-            begin(cursor)
-            cursor.execute(update_sql, update)
-            if cursor.rowcount != 1:
-                raise RuntimeError("raw update matched no row")
-            if entry:
-                cursor.execute(insert_sql, entry)
-            connection.commit()
-        elapsed = time.perf_counter() - started
-        cursor.close()
-        return elapsed / len(steps) * 1e6
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-class RawSQLite(Raw):
-    def connect(self) -> Any:
-        import sqlite3
-
-        url = self.store.engine.url
-        connection = sqlite3.connect(url.database or "", isolation_level=None)
-        synchronous = self.store._options.synchronous
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        return connection
-
-    def begin(self, cursor: Any) -> None:
-        cursor.execute("BEGIN")
-
-
-class RawPostgres(Raw):
-    """psycopg, one transaction: UPDATE, INSERT, COMMIT (three round trips)."""
-
-    def connect(self) -> Any:
-        import psycopg
-
-        url = self.store.engine.url
-        return psycopg.connect(
-            host=url.host, port=url.port or 5432, user=url.username, dbname=url.database
+    prefix = f"flowkit_bench_{uuid.uuid4().hex[:8]}:"
+    store = RedisStore(REDIS_URL, prefix=prefix)
+    raw = RawRedis(REDIS_URL, prefix)
+    try:
+        engine = flowkit.Engine(store=store, services=registry)
+        if args.profile == "redis":
+            profile(engine, wf)
+        row = interleaved(
+            {
+                "flowkit": partial(time_engine, engine, wf),
+                "store": partial(time_store, store, writes),
+                "raw": partial(time_raw, raw, writes),
+                "raw_set_rpush_zadd": partial(time_raw_multi, store.client, prefix, writes),
+            },
+            args.repeat,
         )
+        multi = row["raw_set_rpush_zadd"]["median"]
+        row["ratio_flowkit_raw_set_rpush_zadd"] = row["flowkit"]["median"] / multi
+        row["ratio_store_raw_set_rpush_zadd"] = row["store"]["median"] / multi
+        engine.close()
+        if args.find_size:
+            row["queries"] = time_queries(store, args.find_size, args.repeat)
+        return row
+    finally:
+        raw.close()
+        client = store.client
+        for keys in _batches(client.scan_iter(match=f"{prefix}*", count=1000), 1000):
+            client.delete(*keys)
+        store.close()
 
 
-class RawPostgresOneStatement(RawPostgres):
-    """psycopg in autocommit, the UPDATE and INSERT as one statement (one round trip)."""
-
-    def __init__(self, store: SQLStore) -> None:
-        super().__init__(store)
-        self.connection.autocommit = True
-        self.statement = store._sql.checkpoint_statement(1)  # type: ignore[attr-defined]
-
-    def run(self, created: tuple[Any, ...], steps: list[tuple[tuple[Any, ...], Any]]) -> float:
-        connection = self.connection
-        cursor = connection.cursor()
-        cursor.execute(self.insert_execution, created)
-        statement = self.statement
-        gc.collect()
-        started = time.perf_counter()
-        for update, entry in steps:
-            cursor.execute(statement, (*update, *entry[1:]))
-            if cursor.rowcount != 1:
-                raise RuntimeError("raw statement matched no row")
-        elapsed = time.perf_counter() - started
-        cursor.close()
-        return elapsed / len(steps) * 1e6
+def _batches(items: Any, size: int) -> Any:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-class RawMySQL(Raw):
-    def connect(self) -> Any:
-        import pymysql
-
-        url = self.store.engine.url
-        connection = pymysql.connect(
-            host=url.host, port=url.port or 3306, user=url.username, database=url.database
+def time_queries(store: Any, size: int, repeat: int) -> dict[str, Any]:
+    """ms per query with ``size`` executions in the store (a tenth of them halted with a
+    timer, a tenth running with a lease, the rest completed; ten workflow ids)."""
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for number in range(size):
+        kind = number % 10
+        status = {0: Status.HALTED, 1: Status.RUNNING}.get(kind, Status.COMPLETED)
+        store.create(
+            Execution(
+                id=f"q{number}",
+                workflow_id=f"wf{number % 10}",
+                status=status,
+                created_at=now,
+                updated_at=now + timedelta(microseconds=number),
+                wake_at=now - timedelta(seconds=1) if kind == 0 else None,
+                lease_owner="bench" if kind == 1 else None,
+                lease_expires_at=now - timedelta(seconds=1) if kind == 1 else None,
+            )
         )
-        with connection.cursor() as cursor:
-            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        return connection
-
-
-def time_raw(
-    raw: Raw, created: Execution, writes: list[tuple[Execution, list[Entry], int]]
-) -> float:
-    first, steps = _raw_rows(raw.store, created, writes)
-    return raw.run(first, steps)
+    populated = time.perf_counter() - started
+    queries: dict[str, Callable[[], Any]] = {
+        'find(status="halted", limit=100)': lambda: store.find(status="halted", limit=100),
+        "find(limit=100)": lambda: store.find(limit=100),
+        'find(workflow_id="wf3", limit=100)': lambda: store.find(workflow_id="wf3", limit=100),
+        "due(now, limit=100)": lambda: store.due(datetime.now(UTC), limit=100),
+        "stale(now, limit=100)": lambda: store.stale(datetime.now(UTC), limit=100),
+    }
+    timings: dict[str, Any] = {}
+    for name, query in queries.items():
+        query()
+        samples = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            found = query()
+            samples.append((time.perf_counter() - began) * 1e3)
+            assert len(found) == 100, (name, len(found))
+        timings[name] = stats(samples)
+    return {"executions": size, "populate_s": populated, "queries": timings}
 
 
 # --- the run -----------------------------------------------------------------------------------
 
 
-def backends(directory: Path) -> dict[str, tuple[str, type[Raw], type[Raw] | None]]:
+def backends(
+    directory: Path,
+) -> dict[str, tuple[str, type[RawSQL], type[RawSQL] | None]]:
     prefix = f"bench_{uuid.uuid4().hex[:8]}_"
     return {
         "sqlite-full": (f"sqlite:///{directory}/full.db?synchronous=full", RawSQLite, None),
@@ -302,52 +271,47 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--only", default="", help="comma-separated backend names")
     parser.add_argument("--profile", default="", help="profile the flowkit run on this backend")
+    parser.add_argument(
+        "--find-size", type=int, default=100_000, help="Redis: executions for the query timings"
+    )
     args = parser.parse_args()
     if args.repeat < 5:
         parser.error("--repeat must be 5 or more")
 
-    services = flowkit.ServiceRegistry()
-    services.register("Bench", {"noop": lambda i: i})
+    registry = services()
     wf = chain(STEPS)
 
     recording = Recording()
-    memory_engine = flowkit.Engine(store=recording, services=services)
+    memory_engine = flowkit.Engine(store=recording, services=registry)
     memory_engine.run(wf)
-    created, writes = recording.created[0], list(recording.writes)
+    writes: Writes = (recording.created[0], list(recording.writes))
     samples = [time_engine(memory_engine, wf) for _ in range(args.repeat)]
     rows: dict[str, Any] = {"memory (engine only)": {"flowkit": stats(samples)}}
     memory_engine.close()
 
     with tempfile.TemporaryDirectory() as tmp:
         chosen = backends(Path(tmp))
-        names = [n for n in args.only.split(",") if n] or list(chosen)
+        names = [n for n in args.only.split(",") if n] or [*chosen, "redis"]
         for name in names:
+            if name == "redis":
+                rows[name] = bench_redis(args, registry, wf, writes)
+                continue
             url, raw_kind, extra_kind = chosen[name]
             store = SQLStore(url)
-            raws: list[Raw] = []
+            raws: list[RawSQL] = []
             try:
-                engine = flowkit.Engine(store=store, services=services)
+                engine = flowkit.Engine(store=store, services=registry)
                 if args.profile == name:
                     profile(engine, wf)
                 raws = [raw_kind(store)] + ([extra_kind(store)] if extra_kind else [])
                 measures: dict[str, Callable[[], float]] = {
                     "flowkit": partial(time_engine, engine, wf),
-                    "store": partial(time_store, store, created, writes),
-                    "raw": partial(time_raw, raws[0], created, writes),
+                    "store": partial(time_store, store, writes),
+                    "raw": partial(time_raw, raws[0], writes),
                 }
                 if extra_kind is not None:
-                    measures["raw_one_statement"] = partial(time_raw, raws[1], created, writes)
-                found: dict[str, list[float]] = {key: [] for key in measures}
-                # Interleaved, so that every kind sees the same disk and server conditions;
-                # the first round warms caches, pools and prepared statements up.
-                for round_number in range(args.repeat + 1):
-                    for key, measure in measures.items():
-                        sample = measure()
-                        if round_number:
-                            found[key].append(sample)
-                row: dict[str, Any] = {key: stats(values) for key, values in found.items()}
-                row["ratio_flowkit_raw"] = row["flowkit"]["median"] / row["raw"]["median"]
-                row["ratio_store_raw"] = row["store"]["median"] / row["raw"]["median"]
+                    measures["raw_one_statement"] = partial(time_raw, raws[1], writes)
+                row = interleaved(measures, args.repeat)
                 rows[name] = row
                 engine.close()
             finally:
@@ -399,6 +363,24 @@ def report(rows: dict[str, Any]) -> None:
         if "raw_one_statement" in row:
             one = _fmt(row["raw_one_statement"])
             print(f"{'  raw, one statement':<22} {'':>22} {'':>22} {one}")
+        if "raw_set_rpush_zadd" in row:
+            multi = _fmt(row["raw_set_rpush_zadd"])
+            ratios = (
+                f"{row['ratio_flowkit_raw_set_rpush_zadd']:>11.2f} "
+                f"{row['ratio_store_raw_set_rpush_zadd']:>9.2f}"
+            )
+            print(f"{'  raw, SET+RPUSH+ZADD':<22} {'':>22} {'':>22} {multi} {ratios}")
+        if "queries" in row:
+            queries = row["queries"]
+            print(
+                f"  {name}: ms per query with {queries['executions']:,} executions "
+                f"(min / median / max; populated in {queries['populate_s']:.0f} s)"
+            )
+            for query, cell in queries["queries"].items():
+                print(
+                    f"    {query:<36} {cell['min']:>7.2f} {cell['median']:>7.2f} "
+                    f"{cell['max']:>7.2f}"
+                )
 
 
 def profile(engine: flowkit.Engine, wf: flowkit.WorkflowDef) -> None:
