@@ -357,7 +357,9 @@ class Engine:
         """Apply a resume to a halted execution: one checkpoint, no further steps.
 
         Raises:
-            The same errors as :meth:`resume`.
+            NotFoundError: no such execution, or its workflow is not known here.
+            ExecutionError: the resume is refused (see :meth:`resume`); nothing changed.
+            ConflictError: it is running, or another resume won the race.
         """
         execution = self.load(execution_id)
         self._check_resumable(execution)
@@ -615,7 +617,9 @@ class Engine:
         """Raise what :meth:`resume` would raise before changing anything.
 
         Raises:
-            The errors of :meth:`resume` that refuse a resume.
+            NotFoundError: no such execution, or its workflow is not known here.
+            ExecutionError: the resume would be refused (see :meth:`resume`).
+            ConflictError: it is running.
         """
         execution = self.load(execution_id)
         self._check_resumable(execution)
@@ -773,6 +777,8 @@ class Engine:
         if frames:
             cursor["frames"] = list(frames)
         running = tx.status is Status.RUNNING
+        # A retry waits tx.delay before its next attempt: nobody may recover it sooner.
+        expires = tx.now + self.lease + timedelta(seconds=tx.delay) if running else None
 
         def build(latest: Execution) -> Execution:
             # The constructor rather than attrs.evolve: this runs once per step.
@@ -797,7 +803,7 @@ class Engine:
                 wake_at=tx.wake_at,
                 definition_hash=tx.adopt or latest.definition_hash,
                 lease_owner=self._lease_owner(False) if running else None,
-                lease_expires_at=tx.now + self.lease if running else None,
+                lease_expires_at=expires,
             )
 
         record = inflight.write(self.store, build, tx.entries, tx.base.version)

@@ -16,10 +16,13 @@ Select it with ``executor="dramatiq"`` and a broker URL (``FLOWKIT_BROKER`` /
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import random
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -38,58 +41,208 @@ if TYPE_CHECKING:
 
 dramatiq = optional_import("dramatiq", extra="dramatiq", purpose="the dramatiq executor")
 
-__all__ = ["DramatiqExecutor", "Runtime", "boot", "get_runtime", "make_broker", "run_workers"]
+__all__ = [
+    "DEFAULT_QUEUE",
+    "DramatiqExecutor",
+    "Runtime",
+    "boot",
+    "close_runtimes",
+    "get_runtime",
+    "make_broker",
+    "run_workers",
+]
 
 log = logging.getLogger("flowkit")
 
 DEFAULT_QUEUE = "flowkit"
+#: The environment variable that names the queue (``flowkit worker --queue`` sets it).
+QUEUE_VAR = "FLOWKIT_QUEUE"
+#: The environment variable that sets how often workers run recover() and wake_due().
+MAINTENANCE_VAR = "FLOWKIT_MAINTENANCE_SECONDS"
 # Steps have their own timeouts; Dramatiq's default 10-minute limit would kill long ones.
 ACTOR_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
 MAINTENANCE_SECONDS = 5.0
+# How long an idle consumer waits on the delay queue before it looks at the
+# delayed messages it holds (their eta): the precision of retries and timers.
+DELAY_QUEUE_WAIT = 0.1
 
 
-_BROKER_OPTIONS = {"heartbeat_timeout": int, "maintenance_chance": int, "dead_message_ttl": int}
+_BROKER_OPTIONS: dict[str, Any] = {
+    "heartbeat_timeout": int,
+    "maintenance_chance": int,
+    "dead_message_ttl": int,
+    "namespace": str,
+}
 
 
 def make_broker(url: str) -> Broker:
     """A Dramatiq broker for ``redis://``/``rediss://`` or ``amqp://``/``amqps://`` URLs.
 
-    Redis URLs may carry the RedisBroker's tuning in their query, e.g.
-    ``?heartbeat_timeout=10000&maintenance_chance=10`` (how soon the messages
-    of a dead worker are given to another).
+    Redis URLs may carry the RedisBroker's options in their query:
+    ``heartbeat_timeout`` (ms without a heartbeat before a worker counts as
+    dead and its unacknowledged messages go to another), ``maintenance_chance``
+    (how many commands in a million look for dead workers), ``dead_message_ttl``
+    (ms) and ``namespace`` (the prefix of every key, ``dramatiq`` by default),
+    e.g. ``redis://host:6379/0?heartbeat_timeout=10000&maintenance_chance=10000``.
+
+    Idle Redis consumers block on their queue (``BLMOVE``, Redis 6.2 or later;
+    older servers are polled every 50 ms) instead of polling it with growing
+    sleeps, so a message is picked up as soon as it is sent.
 
     Raises:
-        ConfigError: another scheme, or the broker's client library is missing.
+        ConfigError: another scheme, an option that is not an integer, or the
+            broker's client library is missing.
     """
     scheme = url.partition("://")[0].lower()
     if scheme in ("redis", "rediss", "unix"):
         optional_import("redis", extra="dramatiq", purpose="the Redis broker")
-        from dramatiq.brokers.redis import RedisBroker
-
         base, _, query = url.partition("?")
         options: dict[str, Any] = {}
         kept = []
         for pair in filter(None, query.split("&")):
             key, _, value = pair.partition("=")
             if key in _BROKER_OPTIONS:
-                options[key] = _BROKER_OPTIONS[key](value)
+                try:
+                    options[key] = _BROKER_OPTIONS[key](value)
+                except ValueError:
+                    raise ConfigError(
+                        f"broker URL option {key}={value!r} must be an integer"
+                    ) from None
             else:
                 kept.append(pair)
         url = base + ("?" + "&".join(kept) if kept else "")
-        return RedisBroker(url=url, **options)  # type: ignore[no-untyped-call]
+        broker: Broker = _waiting_redis_broker()(url=url, **options)
+        return broker
     if scheme in ("amqp", "amqps"):
         optional_import("pika", extra="dramatiq", purpose="the RabbitMQ broker")
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker
-
-        return RabbitmqBroker(url=url)
+        rabbitmq: Broker = _rabbitmq_broker()(url=url)
+        return rabbitmq
     raise ConfigError(
         f"unsupported broker URL {url!r}: use redis://host:port/db (Redis) or "
         "amqp://user:password@host:port/ (RabbitMQ)"
     )
 
 
+_redis_broker_class: Any = None
+
+
+def _waiting_redis_broker() -> Any:
+    """Dramatiq's RedisBroker with consumers that wait for messages instead of polling.
+
+    Dramatiq's Redis consumer sleeps between empty fetches, doubling the sleep
+    up to the worker timeout (1 s), and it sleeps the same way when its
+    prefetched messages fill every slot. One message per step makes that a
+    delay of up to a second per step, and idle threads while acknowledged
+    slots wait for the sleep to end. This consumer blocks on the queue's list
+    with ``BLMOVE list list RIGHT RIGHT`` (which wakes on a push and leaves the
+    list as it was), and when its slots are full, on an event set when messages
+    are acknowledged; it fetches again once half the slots are free, so a busy
+    worker fetches a batch per round trip rather than one message.
+    """
+    global _redis_broker_class
+    if _redis_broker_class is not None:
+        return _redis_broker_class
+    import redis
+    from dramatiq.broker import MessageProxy
+    from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+    from dramatiq.errors import ConnectionClosed
+    from dramatiq.message import Message
+
+    class WaitingRedisConsumer(_RedisConsumer):
+        def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int) -> None:
+            super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
+            self.key = f"{broker.namespace}:{queue_name}"
+            self.wait = timeout / 1000
+            if queue_name.endswith(".DQ"):
+                self.wait = min(self.wait, DELAY_QUEUE_WAIT)
+            self.freed = threading.Event()
+            self.blocking = True
+            # Refill when half the slots are free: the other half keeps the
+            # worker threads busy meanwhile.
+            self.batch = max(1, min(prefetch // 2, 64))
+
+        def ack(self, message: MessageProxy) -> None:
+            try:
+                super().ack(message)  # type: ignore[no-untyped-call]
+            finally:
+                self.freed.set()
+
+        def nack(self, message: MessageProxy) -> None:
+            try:
+                super().nack(message)  # type: ignore[no-untyped-call]
+            finally:
+                self.freed.set()
+
+        def idle(self) -> None:
+            """Nothing is queued: wait until something is, without taking it."""
+            if self.blocking:
+                try:
+                    self.broker.client.blmove(self.key, self.key, self.wait, "RIGHT", "RIGHT")
+                    return
+                except redis.ResponseError:  # Redis before 6.2 has no BLMOVE
+                    self.blocking = False
+            time.sleep(min(self.wait, 0.05))
+
+        def __next__(self) -> MessageProxy | None:
+            try:
+                while True:
+                    if self.message_cache:
+                        data = self.message_cache.pop(0)
+                        if data is None:  # its hash entry is gone (see dramatiq#266)
+                            continue
+                        message = Message.decode(data)
+                        self.queued_message_ids.add(message.message_id)
+                        return MessageProxy(message)
+                    free = self.prefetch - self.outstanding_message_count
+                    if free < self.batch:
+                        # Most slots are taken: wait until enough messages are
+                        # acknowledged to fetch a batch (one round trip for many).
+                        if self.freed.wait(self.wait):
+                            self.freed.clear()
+                        return None
+                    self.message_cache = self.broker.do_fetch(self.queue_name, free)
+                    if not self.message_cache:
+                        self.idle()
+                        return None
+            except redis.ConnectionError as exc:
+                raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+
+    class WaitingRedisBroker(RedisBroker):
+        def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+            return WaitingRedisConsumer(self, queue_name, prefetch, timeout)
+
+    _redis_broker_class = WaitingRedisBroker
+    return WaitingRedisBroker
+
+
+_rabbitmq_broker_class: Any = None
+
+
+def _rabbitmq_broker() -> Any:
+    """Dramatiq's RabbitmqBroker whose delay-queue consumers look at their etas every 0.1 s.
+
+    RabbitMQ pushes messages, so consumers never poll; but a consumer holds the
+    delayed messages it received until their eta and only looks at them when
+    the queue has been idle for the worker timeout (1 s), which would make a
+    retry or a timer up to a second late.
+    """
+    global _rabbitmq_broker_class
+    if _rabbitmq_broker_class is None:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        class PromptRabbitmqBroker(RabbitmqBroker):
+            def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+                if queue_name.endswith(".DQ"):
+                    timeout = min(timeout, int(DELAY_QUEUE_WAIT * 1000))
+                return super().consume(queue_name, prefetch, timeout)
+
+        _rabbitmq_broker_class = PromptRabbitmqBroker
+    return _rabbitmq_broker_class
+
+
 def _ms_until(moment: datetime, now: datetime) -> int:
-    return max(int((moment - now).total_seconds() * 1000), 0)
+    """Milliseconds from ``now`` to ``moment``, rounded up (a timer never fires early)."""
+    return max(math.ceil((moment - now).total_seconds() * 1000), 0)
 
 
 class Runtime:
@@ -99,11 +252,21 @@ class Runtime:
         broker: the Dramatiq broker.
         queue: the queue flowkit's messages go to.
         priority: the actors' priority (lower runs first, as in Dramatiq).
+        maintenance_seconds: how often :meth:`maintain` runs (the maintenance
+            lock lasts twice as long, so a dead holder is replaced quickly).
     """
 
-    def __init__(self, broker: Broker, *, queue: str = DEFAULT_QUEUE, priority: int = 0) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        maintenance_seconds: float = MAINTENANCE_SECONDS,
+    ) -> None:
         self.broker = broker
         self.queue = queue
+        self.maintenance_seconds = maintenance_seconds
         options = {
             "queue_name": queue,
             "priority": priority,
@@ -122,12 +285,22 @@ class Runtime:
         )
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self._lock_connection: Any = None
 
     # --- sending --------------------------------------------------------------------------------
 
     def send_step(self, execution: Execution, delay: float = 0.0) -> None:
         """Send the message that runs the execution's next step."""
-        self.step.send_with_options(args=(execution.id, execution.seq), delay=int(delay * 1000))
+        self.step.send_with_options(
+            args=(execution.id, execution.seq), delay=math.ceil(delay * 1000) or None
+        )
+
+    def send_timer(self, execution: Execution, now: datetime) -> None:
+        """Send the delayed message that fires a halted execution's timer at ``wake_at``."""
+        assert execution.wake_at is not None
+        self.timer.send_with_options(
+            args=(execution.id,), delay=_ms_until(execution.wake_at, now) or None
+        )
 
     def follow(self, engine: Engine, advance: Advance) -> None:
         """Send what comes after a step: the next step, branches, or a timer."""
@@ -138,18 +311,22 @@ class Runtime:
             from .._engine import _parallel_position
 
             path, frame = _parallel_position(engine.definition_of(execution), execution)
+            delay = math.ceil(advance.delay * 1000) or None
             for branch in advance.branches:
                 self.branch.send_with_options(
-                    args=(execution.id, path, branch, frame["start"]),
-                    delay=int(advance.delay * 1000),
+                    args=(execution.id, path, branch, frame["start"]), delay=delay
                 )
         elif execution.status is Status.RUNNING:
             self.send_step(execution, advance.delay)
         elif execution.status is Status.HALTED and execution.wake_at is not None:
-            delay = _ms_until(execution.wake_at, engine.clock.now())
-            self.timer.send_with_options(args=(execution.id,), delay=delay)
+            self.send_timer(execution, engine.clock.now())
 
     # --- the actors -----------------------------------------------------------------------------
+
+    def attach(self, engine: Engine) -> None:
+        """Make the actors use ``engine`` (by default they build one from the configuration)."""
+        with self._lock:
+            self._engine = engine
 
     def engine(self) -> Engine:
         """The engine this process's actors use (built from the configuration)."""
@@ -176,7 +353,8 @@ class Runtime:
         frames = advance.execution.cursor.get("frames") or [{}]
         if advance.delay:  # a retry of this branch
             self.branch.send_with_options(
-                args=(execution_id, path, branch_id, visit), delay=int(advance.delay * 1000)
+                args=(execution_id, path, branch_id, visit),
+                delay=math.ceil(advance.delay * 1000),
             )
         elif "joined" in frames[-1]:
             self.send_step(advance.execution)
@@ -188,9 +366,26 @@ class Runtime:
         except ConflictError:
             return
         if advance.dropped:
+            execution = advance.execution
+            now = engine.clock.now()
+            if (
+                execution.status is Status.HALTED
+                and execution.wake_at is not None
+                and execution.wake_at > now
+            ):
+                # Early (clocks differ between machines, or it was re-armed): wait again.
+                self.send_timer(execution, now)
             return
         self.follow(engine, advance)
         engine.notify_parent(advance.execution)
+
+    def close(self) -> None:
+        """Close the broker's connections and give up the maintenance lock."""
+        if self._lock_connection is not None:
+            with contextlib.suppress(Exception):
+                self._lock_connection.close()
+            self._lock_connection = None
+        self.broker.close()
 
     # --- maintenance ----------------------------------------------------------------------------
 
@@ -206,37 +401,62 @@ class Runtime:
             log.exception("flowkit: maintenance (recover, wake_due) failed")
 
     def _hold_lock(self) -> bool:
-        """A lease-style lock in the broker's Redis, or an exclusive RabbitMQ queue."""
+        """A lease-style lock in the broker's Redis, or an exclusive RabbitMQ queue.
+
+        Other brokers (Dramatiq's StubBroker) are private to one process: it holds the lock.
+        """
         client = getattr(self.broker, "client", None)
         if client is not None:
-            key = f"flowkit:{self.queue}:maintenance"
+            namespace = getattr(self.broker, "namespace", "dramatiq")
+            key = f"{namespace}:flowkit.{self.queue}.maintenance"
             me = _process_id()
-            ttl = int(MAINTENANCE_SECONDS * 2000)
-            if client.set(key, me, nx=True, px=ttl):
-                return True
-            holder = client.get(key)
-            if holder is not None and holder.decode() == me:
-                client.pexpire(key, ttl)
-                return True
+            ttl = max(int(self.maintenance_seconds * 2000), 100)
+            try:
+                if client.set(key, me, nx=True, px=ttl):
+                    return True
+                holder = client.get(key)
+                if holder is not None and holder.decode() == me:
+                    client.pexpire(key, ttl)
+                    return True
+            except Exception as exc:
+                log.warning("flowkit: cannot take the maintenance lock: %s", exc)
             return False
+        if getattr(self.broker, "parameters", None) is None:
+            return True
         return self._hold_queue_lock()
 
-    _lock_connection: Any = None
-
     def _hold_queue_lock(self) -> bool:
-        if self._lock_connection is not None and self._lock_connection.is_open:
-            return True
+        """Hold the lock while this process's exclusive queue exists (RabbitMQ).
+
+        The broker deletes an exclusive queue when its connection closes, so the
+        lock passes on when the holder dies.
+        """
         pika = optional_import("pika", extra="dramatiq", purpose="the RabbitMQ broker")
-        parameters = getattr(self.broker, "parameters", None) or [pika.ConnectionParameters()]
+        if self._lock_connection is not None:
+            try:
+                # Answers heartbeats; raises if the broker closed the connection.
+                self._lock_connection.process_data_events(time_limit=0)
+            except pika.exceptions.AMQPError:
+                self._lock_connection = None
+            else:
+                if self._lock_connection.is_open:
+                    return True
+                self._lock_connection = None
+        parameters = self.broker.parameters  # type: ignore[attr-defined]
+        connection = None
         try:
             connection = pika.BlockingConnection(parameters)
             channel = connection.channel()
             channel.queue_declare(f"flowkit.{self.queue}.maintenance-lock", exclusive=True)
         except pika.exceptions.ChannelClosedByBroker:
-            connection.close()
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                connection.close()  # type: ignore[union-attr]
             return False
         except pika.exceptions.AMQPError as exc:
             log.warning("flowkit: cannot take the maintenance lock: %s", exc)
+            if connection is not None:
+                with contextlib.suppress(pika.exceptions.AMQPError):
+                    connection.close()
             return False
         self._lock_connection = connection
         return True
@@ -246,15 +466,23 @@ def _process_id() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
 
+def _queue(queue: str | None) -> str:
+    return queue or os.environ.get(QUEUE_VAR) or DEFAULT_QUEUE
+
+
 _runtimes: dict[tuple[str, str], Runtime] = {}
 _runtimes_lock = threading.Lock()
 
 
-def get_runtime(broker_url: str | None = None, *, queue: str = DEFAULT_QUEUE) -> Runtime:
-    """The runtime for a broker URL (default: the configured broker), made once per process.
+def get_runtime(broker_url: str | None = None, *, queue: str | None = None) -> Runtime:
+    """The runtime for a broker URL and queue, made once per process.
+
+    Args:
+        broker_url: the broker (default: the configured ``broker``).
+        queue: the queue (default: ``FLOWKIT_QUEUE``, else ``flowkit``).
 
     Raises:
-        ConfigError: no broker is configured.
+        ConfigError: no broker is configured, or its URL is not supported.
     """
     url = broker_url or settings().broker
     if not url:
@@ -263,14 +491,23 @@ def get_runtime(broker_url: str | None = None, *, queue: str = DEFAULT_QUEUE) ->
             "redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672/) or "
             "flowkit.configure(broker=...)"
         )
-    key = (url, queue)
+    key = (url, _queue(queue))
     with _runtimes_lock:
         found = _runtimes.get(key)
         if found is None:
             broker = make_broker(url)
             dramatiq.set_broker(broker)
-            found = _runtimes[key] = Runtime(broker, queue=queue)
+            found = _runtimes[key] = Runtime(broker, queue=key[1])
         return found
+
+
+def close_runtimes() -> None:
+    """Close every runtime :func:`get_runtime` made in this process (tests, shutdown)."""
+    with _runtimes_lock:
+        made = list(_runtimes.values())
+        _runtimes.clear()
+    for runtime in made:
+        runtime.close()
 
 
 class DramatiqExecutor(Executor):
@@ -278,48 +515,71 @@ class DramatiqExecutor(Executor):
 
     Args:
         broker: the broker URL (default: the configured ``broker``).
-        queue: the queue name.
+        queue: the queue name (default: ``FLOWKIT_QUEUE``, else ``flowkit``).
         runtime: an existing :class:`Runtime` (workers pass theirs).
+
+    Raises:
+        ConfigError: no broker is configured, or its URL is not supported.
     """
 
     name = "dramatiq"
+    hands_off = True
 
     def __init__(
         self,
         broker: str | None = None,
         *,
-        queue: str = DEFAULT_QUEUE,
+        queue: str | None = None,
         runtime: Runtime | None = None,
     ) -> None:
         self.runtime = runtime if runtime is not None else get_runtime(broker, queue=queue)
 
     def dispatch(self, engine: Engine, execution_id: str) -> None:
-        execution = engine.load(execution_id)
-        self.runtime.send_step(execution)
+        self.runtime.send_step(engine.load(execution_id))
 
 
 class _Maintenance(threading.Thread):
-    def __init__(self, rt: Runtime, interval: float) -> None:
+    def __init__(self, rt: Runtime) -> None:
         super().__init__(name="flowkit-maintenance", daemon=True)
         self.runtime = rt
-        self.interval = interval
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(self.interval * random.uniform(0.8, 1.2)):
+        interval = self.runtime.maintenance_seconds
+        while not self.stopped.wait(interval * random.uniform(0.8, 1.2)):
             self.runtime.maintain()
+
+
+def _maintenance_seconds() -> float:
+    """``FLOWKIT_MAINTENANCE_SECONDS``, or the default.
+
+    Raises:
+        ConfigError: it is not a positive number.
+    """
+    text = os.environ.get(MAINTENANCE_VAR) or str(MAINTENANCE_SECONDS)
+    try:
+        interval = float(text)
+    except ValueError:
+        interval = math.nan
+    if not math.isfinite(interval) or interval <= 0:
+        raise ConfigError(f"{MAINTENANCE_VAR} must be a positive number of seconds, got {text!r}")
+    return interval
 
 
 def boot() -> None:
     """Set up this worker process (Dramatiq calls it through ``flowkit worker``).
 
     Declares the actors on the configured broker and starts the periodic
-    ``recover()``/``wake_due()`` thread.
+    ``recover()``/``wake_due()`` thread (every ``FLOWKIT_MAINTENANCE_SECONDS``,
+    5 by default).
+
+    Raises:
+        ConfigError: no broker is configured, or ``FLOWKIT_MAINTENANCE_SECONDS``
+            is not a positive number.
     """
-    queue = os.environ.get("FLOWKIT_QUEUE", DEFAULT_QUEUE)
-    rt = get_runtime(queue=queue)
-    interval = float(os.environ.get("FLOWKIT_MAINTENANCE_SECONDS", MAINTENANCE_SECONDS))
-    _Maintenance(rt, interval).start()
+    rt = get_runtime()
+    rt.maintenance_seconds = _maintenance_seconds()
+    _Maintenance(rt).start()
 
 
 def run_workers(
@@ -327,19 +587,28 @@ def run_workers(
     *,
     processes: int = 1,
     threads: int = 8,
-    queue: str = DEFAULT_QUEUE,
+    queue: str | None = None,
 ) -> int:
     """Start Dramatiq worker processes that import ``modules`` and run flowkit's actors.
+
+    Args:
+        modules: modules to import in every worker process (they register
+            workflows and services).
+        processes: worker processes.
+        threads: threads per process.
+        queue: the queue to consume (default: ``FLOWKIT_QUEUE``, else ``flowkit``).
 
     Returns:
         Dramatiq's exit code.
 
     Raises:
-        ConfigError: no broker is configured.
+        ConfigError: no broker is configured, or ``FLOWKIT_MAINTENANCE_SECONDS``
+            is not a positive number.
     """
     if not settings().broker:
         get_runtime()  # raises the ConfigError that explains how to configure one
-    os.environ["FLOWKIT_QUEUE"] = queue
+    _maintenance_seconds()
+    queue = os.environ[QUEUE_VAR] = _queue(queue)
     from dramatiq.cli import main, make_argument_parser
 
     args = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]

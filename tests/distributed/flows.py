@@ -1,0 +1,219 @@
+"""Workflows and services the distributed tests run on real Dramatiq workers.
+
+The worker processes import this module (``flowkit worker tests.distributed.flows``);
+the test process imports it too, to start and resume the same workflows.
+
+Every service call appends one line ``<step> <execution id> <pid>`` to
+``calls.log`` in the directory named by ``FLOWKIT_TEST_DIR`` (one per test):
+an append-only file counts how often each step really ran, whatever the store
+and broker say. A single ``write`` of a short line to a file opened with
+``O_APPEND`` is atomic, so lines from many processes never interleave.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import flowkit
+
+#: The environment variable naming the test's directory.
+TEST_DIR = "FLOWKIT_TEST_DIR"
+CALLS = "calls.log"
+#: Written by the slow step when it starts (its content: the worker process's pid).
+STARTED = "started"
+#: Created by the test to let the slow step finish.
+RELEASE = "release"
+
+CHAIN_STEPS = 5
+BRANCHES = 20
+
+
+def _dir() -> Path:
+    return Path(os.environ[TEST_DIR])
+
+
+def _note(step: str) -> None:
+    execution_id = flowkit.current().execution_id
+    line = f"{step} {execution_id} {os.getpid()}\n".encode()
+    fd = os.open(_dir() / CALLS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def call_log(directory: Path) -> list[tuple[str, str, int]]:
+    """Every call in ``calls.log``: (step, execution id, pid)."""
+    path = directory / CALLS
+    if not path.exists():
+        return []
+    found = []
+    for line in path.read_text().splitlines():
+        step, execution_id, pid = line.split()
+        found.append((step, execution_id, int(pid)))
+    return found
+
+
+def calls(directory: Path) -> Counter[tuple[str, str]]:
+    """How many times each (step, execution id) ran."""
+    return Counter((step, execution_id) for step, execution_id, _ in call_log(directory))
+
+
+# --- services -------------------------------------------------------------------------------------
+
+
+def work(step: str, value: Any = None) -> Any:
+    """Note the call and return ``value`` (or the step's name)."""
+    _note(step)
+    return step if value is None else value
+
+
+def slow(step: str) -> str:
+    """Note the call, say so in ``started``; then wait until ``release`` exists."""
+    _note(step)
+    directory = _dir()
+    (directory / STARTED).write_text(str(os.getpid()))
+    while not (directory / RELEASE).exists():
+        time.sleep(0.02)
+    return step
+
+
+def branch(step: str, index: int) -> int:
+    """A parallel branch: note it, take a little time, return its index."""
+    _note(step)
+    time.sleep(0.01 + 0.002 * (index % 5))
+    return index
+
+
+def echo(step: str, value: Any = None) -> Any:
+    """Note the call and return ``value``."""
+    _note(step)
+    return value
+
+
+# --- workflows ------------------------------------------------------------------------------------
+
+
+def _call(step: str, method: str, next_step: str | None, **input: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "id": step,
+        "type": "call",
+        "service": "Distributed",
+        "method": method,
+        "input": {"step": step, **input},
+        "output": step,
+    }
+    if next_step is not None:
+        config["next"] = next_step
+    return config
+
+
+#: one → slow (blocks until released) → three.
+SLOW = flowkit.load(
+    {
+        "id": "dist_slow",
+        "steps": [
+            {"id": "start", "type": "start", "next": "one"},
+            _call("one", "work", "slow"),
+            _call("slow", "slow", "three"),
+            _call("three", "work", None),
+        ],
+    }
+)
+
+#: ``CHAIN_STEPS`` short call steps.
+CHAIN = flowkit.load(
+    {
+        "id": "dist_chain",
+        "steps": [
+            {"id": "start", "type": "start", "next": "s0"},
+            *[
+                _call(f"s{i}", "work", f"s{i + 1}" if i + 1 < CHAIN_STEPS else None)
+                for i in range(CHAIN_STEPS)
+            ],
+        ],
+    }
+)
+
+#: before → fan (``BRANCHES`` branches, wait all) → after.
+FANOUT = flowkit.load(
+    {
+        "id": "dist_fanout",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "fan"),
+            {
+                "id": "fan",
+                "type": "parallel",
+                "output": "fanned",
+                "branches": [
+                    {
+                        "id": f"b{i:02d}",
+                        "type": "call",
+                        "service": "Distributed",
+                        "method": "branch",
+                        "input": {"step": f"fan:b{i:02d}", "index": i},
+                    }
+                    for i in range(BRANCHES)
+                ],
+                "next": "after",
+            },
+            _call("after", "echo", "end", value="$fanned"),
+            {"id": "end", "type": "end", "result": "$after"},
+        ],
+    }
+)
+
+#: before → wait (halt) → after, which echoes the resume's response.
+HALTING = flowkit.load(
+    {
+        "id": "dist_halting",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "wait"),
+            {"id": "wait", "type": "halt", "reason": "waiting for a reply", "next": "after"},
+            _call("after", "echo", "end", value="$response"),
+            {"id": "end", "type": "end", "result": "$after"},
+        ],
+    }
+)
+
+#: before → ask (approval; ``timeout`` seconds, else ``expired``) → approved | expired.
+APPROVAL = flowkit.load(
+    {
+        "id": "dist_approval",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "ask"),
+            {
+                "id": "ask",
+                "type": "approval",
+                "prompt": "Go on?",
+                "timeout": 1,
+                "on_timeout": "expired",
+                "next": "approved",
+            },
+            _call("approved", "echo", "end", value="approved"),
+            _call("expired", "echo", "end", value="expired"),
+            {"id": "end", "type": "end", "result": "$history"},
+        ],
+    }
+)
+
+WORKFLOWS = (SLOW, CHAIN, FANOUT, HALTING, APPROVAL)
+
+
+def register() -> None:
+    """Register the ``Distributed`` service and the workflows in this process."""
+    flowkit.register_service(
+        "Distributed", {"work": work, "slow": slow, "branch": branch, "echo": echo}
+    )
+    for wf in WORKFLOWS:
+        flowkit.register(wf)
+
+
+register()
