@@ -308,9 +308,9 @@ class Runtime:
             return
         execution = advance.execution
         if advance.branches:
-            from .._engine import _parallel_position
+            from .._parallel import parallel_position
 
-            path, frame = _parallel_position(engine.definition_of(execution), execution)
+            path, frame = parallel_position(engine.definition_of(execution), execution)
             delay = math.ceil(advance.delay * 1000) or None
             for branch in advance.branches:
                 self.branch.send_with_options(
