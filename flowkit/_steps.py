@@ -42,6 +42,7 @@ from ._expressions import Scope, is_reference, parse_path, resolve, walk
 from ._json import JsonTypeError, freeze, thaw
 from ._problems import did_you_mean
 from ._records import Action, Execution
+from ._services import bind_arguments, to_json
 from ._transforms import apply as apply_transform
 
 if TYPE_CHECKING:
@@ -434,8 +435,6 @@ def invoke(
     Raises:
         ExecutionError: the call timed out, or its result is not JSON data.
     """
-    from ._services import bind_arguments, to_json
-
     args, kwargs = bind_arguments(function, value)
     token = _current.set(run)
     try:
