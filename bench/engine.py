@@ -21,55 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import chain, loop
+
 import flowkit
 from flowkit.backends.memory import MemoryStore
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def chain(n: int) -> flowkit.WorkflowDef:
-    steps: list[dict[str, Any]] = [{"id": "start", "type": "start", "next": "s0"}]
-    for i in range(n):
-        steps.append(
-            {
-                "id": f"s{i}",
-                "type": "call",
-                "service": "Bench",
-                "method": "noop",
-                "input": {"i": i},
-                "output": "last",
-                **({"next": f"s{i + 1}"} if i + 1 < n else {}),
-            }
-        )
-    return flowkit.load({"id": f"chain_{n}", "steps": steps})
-
-
-def loop(n: int) -> flowkit.WorkflowDef:
-    return flowkit.load(
-        {
-            "id": f"loop_{n}",
-            "inputs": {"items": {"type": "array"}},
-            "steps": [
-                {"id": "start", "type": "start", "next": "each"},
-                {
-                    "id": "each",
-                    "type": "loop",
-                    "over": "$input.items",
-                    "max": n,
-                    "output": "results",
-                    "do": [
-                        {
-                            "id": "work",
-                            "type": "call",
-                            "service": "Bench",
-                            "method": "noop",
-                            "input": {"i": "$item"},
-                        }
-                    ],
-                },
-            ],
-        }
-    )
 
 
 def measure(
