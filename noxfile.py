@@ -16,6 +16,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+@nox.parametrize("backend", ["memory", "sqlite", "postgresql", "mysql", "redis"])
+def backend(session: nox.Session, backend: str) -> None:
+    """The store conformance suite and store tests against one backend."""
+    session.install("-e", ".[all,dev]")
+    session.run("pytest", "tests/backends", "-m", backend, *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff")
@@ -54,3 +62,18 @@ def bench_peers(session: nox.Session) -> None:
         "psycopg[binary]",
     )
     session.run("python", "bench/peers.py", "--profile", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The engine and store benchmarks (results in bench/results/)."""
+    session.install("-e", ".[all]")
+    session.run("python", "bench/engine.py", *session.posargs)
+    session.run("python", "bench/stores.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The README's demo: an order halts for approval and another process resumes it."""
+    session.install("-e", ".")
+    session.run("python", "examples/demo.py")
