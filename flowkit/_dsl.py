@@ -184,9 +184,8 @@ def register_builder(name: str, build: Callable[..., StepDef]) -> None:
 class _Graph:
     """Steps declared in one graph: the workflow, a loop body or parallel branches."""
 
-    def __init__(self, owner: Workflow, *, body: bool = False, branches: bool = False) -> None:
+    def __init__(self, owner: Workflow, *, branches: bool = False) -> None:
         self._owner = owner
-        self._body = body
         self._branches = branches
         self._declared: list[_Declared] = []
 
@@ -466,7 +465,7 @@ class _Graph:
             "on_exhausted": on_exhausted,
         }
         self._config(LoopConfig, id, source, do=(), **options)  # fail at the `with` line
-        body = _Graph(self._owner, body=True)
+        body = _Graph(self._owner)
         yield body
         config = self._config(LoopConfig, id, source, do=body._steps(), **options)
         self._add(id, "loop", config, next, on_error, source)

@@ -53,11 +53,6 @@ class WorkflowRegistry:
             self._by_hash[digest] = wf
         return wf
 
-    def definitions(self) -> list[WorkflowDef]:
-        """Every definition registered by id (the latest of each)."""
-        with self._lock:
-            return list(self._by_id.values())
-
     def add_sources(self, sources: Iterable[str], base: Path) -> None:
         """Remember where to look for workflows not registered yet."""
         with self._lock:

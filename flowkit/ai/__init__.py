@@ -102,8 +102,6 @@ __all__ = [
 _installed = False
 _lock = threading.RLock()
 
-AI_KEYS = ("agents", "tools", "mcp_servers")
-
 
 def install() -> None:
     """Register the AI step types, top-level keys, executors and DSL builders.
