@@ -30,7 +30,20 @@ from ._definitions import (
 )
 from ._dsl import Input, Workflow, register_builder, register_method, when
 from ._engine import Engine
-from ._errors import (
+from ._events import Event
+from ._executors import Executor, InlineExecutor, ThreadExecutor
+from ._graph import render as graph
+from ._parse import load, parse, to_dict, to_yaml
+from ._problems import Problem
+from ._registry import Extension, StepType, register_extension, register_step_type
+from ._results import Advance, HaltInfo, Handle, Result
+from ._services import ServiceRegistry, register_service, service
+from ._steps import Decision, Outcome, StepExecutor, StepRun, register_executor
+from ._store import Store, connect
+from ._validate import check
+from ._version import __version__
+from ._workflows import register
+from .errors import (
     ConfigError,
     ConflictError,
     ExecutionError,
@@ -40,20 +53,7 @@ from ._errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from ._events import Event
-from ._executors import Executor, InlineExecutor, ThreadExecutor
-from ._graph import render as graph
-from ._parse import load, parse, to_dict, to_yaml
-from ._problems import Problem
-from ._records import Action, Entry, Execution, Status
-from ._registry import Extension, StepType, register_extension, register_step_type
-from ._results import Advance, HaltInfo, Handle, Result
-from ._services import ServiceRegistry, register_service, service
-from ._steps import Decision, Outcome, StepExecutor, StepRun, register_executor
-from ._store import Store, connect
-from ._validate import check
-from ._version import __version__
-from ._workflows import register
+from .records import Action, Entry, Execution, Status
 
 __all__ = [
     "Action",

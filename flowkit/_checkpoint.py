@@ -17,9 +17,9 @@ import attrs
 
 from ._definitions import WorkflowDef
 from ._inflight import InFlight
-from ._records import Action, Entry, Execution, Status
 from ._steps import Outcome
 from ._store import Store
+from .records import Action, Entry, Execution, Status
 
 if TYPE_CHECKING:
     from ._stepping import Stepper

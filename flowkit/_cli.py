@@ -15,12 +15,12 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from ._definitions import WorkflowDef
-from ._errors import ConfigError, FlowkitError, NotFoundError, ValidationError
 from ._graph import render
 from ._parse import parse
-from ._records import Entry, Execution, Status
 from ._results import Result
 from ._validate import check
+from .errors import ConfigError, FlowkitError, NotFoundError, ValidationError
+from .records import Entry, Execution, Status
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -554,7 +554,7 @@ def list_(
     status: str | None, workflow_id: str | None, limit: int, store_url: str | None, as_json: bool
 ) -> None:
     """List executions, most recently updated first."""
-    from ._store import execution_to_dict
+    from .records import execution_to_dict
 
     store = _store(store_url)
     try:
@@ -606,7 +606,7 @@ def _status_text(status: Status) -> str:
 @handles_errors
 def show(execution_id: str, store_url: str | None, as_json: bool) -> None:
     """Show an execution: its record, cursor and entries."""
-    from ._store import entry_to_dict, execution_to_dict
+    from .records import entry_to_dict, execution_to_dict
 
     store = _store(store_url)
     try:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ._cli import _echo_json, handles_errors, json_option, store_option
-from ._errors import ConfigError
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .backends.sqlalchemy import SQLStore

@@ -8,8 +8,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flowkit._errors import FlowkitError
 from flowkit._expressions import Scope, is_reference, lookup, references, resolve
+from flowkit.errors import FlowkitError
 
 __all__ = [
     "CONDITION_OPS",

@@ -26,10 +26,10 @@ from typing import Any
 
 import attrs
 
-from ._errors import ConfigError
-from ._json import FrozenDict
 from ._problems import did_you_mean
 from ._services import parse_import_path
+from .errors import ConfigError
+from .frozen import FrozenDict
 
 __all__ = [
     "ENV_VARS",

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import attrs
 
-from ._errors import FlowkitError
+from .errors import FlowkitError
 
 __all__ = ["StepContext", "current"]
 

@@ -1,7 +1,7 @@
 """Typed, frozen workflow definitions (SPEC §3 and §4).
 
 One config class per step type holds that type's keys. JSON values inside a
-definition are frozen (see :mod:`flowkit._json`), so every definition is
+definition are frozen (see :mod:`flowkit.frozen`), so every definition is
 hashable and compares structurally.
 """
 
@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import attrs
 
-from ._json import FrozenDict, freeze
 from ._registry import EXPR, KEY, OUTPUT, PATH, TARGET, StepType, register_step_type, target
+from .frozen import FrozenDict, freeze
 
 __all__ = [
     "INPUT_TYPES",

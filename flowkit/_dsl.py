@@ -43,9 +43,9 @@ from ._definitions import (
     WorkflowConfig,
     WorkflowDef,
 )
-from ._errors import ValidationError
-from ._json import FrozenDict
 from ._problems import Problem, did_you_mean
+from .errors import ValidationError
+from .frozen import FrozenDict
 
 __all__ = ["Input", "Workflow", "register_builder", "register_method", "when"]
 

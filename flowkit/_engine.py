@@ -29,14 +29,12 @@ from . import _subworkflow  # noqa: F401  (registers the `workflow` step type)
 from ._checkpoint import RESUME, TIMER, Tx
 from ._clock import Clock, SystemClock
 from ._definitions import WorkflowDef
-from ._errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
 from ._events import Event, EventBus
 from ._executors import Executor, make_executor
 from ._inflight import InFlight, Tracker
 from ._loops import LoopSteps
 from ._parallel import ParallelSteps
 from ._parse import load
-from ._records import Execution, Status
 from ._results import Advance, Handle, Result
 from ._stepping import has_position, step_levels
 from ._steps import Decision, executor_for
@@ -44,6 +42,8 @@ from ._steps import validate_input as _validate_input
 from ._store import Store, connect
 from ._validate import check
 from ._workflows import WorkflowRegistry, default_registry, definition_hash
+from .errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
+from .records import Execution, Status
 
 __all__ = ["Engine"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from ._store import encode_json
+from .records import encode_json
 
 __all__ = ["EVENT_NAMES", "Event", "EventBus"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigError
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from ._engine import Engine

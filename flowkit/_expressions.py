@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from flowkit._json import FrozenDict
+from flowkit.frozen import FrozenDict
 
 __all__ = [
     "SPECIAL_ROOTS",

@@ -9,8 +9,8 @@ from typing import Any
 import attrs
 
 from ._definitions import Condition, LoopConfig, ParallelConfig, Route, StepDef, WorkflowDef
-from ._json import thaw
 from ._registry import TARGET, step_type
+from .frozen import thaw
 
 __all__ = ["CONTINUE_KINDS", "Edge", "edge_lists", "edges", "render", "successors_in"]
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._errors import ConflictError, FlowkitError
-from ._records import Entry, Execution, Status
+from .errors import ConflictError, FlowkitError
+from .records import Entry, Execution, Status
 
 if TYPE_CHECKING:
     from ._engine import Engine

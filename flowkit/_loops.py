@@ -21,11 +21,11 @@ from ._checkpoint import (
 )
 from ._conditions import ConditionError, evaluate
 from ._definitions import LoopConfig, StepDef
-from ._errors import ExecutionError
 from ._expressions import Scope
-from ._records import Action, Entry
 from ._stepping import Stepper
 from ._steps import Decision, Outcome, over_items
+from .errors import ExecutionError
+from .records import Action, Entry
 
 __all__ = ["Exhausted", "LoopSteps"]
 

@@ -11,12 +11,12 @@ import attrs
 
 from ._checkpoint import Done, Fail, Frames, Ran, Stay, Tx, error_text
 from ._definitions import ParallelConfig, StepDef, WorkflowDef
-from ._errors import ConflictError, ExecutionError
 from ._inflight import InFlight
-from ._records import Action, Execution, Status
 from ._results import Advance
 from ._stepping import Stepper, retry_delay, step_levels
 from ._steps import Outcome, executor_for
+from .errors import ConflictError, ExecutionError
+from .records import Action, Execution, Status
 
 __all__ = ["BranchResult", "ParallelSteps", "locate_parallel", "parallel_position"]
 

@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 import yaml
 
 from ._definitions import SourceLocation, WorkflowDef
-from ._errors import NotFoundError, ValidationError
 from ._problems import Problem
 from ._serialize import structure_workflow, unstructure_workflow
+from .errors import NotFoundError, ValidationError
 
 __all__ = ["Source", "load", "parse", "to_dict", "to_yaml"]
 

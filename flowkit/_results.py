@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._records import Execution, Status
+from .records import Execution, Status
 
 if TYPE_CHECKING:
     from ._engine import Engine

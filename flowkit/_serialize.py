@@ -27,9 +27,9 @@ from ._definitions import (
     Wait,
     WorkflowDef,
 )
-from ._errors import ValidationError
-from ._json import FrozenDict, JsonTypeError, freeze, thaw
 from ._problems import Problem, did_you_mean
+from .errors import ValidationError
+from .frozen import FrozenDict, JsonTypeError, freeze, thaw
 
 __all__ = ["converter", "structure_workflow", "unstructure_workflow"]
 

@@ -37,9 +37,9 @@ import cattrs
 import jsonschema
 import jsonschema.validators
 
-from ._errors import ConfigError, ExecutionError, NotFoundError
-from ._json import FrozenDict
 from ._problems import did_you_mean
+from .errors import ConfigError, ExecutionError, NotFoundError
+from .frozen import FrozenDict
 
 __all__ = [
     "ServiceRegistry",

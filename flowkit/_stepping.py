@@ -36,15 +36,15 @@ from ._checkpoint import (
 )
 from ._clock import Clock
 from ._definitions import LoopConfig, ParallelConfig, StepDef, WorkflowDef
-from ._errors import ExecutionError
 from ._events import Event, EventBus
 from ._executors import Executor
 from ._expressions import Scope
 from ._inflight import InFlight
-from ._records import Action, Execution, Status
 from ._results import Advance
 from ._steps import Decision, Outcome, StepRun, executor_for
 from ._store import Store
+from .errors import ExecutionError
+from .records import Action, Execution, Status
 
 if TYPE_CHECKING:
     from ._engine import Engine

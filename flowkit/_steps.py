@@ -37,13 +37,13 @@ from ._definitions import (
     TransformConfig,
     WorkflowDef,
 )
-from ._errors import ExecutionError, ValidationError
 from ._expressions import Scope, is_reference, parse_path, resolve, walk
-from ._json import JsonTypeError, freeze, thaw
 from ._problems import did_you_mean
-from ._records import Action, Execution
 from ._services import bind_arguments, to_json
 from ._transforms import apply as apply_transform
+from .errors import ExecutionError, ValidationError
+from .frozen import JsonTypeError, freeze, thaw
+from .records import Action, Execution
 
 if TYPE_CHECKING:
     from ._engine import Engine

@@ -7,27 +7,15 @@ module (and its driver) is imported only when a URL selects it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
-from ._errors import ConfigError
-from ._records import Action, Entry, Execution, Status
+from .errors import ConfigError
+from .records import Entry, Execution, Status
 
-__all__ = [
-    "Store",
-    "connect",
-    "decode_json",
-    "encode_json",
-    "entry_from_dict",
-    "entry_to_dict",
-    "execution_from_dict",
-    "execution_to_dict",
-    "optional_import",
-    "scheme_of",
-]
+__all__ = ["Store", "connect", "optional_import", "scheme_of"]
 
 
 @runtime_checkable
@@ -139,134 +127,6 @@ class Store(Protocol):
         Closing twice is fine; any other call afterwards raises
         ``FlowkitError("store is closed")``.
         """
-
-
-# --- JSON codec shared by the backends ---------------------------------------------------------
-
-
-# Built once: json.dumps with non-default options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def encode_json(value: Any) -> str:
-    """Compact JSON text (UTF-8 kept as is).
-
-    Raises:
-        TypeError: the value is not JSON data.
-        ValueError: it holds NaN or an infinity, or a circular reference.
-    """
-    return _ENCODER.encode(value)
-
-
-def decode_json(text: str | bytes) -> Any:
-    """The inverse of :func:`encode_json`."""
-    return json.loads(text)
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
-
-
-def execution_to_dict(execution: Execution) -> dict[str, Any]:
-    """The execution as JSON data (times as ISO-8601 text)."""
-    return {
-        "id": execution.id,
-        "workflow_id": execution.workflow_id,
-        "workflow_version": execution.workflow_version,
-        "status": execution.status.value,
-        "input": execution.input,
-        "ctx": execution.ctx,
-        "current_step": execution.current_step,
-        "cursor": execution.cursor,
-        "result": execution.result,
-        "recover_to": execution.recover_to,
-        "halt_data": execution.halt_data,
-        "error": execution.error,
-        "parent_id": execution.parent_id,
-        "version": execution.version,
-        "seq": execution.seq,
-        "created_at": _time(execution.created_at),
-        "updated_at": _time(execution.updated_at),
-        "wake_at": _time(execution.wake_at),
-        "definition_hash": execution.definition_hash,
-        "lease_owner": execution.lease_owner,
-        "lease_expires_at": _time(execution.lease_expires_at),
-    }
-
-
-def execution_from_dict(data: dict[str, Any]) -> Execution:
-    """The inverse of :func:`execution_to_dict`."""
-    created_at = _parse_time(data["created_at"])
-    updated_at = _parse_time(data["updated_at"])
-    assert created_at is not None
-    assert updated_at is not None
-    return Execution(
-        id=data["id"],
-        workflow_id=data["workflow_id"],
-        workflow_version=data["workflow_version"],
-        status=Status(data["status"]),
-        input=data["input"],
-        ctx=data["ctx"],
-        current_step=data["current_step"],
-        cursor=data["cursor"],
-        result=data["result"],
-        recover_to=data["recover_to"],
-        halt_data=data["halt_data"],
-        error=data["error"],
-        parent_id=data["parent_id"],
-        version=data["version"],
-        seq=data["seq"],
-        created_at=created_at,
-        updated_at=updated_at,
-        wake_at=_parse_time(data["wake_at"]),
-        definition_hash=data["definition_hash"],
-        lease_owner=data["lease_owner"],
-        lease_expires_at=_parse_time(data["lease_expires_at"]),
-    )
-
-
-def entry_to_dict(entry: Entry) -> dict[str, Any]:
-    """The entry as JSON data."""
-    return {
-        "id": entry.id,
-        "execution_id": entry.execution_id,
-        "seq": entry.seq,
-        "step_id": entry.step_id,
-        "step_type": entry.step_type,
-        "action": entry.action.value,
-        "attempt": entry.attempt,
-        "duration_ms": entry.duration_ms,
-        "input": entry.input,
-        "output": entry.output,
-        "error": entry.error,
-        "timestamp": _time(entry.timestamp),
-        "iteration": entry.iteration,
-    }
-
-
-def entry_from_dict(data: dict[str, Any]) -> Entry:
-    """The inverse of :func:`entry_to_dict`."""
-    timestamp = _parse_time(data["timestamp"])
-    assert timestamp is not None
-    return Entry(
-        id=data["id"],
-        execution_id=data["execution_id"],
-        seq=data["seq"],
-        step_id=data["step_id"],
-        step_type=data["step_type"],
-        action=Action(data["action"]),
-        attempt=data["attempt"],
-        duration_ms=data["duration_ms"],
-        input=data["input"],
-        output=data["output"],
-        error=data["error"],
-        timestamp=timestamp,
-        iteration=data.get("iteration"),
-    )
 
 
 def optional_import(module: str, *, extra: str, purpose: str) -> Any:

@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 from ._definitions import WorkflowConfig
-from ._errors import ConflictError, ExecutionError
 from ._expressions import resolve
-from ._records import Action
 from ._steps import Decision, Outcome, StepExecutor, StepRun, register_executor
+from .errors import ConflictError, ExecutionError
+from .records import Action
 
 __all__ = ["SubWorkflow"]
 

@@ -19,8 +19,8 @@ from flowkit._conditions import (
     describe,
     unknown_op,
 )
-from flowkit._errors import FlowkitError
 from flowkit._expressions import Scope, has_references, is_reference, plain, resolve, walk
+from flowkit.errors import FlowkitError
 
 __all__ = ["TRANSFORM_OPS", "TransformError", "apply", "check_transform"]
 

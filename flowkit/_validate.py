@@ -22,11 +22,11 @@ from ._definitions import (
     TransformOp,
     WorkflowDef,
 )
-from ._errors import ValidationError
 from ._expressions import SPECIAL_ROOTS, Reference, parse_path, references
 from ._graph import CONTINUE_KINDS, Edge, edge_lists, successors_in
 from ._problems import Problem, did_you_mean
 from ._transforms import check_transform
+from .errors import ValidationError
 
 __all__ = ["check"]
 
@@ -266,7 +266,7 @@ class _Checker:
     def check_schema(self, schema: Mapping[str, Any], path: str, step: StepDef) -> None:
         import jsonschema
 
-        from ._json import thaw
+        from .frozen import thaw
 
         try:
             jsonschema.validators.validator_for(thaw(schema)).check_schema(thaw(schema))

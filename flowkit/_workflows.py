@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ._definitions import WorkflowDef
-from ._errors import ConfigError, NotFoundError
 from ._parse import load, to_dict
-from ._store import encode_json
+from .errors import ConfigError, NotFoundError
+from .records import encode_json
 
 __all__ = ["WorkflowRegistry", "definition_hash", "register"]
 

@@ -19,7 +19,7 @@ from flowkit._conditions import (
     json_equal,
 )
 from flowkit._expressions import Scope
-from flowkit._json import FrozenDict, freeze
+from flowkit.frozen import FrozenDict, freeze
 
 LONG_PATTERN = "a" * (MAX_PATTERN_LENGTH + 1)
 

@@ -12,8 +12,8 @@ import pytest
 
 from flowkit import _config
 from flowkit._config import ENV_VARS, Settings, configure, on_change, reset, settings
-from flowkit._errors import ConfigError
-from flowkit._json import FrozenDict
+from flowkit.errors import ConfigError
+from flowkit.frozen import FrozenDict
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,7 @@ from flowkit import (
     WorkflowDef,
 )
 from flowkit._definitions import SourceLocation
-from flowkit._json import FrozenDict, JsonTypeError, thaw
+from flowkit.frozen import FrozenDict, JsonTypeError, thaw
 
 BODY = (StepDef(id="inner", type="assign", config=AssignConfig(set={"x": 1})),)
 

@@ -45,7 +45,7 @@ from flowkit import (
 from flowkit._cli import main
 from flowkit._conditions import CONDITION_OPS
 from flowkit._graph import successors_in
-from flowkit._json import thaw
+from flowkit.frozen import thaw
 from flowkit.testing import StepResult, Stub
 
 RunStep = Callable[..., StepResult]

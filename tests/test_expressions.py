@@ -24,7 +24,7 @@ from flowkit._expressions import (
     resolve,
     walk,
 )
-from flowkit._json import FrozenDict, freeze
+from flowkit.frozen import FrozenDict, freeze
 
 CTX: dict[str, Any] = {
     "input": {"amount": 120, "name": "Ada", "items": [{"price": 3}, {"price": 4.5}]},

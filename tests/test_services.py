@@ -21,8 +21,6 @@ from typing import Any
 import attrs
 import pytest
 
-from flowkit._errors import ConfigError, ExecutionError, NotFoundError
-from flowkit._json import FrozenDict
 from flowkit._services import (
     ServiceRegistry,
     bind_arguments,
@@ -32,6 +30,8 @@ from flowkit._services import (
     to_json,
     validate_output,
 )
+from flowkit.errors import ConfigError, ExecutionError, NotFoundError
+from flowkit.frozen import FrozenDict
 
 # --- registry forms -------------------------------------------------------------------------
 

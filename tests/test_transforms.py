@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from flowkit._conditions import json_equal
 from flowkit._expressions import Scope
-from flowkit._json import FrozenDict, freeze
 from flowkit._transforms import TRANSFORM_OPS, TransformError, apply, check_transform
+from flowkit.frozen import FrozenDict, freeze
 
 SCOPE = Scope(
     {"currency": "EUR", "limit": 10, "extra": {"source": "web"}, "skus": ["a", "c"]},

@@ -35,10 +35,10 @@ from typing import Any
 
 import attrs
 
-from flowkit._errors import ExecutionError, NotFoundError
 from flowkit._expressions import resolve
-from flowkit._json import thaw
 from flowkit._steps import Outcome, StepExecutor, StepRun, invoke, register_executor
+from flowkit.errors import ExecutionError, NotFoundError
+from flowkit.frozen import thaw
 
 from ._definitions import AgentConfig, AgentDef, ToolDef, agents_of, tools_of
 from ._providers import ToolCall, Usage, provider_for

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import click
 
 from flowkit._cli import _engine, _load_target, handles_errors, import_option, store_option
-from flowkit._errors import ConfigError
+from flowkit.errors import ConfigError
 
 __all__ = ["mcp"]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import attrs
 
-from flowkit._json import FrozenDict, freeze
 from flowkit._registry import EXPR, OUTPUT, target
+from flowkit.frozen import FrozenDict, freeze
 
 __all__ = [
     "PARAM_TYPES",
@@ -717,7 +717,7 @@ def _declared(ids: list[str], key: str) -> str:
 def _schema_problem(schema: Mapping[str, Any]) -> str | None:
     import jsonschema
 
-    from flowkit._json import thaw
+    from flowkit.frozen import thaw
 
     plain = thaw(schema)
     try:

@@ -32,8 +32,8 @@ import attrs
 
 from flowkit._definitions import SourceLocation, StepDef
 from flowkit._dsl import IMPLICIT, register_method
-from flowkit._errors import ValidationError
 from flowkit._problems import Problem
+from flowkit.errors import ValidationError
 
 from ._definitions import (
     AgentConfig,

@@ -31,9 +31,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from flowkit._errors import ExecutionError
 from flowkit._expressions import resolve
 from flowkit._steps import Outcome, StepExecutor, StepRun, register_executor
+from flowkit.errors import ExecutionError
 
 from ._definitions import FileSearchConfig
 

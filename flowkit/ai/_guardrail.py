@@ -27,9 +27,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flowkit._errors import ExecutionError, FlowkitError
 from flowkit._expressions import resolve
 from flowkit._steps import Outcome, StepExecutor, StepRun, register_executor
+from flowkit.errors import ExecutionError, FlowkitError
 
 from ._definitions import GuardrailCheck, GuardrailConfig
 from ._providers import provider_for

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from flowkit._errors import ExecutionError
 from flowkit._expressions import resolve
 from flowkit._steps import Outcome, StepExecutor, StepRun, register_executor
+from flowkit.errors import ExecutionError
 
 from ._definitions import MCPConfig, MCPServerDef, mcp_servers_of
 

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from flowkit._definitions import WorkflowDef
-from flowkit._errors import ConfigError, FlowkitError, ValidationError
-from flowkit._json import thaw
 from flowkit._registry import step_type
 from flowkit._results import Result
 from flowkit._validate import _all_steps
+from flowkit.errors import ConfigError, FlowkitError, ValidationError
+from flowkit.frozen import thaw
 
 from ._definitions import ToolDef, tools_of
 

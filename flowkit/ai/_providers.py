@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from flowkit._errors import ConfigError, ExecutionError
+from flowkit.errors import ConfigError, ExecutionError
 
 if TYPE_CHECKING:
     import httpx

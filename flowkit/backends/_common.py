@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import attrs
 
-from .._records import Entry, Execution, Status
+from ..records import Entry, Execution, Status
 
 __all__ = [
     "check_checkpoint",

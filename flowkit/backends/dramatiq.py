@@ -28,11 +28,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._config import settings
-from .._errors import ConfigError, ConflictError
 from .._executors import Executor
-from .._records import Execution, Status
 from .._results import Advance
 from .._store import optional_import
+from ..errors import ConfigError, ConflictError
+from ..records import Execution, Status
 
 if TYPE_CHECKING:
     from dramatiq import Actor, Broker

@@ -15,16 +15,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .._errors import ConfigError, ConflictError, FlowkitError
-from .._records import Entry, Execution, Status
-from .._store import (
+from .._store import scheme_of
+from ..errors import ConfigError, ConflictError, FlowkitError
+from ..records import (
+    CHECKPOINT_FIELDS,
+    DOCUMENT,
+    ENTRY_FIELDS,
+    FIXED_FIELDS,
+    Entry,
+    Execution,
+    Status,
     decode_json,
     encode_json,
-    entry_from_dict,
-    entry_to_dict,
-    execution_from_dict,
-    execution_to_dict,
-    scheme_of,
 )
 from ._common import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
 
@@ -46,8 +48,15 @@ def _first_frame_outside_flowkit() -> int:
     return level
 
 
-#: Fields set by ``create`` that a checkpoint never rewrites (see ``Store.checkpoint``).
-_FIXED = ("id", "workflow_id", "parent_id", "created_at")
+#: Fields set by ``create`` that a checkpoint never rewrites, but the input (kept as text).
+_FIXED = tuple(name for name in FIXED_FIELDS if name != "input")
+_fixed_values = DOCUMENT.encoder(Execution, _FIXED)
+_record_values = DOCUMENT.encoder(Execution, CHECKPOINT_FIELDS)
+_entry_values = DOCUMENT.encoder(Entry, ENTRY_FIELDS)
+
+
+def _record_text(execution: Execution) -> str:
+    return encode_json(dict(zip(CHECKPOINT_FIELDS, _record_values(execution), strict=True)))
 
 
 class _Slot:
@@ -77,7 +86,7 @@ def _decode(record: str, fixed: dict[str, Any], input_json: str) -> Execution:
     data = decode_json(record)
     data.update(fixed)
     data["input"] = decode_json(input_json)
-    return execution_from_dict(data)
+    return DOCUMENT.execution(data)
 
 
 class MemoryStore:
@@ -130,10 +139,9 @@ class MemoryStore:
         """
         self._check_open()
         execution = utc_execution(execution)
-        data = execution_to_dict(execution)
-        input_json = encode_json(data.pop("input"))
-        record = encode_json(data)
-        fixed = {key: data[key] for key in _FIXED}
+        input_json = encode_json(execution.input)
+        record = _record_text(execution)
+        fixed = dict(zip(_FIXED, _fixed_values(execution), strict=True))
         with self._lock:
             self._check_open()
             if execution.id in self._slots:
@@ -169,10 +177,11 @@ class MemoryStore:
         self._check_open()
         execution = utc_execution(execution)
         check_checkpoint(execution, entries, expected_version)
-        data = execution_to_dict(execution)
-        del data["input"]  # never rewritten, like the other _FIXED fields
-        record = encode_json(data)
-        texts = [encode_json(entry_to_dict(utc_entry(entry))) for entry in entries]
+        record = _record_text(execution)
+        texts = [
+            encode_json(dict(zip(ENTRY_FIELDS, _entry_values(utc_entry(entry)), strict=True)))
+            for entry in entries
+        ]
         previous_seq = execution.seq - len(entries)
         with self._lock:
             self._check_open()
@@ -211,7 +220,7 @@ class MemoryStore:
             if slot is None:
                 return []
             texts = slot.entries[max(0, after - slot.base) :]
-        return [entry_from_dict(decode_json(text)) for text in texts]
+        return [DOCUMENT.entry(decode_json(text)) for text in texts]
 
     def find(
         self,

@@ -13,11 +13,11 @@ import attrs
 
 from .._definitions import WorkflowDef
 from .._engine import Engine
-from .._errors import NotFoundError
-from .._json import thaw
-from .._records import Entry, Execution, Status
 from .._services import ServiceRegistry
 from .._workflows import definition_hash
+from ..errors import NotFoundError
+from ..frozen import thaw
+from ..records import Entry, Execution, Status
 
 __all__ = ["Call", "FakeClock", "StepResult", "Stub", "run_step", "stub"]
 

@@ -55,9 +55,17 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from .._errors import ConflictError, FlowkitError
-from .._records import Action, Entry, Execution, Status
-from .._store import Store, encode_json, entry_to_dict, execution_to_dict
+from .._store import Store
+from ..errors import ConflictError, FlowkitError
+from ..records import (
+    Action,
+    Entry,
+    Execution,
+    Status,
+    encode_json,
+    entry_to_dict,
+    execution_to_dict,
+)
 
 __all__ = [
     "TestCheckpoint",

@@ -9,10 +9,10 @@ import attrs
 import pytest
 
 import flowkit.backends.memory as memory_module
-from flowkit._errors import ConfigError, ConflictError, FlowkitError
-from flowkit._records import Status
-from flowkit._store import Store, connect, decode_json
+from flowkit._store import Store, connect
 from flowkit.backends.memory import DurabilityWarning, MemoryStore
+from flowkit.errors import ConfigError, ConflictError, FlowkitError
+from flowkit.records import Status, decode_json
 from flowkit.testing.conformance import T0, make_entry, make_execution, next_checkpoint
 
 pytestmark = pytest.mark.memory

@@ -29,6 +29,7 @@ import flowkit
 from flowkit import ConfigError, FlowkitError, Status, StoreUnavailableError
 from flowkit._cli import main as cli
 from flowkit.backends.sqlalchemy import SCHEMA_VERSION, SQLStore
+from flowkit.records import ENTRY_FIELDS, EXECUTION_FIELDS
 from flowkit.testing.conformance import make_entry, make_execution, next_checkpoint
 
 from .sql_helpers import (
@@ -162,6 +163,16 @@ def test_schema_is_created_on_first_use(open_store: Callable[..., SQLStore]) -> 
             f"SELECT version, description FROM {prefix}schema_version"
         ).all()
     assert [row[0] for row in rows] == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_tables_have_a_column_for_each_record_field(open_store: Callable[..., SQLStore]) -> None:
+    # The migrations spell the tables out; the records declare the fields. They must agree.
+    store = open_store()
+    inspector = sa.inspect(store.engine)
+    columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}executions")]
+    assert columns == list(EXECUTION_FIELDS)
+    columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}entries")]
+    assert columns == [name for name in ENTRY_FIELDS if name != "id"]
 
 
 def test_flowkit_db_upgrade_creates_the_schema(

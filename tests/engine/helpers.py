@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import flowkit
-from flowkit._store import entry_to_dict, execution_to_dict
+from flowkit.records import entry_to_dict, execution_to_dict
 
 
 def workflow(*steps: dict[str, Any], id: str = "wf", **top: Any) -> flowkit.WorkflowDef:

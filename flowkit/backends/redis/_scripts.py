@@ -30,7 +30,7 @@ import hashlib
 
 import attrs
 
-from ..._records import Status
+from ...records import Status
 
 __all__ = ["CHECKPOINT", "CREATE", "DELETE", "ENTRIES", "PRUNE", "QUERY", "SCRIPTS", "Script"]
 

@@ -19,15 +19,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ..._errors import (
+from ..._store import optional_import, scheme_of
+from ...errors import (
     ConfigError,
     ConflictError,
     FlowkitError,
     StoreError,
     StoreUnavailableError,
 )
-from ..._records import Action, Entry, Execution, Status
-from ..._store import decode_json, encode_json, optional_import, scheme_of
+from ...records import (
+    CHECKPOINT_FIELDS,
+    DOCUMENT,
+    ENTRY_FIELDS,
+    FIXED_FIELDS,
+    Entry,
+    Execution,
+    Status,
+    decode_json,
+    encode_json,
+)
 from .._common import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
 from ._scripts import CHECKPOINT, CREATE, DELETE, ENTRIES, PRUNE, QUERY, SCRIPTS
 
@@ -63,14 +73,6 @@ def _pack(args: Sequence[bytes]) -> bytes:
         append(arg)
         append(b"\r\n")
     return b"".join(parts)
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 def _one_line(error: BaseException) -> str:
@@ -131,96 +133,39 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     return f"{parts.scheme}://{parts.netloc}{parts.path}{query_text}", ours
 
 
+#: An entry's fields as its JSON keeps them: the id and the execution id are implied
+#: by the key and the seq.
+_ENTRY_KEYS = tuple(name for name in ENTRY_FIELDS if name not in ("id", "execution_id"))
+#: The fields ``create`` writes once (``f``), the input apart (``in``).
+_FIXED_KEYS = tuple(name for name in FIXED_FIELDS if name != "input")
+_entry_values = DOCUMENT.encoder(Entry, _ENTRY_KEYS)
+_fixed_values = DOCUMENT.encoder(Execution, _FIXED_KEYS)
+_state_values = DOCUMENT.encoder(Execution, CHECKPOINT_FIELDS)
+
+
 def _entry_text(entry: Entry) -> bytes:
-    # The id and execution id are implied by the key and the seq.
-    return encode_json(
-        {
-            "seq": entry.seq,
-            "step_id": entry.step_id,
-            "step_type": entry.step_type,
-            "action": entry.action.value,
-            "attempt": entry.attempt,
-            "duration_ms": entry.duration_ms,
-            "input": entry.input,
-            "output": entry.output,
-            "error": entry.error,
-            "timestamp": entry.timestamp.isoformat(),
-            "iteration": entry.iteration,
-        }
-    ).encode()
+    return encode_json(dict(zip(_ENTRY_KEYS, _entry_values(entry), strict=True))).encode()
 
 
 def _entry(execution_id: str, text: bytes | str) -> Entry:
-    data = decode_json(text)
-    seq = data["seq"]
-    return Entry(
-        id=f"{execution_id}:{seq}",
-        execution_id=execution_id,
-        seq=seq,
-        step_id=data["step_id"],
-        step_type=data["step_type"],
-        action=Action(data["action"]),
-        attempt=data["attempt"],
-        duration_ms=data["duration_ms"],
-        input=data["input"],
-        output=data["output"],
-        error=data["error"],
-        timestamp=datetime.fromisoformat(data["timestamp"]),
-        iteration=data["iteration"],
-    )
+    return DOCUMENT.entry(decode_json(text), execution_id=execution_id)
+
+
+def _fixed_text(execution: Execution) -> bytes:
+    """``f``: the fields :meth:`RedisStore.create` writes once, as JSON."""
+    return encode_json(dict(zip(_FIXED_KEYS, _fixed_values(execution), strict=True))).encode()
 
 
 def _state_text(execution: Execution) -> bytes:
     """``d``: every field a checkpoint rewrites, as JSON."""
-    return encode_json(
-        {
-            "workflow_version": execution.workflow_version,
-            "status": execution.status.value,
-            "ctx": execution.ctx,
-            "current_step": execution.current_step,
-            "cursor": execution.cursor,
-            "result": execution.result,
-            "recover_to": execution.recover_to,
-            "halt_data": execution.halt_data,
-            "error": execution.error,
-            "version": execution.version,
-            "seq": execution.seq,
-            "updated_at": execution.updated_at.isoformat(),
-            "wake_at": _time(execution.wake_at),
-            "definition_hash": execution.definition_hash,
-            "lease_owner": execution.lease_owner,
-            "lease_expires_at": _time(execution.lease_expires_at),
-        }
-    ).encode()
+    return encode_json(dict(zip(CHECKPOINT_FIELDS, _state_values(execution), strict=True))).encode()
 
 
 def _execution(fixed: bytes | str, input_text: bytes | str, state: bytes | str) -> Execution:
-    f = decode_json(fixed)
-    d = decode_json(state)
-    created_at = datetime.fromisoformat(f["created_at"])
-    return Execution(
-        id=f["id"],
-        workflow_id=f["workflow_id"],
-        workflow_version=d["workflow_version"],
-        status=Status(d["status"]),
-        input=decode_json(input_text),
-        ctx=d["ctx"],
-        current_step=d["current_step"],
-        cursor=d["cursor"],
-        result=d["result"],
-        recover_to=d["recover_to"],
-        halt_data=d["halt_data"],
-        error=d["error"],
-        parent_id=f["parent_id"],
-        version=d["version"],
-        seq=d["seq"],
-        created_at=created_at,
-        updated_at=datetime.fromisoformat(d["updated_at"]),
-        wake_at=_parse_time(d["wake_at"]),
-        definition_hash=d["definition_hash"],
-        lease_owner=d["lease_owner"],
-        lease_expires_at=_parse_time(d["lease_expires_at"]),
-    )
+    data = decode_json(state)
+    data.update(decode_json(fixed))
+    data["input"] = decode_json(input_text)
+    return DOCUMENT.execution(data)
 
 
 def _text(value: bytes | str) -> str:
@@ -520,14 +465,7 @@ class RedisStore:
         if self._closed:
             raise self._closed_error()
         execution = utc_execution(execution)
-        fixed = encode_json(
-            {
-                "id": execution.id,
-                "workflow_id": execution.workflow_id,
-                "parent_id": execution.parent_id,
-                "created_at": execution.created_at.isoformat(),
-            }
-        ).encode()
+        fixed = _fixed_text(execution)
         input_text = encode_json(execution.input).encode()
         state = _state_text(execution)
         wake, lease = execution.wake_at, execution.lease_expires_at

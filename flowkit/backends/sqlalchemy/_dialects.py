@@ -15,71 +15,42 @@ from typing import Any, ClassVar
 
 from sqlalchemy.engine import Dialect
 
-from ..._errors import ConfigError
+from ...errors import ConfigError
+from ...records import (
+    CHECKPOINT_FIELDS,
+    ENTRY_FIELDS,
+    EXECUTION_FIELDS,
+    Entry,
+    Execution,
+    FieldKind,
+    field_kinds,
+)
 from ._schema import Schema, lock_key, lock_name
 
-__all__ = ["EXECUTION_COLUMNS", "SQL", "State", "for_dialect"]
+__all__ = [
+    "ENTRY_COLUMNS",
+    "ENTRY_READ_COLUMNS",
+    "EXECUTION_COLUMNS",
+    "SQL",
+    "UPDATE_COLUMNS",
+    "State",
+    "for_dialect",
+]
 
-#: The columns of an execution, in the order rows are read.
-EXECUTION_COLUMNS = (
-    "id",
-    "workflow_id",
-    "workflow_version",
-    "status",
-    "input",
-    "ctx",
-    "current_step",
-    "cursor",
-    "result",
-    "recover_to",
-    "halt_data",
-    "error",
-    "parent_id",
-    "version",
-    "seq",
-    "created_at",
-    "updated_at",
-    "wake_at",
-    "definition_hash",
-    "lease_owner",
-    "lease_expires_at",
-)
+#: The columns of an execution: its fields (:mod:`flowkit.records`), in that order.
+EXECUTION_COLUMNS = EXECUTION_FIELDS
 #: What a checkpoint rewrites (id, workflow_id, input, parent_id and created_at never change).
-UPDATE_COLUMNS = (
-    "workflow_version",
-    "status",
-    "ctx",
-    "current_step",
-    "cursor",
-    "result",
-    "recover_to",
-    "halt_data",
-    "error",
-    "version",
-    "seq",
-    "updated_at",
-    "wake_at",
-    "definition_hash",
-    "lease_owner",
-    "lease_expires_at",
-)
-ENTRY_COLUMNS = (
-    "execution_id",
-    "seq",
-    "step_id",
-    "step_type",
-    "action",
-    "attempt",
-    "duration_ms",
-    "input",
-    "output",
-    "error",
-    "timestamp",
-    "iteration",
-)
+UPDATE_COLUMNS = CHECKPOINT_FIELDS
+#: The columns of an entry: its fields but ``id``, which is ``"<execution_id>:<seq>"``.
+ENTRY_COLUMNS = tuple(name for name in ENTRY_FIELDS if name != "id")
 #: The entry columns read back (the execution id is known).
 ENTRY_READ_COLUMNS = ENTRY_COLUMNS[1:]
-JSON_COLUMNS = frozenset({"input", "ctx", "cursor", "result", "halt_data", "output"})
+JSON_COLUMNS = frozenset(
+    name
+    for kinds in (field_kinds(Execution), field_kinds(Entry))
+    for name, kind in kinds.items()
+    if kind is FieldKind.JSON
+)
 
 #: Above this many entries a checkpoint inserts them in chunks (bind-parameter limits).
 CHUNK = 200
@@ -341,17 +312,13 @@ class PostgresSQL(SQL):
     json_in = "CAST(? AS json)"
     json_out = "CAST({} AS text)"
     value_casts: ClassVar[dict[str, str]] = {
-        "seq": "bigint",
-        "step_id": "text",
-        "step_type": "text",
-        "action": "text",
-        "attempt": "integer",
-        "duration_ms": "double precision",
-        "input": "json",
-        "output": "json",
-        "error": "text",
-        "timestamp": "timestamptz",
-        "iteration": "integer",
+        name: {
+            FieldKind.INT: "bigint",
+            FieldKind.FLOAT: "double precision",
+            FieldKind.JSON: "json",
+            FieldKind.TIME: "timestamptz",
+        }.get(kind, "text")
+        for name, kind in field_kinds(Entry).items()
     }
 
     def __init__(self, dialect: Dialect, schema: Schema, database: str) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..._errors import ConfigError
+from ...errors import ConfigError
 
 __all__ = ["DDL", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "Schema", "lock_name"]
 

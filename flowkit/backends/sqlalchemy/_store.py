@@ -13,17 +13,23 @@ from typing import Any, TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from ..._errors import (
+from ...errors import (
     ConfigError,
     ConflictError,
     FlowkitError,
     StoreError,
     StoreUnavailableError,
 )
-from ..._records import Action, Entry, Execution, Status
-from ..._store import decode_json, encode_json
+from ...records import Entry, Execution, RecordCodec, Status
 from .._common import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
-from ._dialects import SQL, State, for_dialect
+from ._dialects import (
+    ENTRY_COLUMNS,
+    ENTRY_READ_COLUMNS,
+    EXECUTION_COLUMNS,
+    UPDATE_COLUMNS,
+    State,
+    for_dialect,
+)
 from ._engine import Options, open_engine, parse_options
 from ._schema import DDL, MIGRATIONS, SCHEMA_VERSION, Schema, check_version, now
 
@@ -66,14 +72,6 @@ def _one_line(error: BaseException) -> str:
     if len(text) > 300:
         text = text[:297] + "..."
     return text or type(error).__name__
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else encode_json(value)
-
-
-def _from_json(text: str | None) -> Any:
-    return None if text is None else decode_json(text)
 
 
 def _check_id(value: str | None, field: str) -> None:
@@ -165,7 +163,14 @@ class SQLStore:
         try:
             database = self._database()
             self.schema = Schema(options.prefix, engine.dialect)
-            self._sql: SQL = for_dialect(engine.dialect, self.schema, database)
+            sql = self._sql = for_dialect(engine.dialect, self.schema, database)
+            # Rows are made from records, and records from rows, by column name.
+            codec = self._codec = RecordCodec(
+                time_in=sql.time_in, time_out=sql.time_out, json_text=True, text_in=sql.text_in
+            )
+            self._execution_row = codec.encoder(Execution, EXECUTION_COLUMNS)
+            self._update_values = codec.encoder(Execution, UPDATE_COLUMNS)
+            self._entry_row = codec.encoder(Entry, ENTRY_COLUMNS)
             if options.create_schema:
                 self.upgrade()
         except BaseException:
@@ -389,124 +394,19 @@ class SQLStore:
 
     # --- rows -------------------------------------------------------------------------------------
 
-    def _execution_row(self, execution: Execution) -> tuple[Any, ...]:
-        time_in, text = self._sql.time_in, self._sql.text_in
-        wake, lease = execution.wake_at, execution.lease_expires_at
-        return (
-            execution.id,
-            execution.workflow_id,
-            text(execution.workflow_version),
-            execution.status.value,
-            encode_json(execution.input),
-            encode_json(execution.ctx),
-            text(execution.current_step),
-            encode_json(execution.cursor),
-            _json(execution.result),
-            text(execution.recover_to),
-            _json(execution.halt_data),
-            text(execution.error),
-            execution.parent_id,
-            execution.version,
-            execution.seq,
-            time_in(execution.created_at),
-            time_in(execution.updated_at),
-            None if wake is None else time_in(wake),
-            text(execution.definition_hash),
-            text(execution.lease_owner),
-            None if lease is None else time_in(lease),
-        )
-
     def _update_row(
         self, execution: Execution, expected_version: int, previous_seq: int
-    ) -> tuple[Any, ...]:
-        time_in, text = self._sql.time_in, self._sql.text_in
-        wake, lease = execution.wake_at, execution.lease_expires_at
-        result, halt = execution.result, execution.halt_data
-        return (
-            text(execution.workflow_version),
-            execution.status.value,
-            encode_json(execution.ctx),
-            text(execution.current_step),
-            encode_json(execution.cursor),
-            None if result is None else encode_json(result),
-            text(execution.recover_to),
-            None if halt is None else encode_json(halt),
-            text(execution.error),
-            execution.version,
-            execution.seq,
-            time_in(execution.updated_at),
-            None if wake is None else time_in(wake),
-            text(execution.definition_hash),
-            text(execution.lease_owner),
-            None if lease is None else time_in(lease),
-            execution.id,
-            expected_version,
-            previous_seq,
-        )
-
-    def _entry_row(self, entry: Entry) -> tuple[Any, ...]:
-        text = self._sql.text_in
-        entry_input, output = entry.input, entry.output
-        return (
-            entry.execution_id,
-            entry.seq,
-            text(entry.step_id),
-            text(entry.step_type),
-            entry.action.value,
-            entry.attempt,
-            float(entry.duration_ms),
-            None if entry_input is None else encode_json(entry_input),
-            None if output is None else encode_json(output),
-            text(entry.error),
-            self._sql.time_in(entry.timestamp),
-            entry.iteration,
-        )
+    ) -> list[Any]:
+        row = self._update_values(execution)
+        row += (execution.id, expected_version, previous_seq)
+        return row
 
     def _execution(self, row: Sequence[Any]) -> Execution:
-        time_out = self._sql.time_out
-        wake, lease = row[17], row[20]
-        return Execution(
-            id=row[0],
-            workflow_id=row[1],
-            workflow_version=row[2],
-            status=Status(row[3]),
-            input=decode_json(row[4]),
-            ctx=decode_json(row[5]),
-            current_step=row[6],
-            cursor=decode_json(row[7]),
-            result=_from_json(row[8]),
-            recover_to=row[9],
-            halt_data=_from_json(row[10]),
-            error=row[11],
-            parent_id=row[12],
-            version=int(row[13]),
-            seq=int(row[14]),
-            created_at=time_out(row[15]),
-            updated_at=time_out(row[16]),
-            wake_at=None if wake is None else time_out(wake),
-            definition_hash=row[18],
-            lease_owner=row[19],
-            lease_expires_at=None if lease is None else time_out(lease),
-        )
+        return self._codec.execution(dict(zip(EXECUTION_COLUMNS, row, strict=True)))
 
     def _entry(self, execution_id: str, row: Sequence[Any]) -> Entry:
-        seq = int(row[0])
-        iteration = row[10]
-        return Entry(
-            id=f"{execution_id}:{seq}",
-            execution_id=execution_id,
-            seq=seq,
-            step_id=row[1],
-            step_type=row[2],
-            action=Action(row[3]),
-            attempt=int(row[4]),
-            duration_ms=float(row[5]),
-            input=_from_json(row[6]),
-            output=_from_json(row[7]),
-            error=row[8],
-            timestamp=self._sql.time_out(row[9]),
-            iteration=None if iteration is None else int(iteration),
-        )
+        values = dict(zip(ENTRY_READ_COLUMNS, row, strict=True))
+        return self._codec.entry(values, execution_id=execution_id)
 
     # --- the protocol -----------------------------------------------------------------------------
 
