@@ -346,7 +346,7 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
 def profile_steps(store_url: str, broker_url: str, count: int) -> None:
     """cProfile the step actor's work (load, claim, step, checkpoint, send) in this process."""
     runtime = fk_dramatiq.Runtime(fk_dramatiq.make_broker(broker_url), queue="bench-profile")
-    engine = flowkit.Engine(store=store_url, executor=fk_dramatiq.DramatiqExecutor(runtime=runtime))
+    engine = flowkit.Engine(store=store_url, executor=fk_dramatiq.DramatiqDriver(runtime=runtime))
     runtime.attach(engine)  # the actors use this engine, not one built from the settings
     executions = [engine.create(WORKFLOW) for _ in range(count)]
     profiler = cProfile.Profile()
@@ -413,7 +413,7 @@ def main() -> None:
         for config in configs
     }
     engines = {
-        config: flowkit.Engine(store=store_url, executor=fk_dramatiq.DramatiqExecutor(runtime=rt))
+        config: flowkit.Engine(store=store_url, executor=fk_dramatiq.DramatiqDriver(runtime=rt))
         for config, rt in runtimes.items()
     }
     inline = flowkit.Engine(store=store_url, executor="inline")

@@ -1,48 +1,59 @@
 """flowkit: durable workflows in YAML or plain Python.
 
-Import everything from here; the modules behind it are private.
+Import everything from here. The packages behind it are layered, each
+importing only the ones below it (``docs/architecture.md`` draws them):
+``errors``/``frozen``/``records``/``cursor`` → ``expressions`` →
+``definitions`` → ``services`` → ``abc``/``adapters``/``config`` → ``steps``
+→ ``engine`` → ``backends`` → ``dsl`` → ``cli``/``testing``/``ai``.
 """
 
-from ._api import resume, run
-from ._clock import Clock, SystemClock
-from ._config import Settings, configure
-from ._context import StepContext, current
-from ._definitions import (
-    ApprovalConfig,
-    AssignConfig,
-    CallConfig,
-    Condition,
-    EndConfig,
-    HaltConfig,
-    InputDef,
-    LoopConfig,
-    OutputSpec,
-    ParallelConfig,
-    Route,
-    RouterConfig,
-    SourceLocation,
-    StartConfig,
-    StepDef,
-    TransformConfig,
-    TransformOp,
-    WorkflowConfig,
-    WorkflowDef,
-)
-from ._dsl import Input, Workflow, register_builder, register_method, when
-from ._engine import Engine
-from ._events import Event
-from ._executors import Executor, InlineExecutor, ThreadExecutor
-from ._graph import render as graph
-from ._parse import load, parse, to_dict, to_yaml
-from ._problems import Problem
-from ._registry import Extension, StepType, register_extension, register_step_type
-from ._results import Advance, HaltInfo, Handle, Result
-from ._services import ServiceRegistry, register_service, service
-from ._steps import Decision, Outcome, StepExecutor, StepRun, register_executor
-from ._store import Store, connect
-from ._validate import check
+from . import steps  # noqa: F401  (registers the core step types)
 from ._version import __version__
-from ._workflows import register
+from .abc import (
+    Clock,
+    Decision,
+    Driver,
+    Extension,
+    Outcome,
+    Runtime,
+    StepType,
+    Store,
+    register_check,
+    register_extension,
+    register_step_type,
+)
+from .adapters import connect
+from .config import Settings, configure
+from .definitions import (
+    Condition,
+    InputDef,
+    Problem,
+    SourceLocation,
+    StepDef,
+    WorkflowDef,
+    check,
+    load,
+    parse,
+    register,
+    to_dict,
+    to_yaml,
+)
+from .definitions import render as graph
+from .dsl import Input, Workflow, register_method, when
+from .engine import (
+    Advance,
+    Engine,
+    Event,
+    FanOut,
+    HaltInfo,
+    Handle,
+    InlineDriver,
+    Result,
+    SystemClock,
+    ThreadDriver,
+    resume,
+    run,
+)
 from .errors import (
     ConfigError,
     ConflictError,
@@ -54,6 +65,23 @@ from .errors import (
     ValidationError,
 )
 from .records import Action, Entry, Execution, Status
+from .services import ServiceRegistry, StepContext, current, register_service, service
+from .steps import (
+    ApprovalConfig,
+    AssignConfig,
+    CallConfig,
+    EndConfig,
+    HaltConfig,
+    LoopConfig,
+    OutputSpec,
+    ParallelConfig,
+    Route,
+    RouterConfig,
+    StartConfig,
+    TransformConfig,
+    TransformOp,
+    WorkflowConfig,
+)
 
 __all__ = [
     "Action",
@@ -66,19 +94,20 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Decision",
+    "Driver",
     "EndConfig",
     "Engine",
     "Entry",
     "Event",
     "Execution",
     "ExecutionError",
-    "Executor",
     "Extension",
+    "FanOut",
     "FlowkitError",
     "HaltConfig",
     "HaltInfo",
     "Handle",
-    "InlineExecutor",
+    "InlineDriver",
     "Input",
     "InputDef",
     "LoopConfig",
@@ -90,6 +119,7 @@ __all__ = [
     "Result",
     "Route",
     "RouterConfig",
+    "Runtime",
     "ServiceRegistry",
     "Settings",
     "SourceLocation",
@@ -97,14 +127,12 @@ __all__ = [
     "Status",
     "StepContext",
     "StepDef",
-    "StepExecutor",
-    "StepRun",
     "StepType",
     "Store",
     "StoreError",
     "StoreUnavailableError",
     "SystemClock",
-    "ThreadExecutor",
+    "ThreadDriver",
     "TransformConfig",
     "TransformOp",
     "ValidationError",
@@ -120,8 +148,7 @@ __all__ = [
     "load",
     "parse",
     "register",
-    "register_builder",
-    "register_executor",
+    "register_check",
     "register_extension",
     "register_method",
     "register_service",

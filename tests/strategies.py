@@ -46,9 +46,10 @@ from flowkit import (
     WorkflowConfig,
     WorkflowDef,
 )
-from flowkit._conditions import CONDITION_OPS
-from flowkit._definitions import INPUT_TYPES, Wait
-from flowkit._transforms import TRANSFORM_OPS
+from flowkit.definitions import INPUT_TYPES
+from flowkit.expressions.conditions import CONDITION_OPS
+from flowkit.expressions.transforms import TRANSFORM_OPS
+from flowkit.steps.parallel import Wait
 
 __all__ = [
     "ALL_STEP_TYPES",

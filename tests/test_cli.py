@@ -36,7 +36,7 @@ from cli_helpers import (
 )
 
 import flowkit
-from flowkit._workflows import WorkflowRegistry
+from flowkit.definitions import WorkflowRegistry
 
 MEMORY = ("--store", "memory://")
 uses_memory = pytest.mark.filterwarnings("ignore::flowkit.backends.memory.DurabilityWarning")

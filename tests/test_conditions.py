@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowkit._conditions import (
+from flowkit.expressions.conditions import (
     CONDITION_OPS,
     MAX_PATTERN_LENGTH,
     ConditionError,
@@ -18,7 +18,7 @@ from flowkit._conditions import (
     evaluate,
     json_equal,
 )
-from flowkit._expressions import Scope
+from flowkit.expressions.references import Scope
 from flowkit.frozen import FrozenDict, freeze
 
 LONG_PATTERN = "a" * (MAX_PATTERN_LENGTH + 1)

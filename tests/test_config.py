@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from flowkit import _config
-from flowkit._config import ENV_VARS, Settings, configure, on_change, reset, settings
+from flowkit import config as _config
+from flowkit.config import ENV_VARS, Settings, configure, on_change, reset, settings
 from flowkit.errors import ConfigError
 from flowkit.frozen import FrozenDict
 

@@ -32,7 +32,7 @@ from flowkit import (
     WorkflowConfig,
     WorkflowDef,
 )
-from flowkit._definitions import SourceLocation
+from flowkit.definitions import SourceLocation
 from flowkit.frozen import FrozenDict, JsonTypeError, thaw
 
 BODY = (StepDef(id="inner", type="assign", config=AssignConfig(set={"x": 1})),)

@@ -42,9 +42,11 @@ from flowkit import (
     WorkflowConfig,
     WorkflowDef,
 )
-from flowkit._cli import main
-from flowkit._conditions import CONDITION_OPS
-from flowkit._graph import successors_in
+from flowkit.abc import IMPLICIT, Builder
+from flowkit.cli import main
+from flowkit.definitions import kinds
+from flowkit.definitions.graph import successors_in
+from flowkit.expressions import CONDITION_OPS
 from flowkit.frozen import thaw
 from flowkit.testing import StepResult, Stub
 
@@ -58,8 +60,8 @@ THIS_FILE = Path(__file__).name
 def _isolated_registries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Services and workflows registered by a test (``@wf.step`` registers them
     globally) are forgotten after it."""
-    from flowkit._services import default_registry as services
-    from flowkit._workflows import default_registry as workflows
+    from flowkit.definitions import default_registry as workflows
+    from flowkit.services import default_registry as services
 
     monkeypatch.setattr(services, "_entries", dict(services._entries))
     monkeypatch.setattr(workflows, "_by_id", dict(workflows._by_id))
@@ -781,7 +783,7 @@ def test_step_functions_are_registered_as_services() -> None:
 
 
 def test_step_functions_are_registered_globally_by_default() -> None:
-    from flowkit._services import default_registry
+    from flowkit.services import default_registry
 
     wf = flowkit.Workflow("registered_globally")
 
@@ -1301,29 +1303,28 @@ class NotifyConfig:
     message: str = ""
 
 
+def _notify(
+    graph: Builder, id: str, *, channel: str, message: str = "", next: Any = IMPLICIT
+) -> StepDef:
+    config = graph.config(NotifyConfig, id, channel=channel, message=message)
+    return graph.add_step(id, "notify", config, next)
+
+
+class Notify(flowkit.StepType):
+    name = "notify"
+    config = NotifyConfig
+    build = staticmethod(_notify)
+
+
 @pytest.fixture
 def notify_step(monkeypatch: pytest.MonkeyPatch) -> None:
     """The ``notify`` step type and its ``wf.notify(...)`` builder, for one test."""
-    from flowkit import _dsl, _registry
-
-    monkeypatch.setitem(
-        _registry._step_types, "notify", flowkit.StepType(name="notify", config=NotifyConfig)
-    )
-
-    def build(step_id: str, *, channel: str, message: str = "") -> StepDef:
-        return StepDef(
-            id=step_id, type="notify", config=NotifyConfig(channel=channel, message=message)
-        )
-
-    monkeypatch.setitem(_dsl._BUILDERS, "notify", build)
+    # Registered through the private registry so that the test can take it back out.
+    monkeypatch.setitem(kinds._kinds, "notify", Notify())
 
 
 @pytest.mark.usefixtures("notify_step")
-def test_register_builder_adds_a_builder_for_an_extension_step_type() -> None:
-    from flowkit import _dsl
-
-    assert "notify" in _dsl._BUILDERS
-    flowkit.register_builder("notify", _dsl._BUILDERS["notify"])  # the public way to add one
+def test_a_step_types_builder_becomes_a_workflow_method() -> None:
     wf = flowkit.Workflow("w")
     line = here() + 1
     wf.notify("tell", channel="#ops", message="hi")
@@ -1345,15 +1346,15 @@ def test_register_builder_adds_a_builder_for_an_extension_step_type() -> None:
 @pytest.fixture
 def labels_extension(monkeypatch: pytest.MonkeyPatch) -> None:
     """A made-up top-level key ``labels``: a list of strings, stored as a tuple."""
-    from flowkit import _registry
 
     def structure(raw: Any) -> tuple[str, ...]:
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
             raise TypeError("labels must be a list of strings")
         return tuple(raw)
 
+    # Registered through the private registry so that the test can take it back out.
     monkeypatch.setitem(
-        _registry._extensions,
+        kinds._extensions,
         "labels",
         flowkit.Extension(key="labels", structure=structure, unstructure=list),
     )

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import flowkit
-from flowkit._cli import main
+from flowkit.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NAMES = sorted(path.stem for path in EXAMPLES.glob("*.yml"))

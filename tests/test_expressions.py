@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowkit._expressions import (
+from flowkit.expressions.references import (
     SPECIAL_ROOTS,
     Reference,
     Scope,

@@ -25,7 +25,7 @@ from flowkit import (
     ValidationError,
     WorkflowDef,
 )
-from flowkit._registry import step_types
+from flowkit.abc import step_types
 
 GEM_WORKFLOW = Path(__file__).parent / "data" / "gem_order_fulfillment.yml"
 

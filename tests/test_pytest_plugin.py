@@ -100,11 +100,11 @@ def hello(name: str) -> str:
 
 def test_stubbed(stub_service):
     stub_service("Greeter", {"hello": "stubbed"})
-    from flowkit._services import default_registry
+    from flowkit.services import default_registry
     assert default_registry.resolve("Greeter", "hello")("x") == "stubbed"
 
 def test_restored():
-    from flowkit._services import default_registry
+    from flowkit.services import default_registry
     assert default_registry.resolve("Greeter", "hello")("x") == "hi x"
 """
     )

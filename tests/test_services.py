@@ -21,7 +21,9 @@ from typing import Any
 import attrs
 import pytest
 
-from flowkit._services import (
+from flowkit.errors import ConfigError, ExecutionError, NotFoundError
+from flowkit.frozen import FrozenDict
+from flowkit.services import (
     ServiceRegistry,
     bind_arguments,
     default_registry,
@@ -30,8 +32,6 @@ from flowkit._services import (
     to_json,
     validate_output,
 )
-from flowkit.errors import ConfigError, ExecutionError, NotFoundError
-from flowkit.frozen import FrozenDict
 
 # --- registry forms -------------------------------------------------------------------------
 
@@ -376,7 +376,7 @@ def test_a_module_that_registers_itself_while_imported(
     name = module_dir(
         "fk_selfreg",
         """
-        from flowkit._services import default_registry
+        from flowkit.services import default_registry
 
         def ping():
             return "pong"

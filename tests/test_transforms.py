@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowkit._conditions import json_equal
-from flowkit._expressions import Scope
-from flowkit._transforms import TRANSFORM_OPS, TransformError, apply, check_transform
+from flowkit.expressions.conditions import json_equal
+from flowkit.expressions.references import Scope
+from flowkit.expressions.transforms import TRANSFORM_OPS, TransformError, apply, check_transform
 from flowkit.frozen import FrozenDict, freeze
 
 SCOPE = Scope(

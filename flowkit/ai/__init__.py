@@ -18,13 +18,7 @@ from __future__ import annotations
 
 import threading
 
-from flowkit._registry import (
-    Extension,
-    StepType,
-    register_check,
-    register_extension,
-    register_step_type,
-)
+from flowkit.abc import Extension, register_check, register_extension, register_step_type
 
 from ._definitions import (
     AgentConfig,
@@ -104,7 +98,7 @@ _lock = threading.RLock()
 
 
 def install() -> None:
-    """Register the AI step types, top-level keys, executors and DSL builders.
+    """Register the AI step types (with their DSL builders), top-level keys and checks.
 
     Called by the ``flowkit.steps`` entry point and on ``import flowkit.ai``;
     calling it again does nothing.
@@ -139,43 +133,14 @@ def install() -> None:
                 unstructure=d.unstructure_mcp_servers,
             )
         )
-        register_step_type(
-            StepType(
-                name="agent",
-                config=AgentConfig,
-                # The engine checkpoints progress (model turns) only outside parallel
-                # branches; a branch that needs an agent runs a sub-workflow.
-                in_parallel=False,
-                defines=("_handoff_to", "_handoff_reason", "_current_agent"),
-            )
-        )
-        register_step_type(
-            StepType(
-                name="guardrail",
-                config=GuardrailConfig,
-                edge_defines={"on_fail": ("_guardrail_failure",)},
-            )
-        )
-        register_step_type(
-            StepType(
-                name="handoff",
-                config=HandoffConfig,
-                in_parallel=False,
-                defines=("_handoff_to", "_handoff_reason", "_current_agent", "_handoff_context"),
-            )
-        )
-        register_step_type(StepType(name="file_search", config=FileSearchConfig))
-        register_step_type(StepType(name="mcp", config=MCPConfig))
+        from ._agent import AgentStep
+        from ._file_search import FileSearchStep
+        from ._guardrail import GuardrailStep
+        from ._handoff import HandoffStep
+        from ._mcp import MCPStep  # it imports the MCP SDK only when an mcp step runs
 
-        # The executors register themselves on import.
-        from . import _agent, _file_search, _guardrail, _handoff  # noqa: F401
-
-        # The mcp step's executor (flowkit/ai/_mcp.py) registers itself on import.
-        try:
-            from . import _mcp  # noqa: F401
-        except ModuleNotFoundError as exc:  # only a missing _mcp module is tolerated
-            if exc.name != f"{__name__}._mcp":
-                raise
+        for step in (AgentStep(), GuardrailStep(), HandoffStep(), FileSearchStep(), MCPStep()):
+            register_step_type(step)
 
 
 install()

@@ -1,6 +1,6 @@
 """The ``agent`` step: a tool-calling loop with a model, checkpointed turn by turn.
 
-One run of the executor does *one* thing and returns: a model call, or one
+One run of the step does *one* thing and returns: a model call, or one
 tool call. Anything short of the final reply is returned as
 ``Outcome(progress=state)``, which the engine checkpoints (without an entry)
 before running the step again with that state. The state is the conversation
@@ -35,15 +35,16 @@ from typing import Any
 
 import attrs
 
-from flowkit._expressions import resolve
-from flowkit._steps import Outcome, StepExecutor, StepRun, invoke, register_executor
+from flowkit.abc import Outcome, Runtime, StepType
 from flowkit.errors import ExecutionError, NotFoundError
 from flowkit.frozen import thaw
+from flowkit.services import validate_output
 
 from ._definitions import AgentConfig, AgentDef, ToolDef, agents_of, tools_of
+from ._dsl import build_agent
 from ._providers import ToolCall, Usage, provider_for
 
-__all__ = ["AgentExecutor", "AgentFinal", "advance", "agent_named", "start_state"]
+__all__ = ["AgentFinal", "AgentStep", "advance", "agent_named", "start_state"]
 
 HANDOFF_PREFIX = "transfer_to_"
 
@@ -68,7 +69,7 @@ class AgentFinal:
     usage: dict[str, int]
 
 
-def agent_named(run: StepRun, agent_id: Any, key: str = "agent_id") -> AgentDef:
+def agent_named(run: Runtime, agent_id: Any, key: str = "agent_id") -> AgentDef:
     """The agent ``agent_id`` of the running workflow.
 
     Raises:
@@ -95,7 +96,7 @@ def start_state(agent: AgentDef, user: str) -> dict[str, Any]:
     return {"agent": agent.id, "messages": messages, "turns": 0, "usage": Usage().to_json()}
 
 
-def tool_schemas(run: StepRun, agent: AgentDef) -> list[dict[str, Any]]:
+def tool_schemas(run: Runtime, agent: AgentDef) -> list[dict[str, Any]]:
     """The agent's tools and one ``transfer_to_<agent>`` tool per handoff, as the model sees them.
 
     Raises:
@@ -142,7 +143,7 @@ def tool_schemas(run: StepRun, agent: AgentDef) -> list[dict[str, Any]]:
 
 
 def advance(
-    run: StepRun, agent: AgentDef, state: dict[str, Any], max_turns: int
+    run: Runtime, agent: AgentDef, state: dict[str, Any], max_turns: int
 ) -> dict[str, Any] | AgentFinal:
     """Do the next thing of the conversation in ``state``: one tool call or one model call.
 
@@ -172,7 +173,7 @@ def advance(
             f"max_turns={max_turns} model calls (its last reply still called tools); "
             "raise max_turns on the agent or the step, or give clearer instructions"
         )
-    provider = provider_for(run.engine)
+    provider = provider_for(run.resources)
     response_format = None
     if agent.output_schema is not None:
         response_format = {
@@ -221,7 +222,7 @@ def _pending_call(messages: list[dict[str, Any]]) -> tuple[dict[str, Any], ToolC
     return None
 
 
-def _run_tool(run: StepRun, agent: AgentDef, call: ToolCall) -> str:
+def _run_tool(run: Runtime, agent: AgentDef, call: ToolCall) -> str:
     """Run one tool call; the result (or the error) as the text the model reads.
 
     Raises:
@@ -243,14 +244,13 @@ def _run_tool(run: StepRun, agent: AgentDef, call: ToolCall) -> str:
         )
     where = f"tool '{tool.id}' of step '{run.path}'"
     try:
-        function = run.engine.services.resolve(tool.service, tool.method)
+        function = run.service(tool.service, tool.method)
     except NotFoundError as exc:
         raise ExecutionError(f"{where}: {exc}") from None
-    # Each tool call gets its own stable idempotency key (the call id is checkpointed).
-    tool_run = attrs.evolve(run, key=f"{run.key}:{call.id}")
     try:
-        result = invoke(
-            _with_keywords(function, arguments), None, tool_run, run.remaining(None), where
+        # Each tool call gets its own stable idempotency key (the call id is checkpointed).
+        result = run.invoke(
+            _with_keywords(function, arguments), None, key=f"{run.key}:{call.id}", where=where
         )
     except Exception as exc:  # the model is told, and may try something else
         return _error(f"{type(exc).__name__}: {exc}")
@@ -279,7 +279,7 @@ def _error(message: str) -> str:
 
 
 def _final(
-    run: StepRun,
+    run: Runtime,
     agent: AgentDef,
     state: dict[str, Any],
     assistant: Mapping[str, Any],
@@ -323,7 +323,7 @@ def _json_of(text: str) -> Any:
     return json.loads(stripped)
 
 
-def final_value(run: StepRun, agent: AgentDef, content: str | None) -> Any:
+def final_value(run: Runtime, agent: AgentDef, content: str | None) -> Any:
     """The step's output for a final reply: the parsed JSON object, or the text.
 
     Raises:
@@ -340,8 +340,6 @@ def final_value(run: StepRun, agent: AgentDef, content: str | None) -> Any:
                 f"{where}: agent '{agent.id}' has an output_schema, so its reply must be JSON; "
                 f"it replied {text[:200]!r}"
             ) from None
-        from flowkit._services import validate_output
-
         validate_output(value, thaw(agent.output_schema), f"{where} (agent '{agent.id}')")
         return value
     if text.strip().startswith(("{", "```")):
@@ -354,7 +352,7 @@ def final_value(run: StepRun, agent: AgentDef, content: str | None) -> Any:
     return content
 
 
-def conversation(run: StepRun, agent: AgentDef, user: str) -> dict[str, Any]:
+def conversation(run: Runtime, agent: AgentDef, user: str) -> dict[str, Any]:
     """The state saved by an earlier run of this visit, or a new conversation.
 
     Raises:
@@ -382,16 +380,22 @@ def prompt_text(prompt: Any, context: Any) -> str:
     return "\n\n".join(part.strip() for part in parts)
 
 
-class AgentExecutor(StepExecutor):
-    """Runs ``agent`` steps."""
+class AgentStep(StepType):
+    """The ``agent`` step type."""
 
-    def run(self, run: StepRun) -> Outcome:
+    name = "agent"
+    config = AgentConfig
+    # The engine checkpoints progress (model turns) only outside parallel
+    # branches; a branch that needs an agent runs a sub-workflow.
+    in_parallel = False
+    sets = ("_handoff_to", "_handoff_reason", "_current_agent")
+    build = staticmethod(build_agent)
+
+    def run(self, run: Runtime) -> Outcome:
         config: AgentConfig = run.step.config
         agent = agent_named(run, config.agent_id)
         if run.state is None:
-            user = prompt_text(
-                resolve(config.prompt, run.scope), resolve(config.context, run.scope)
-            )
+            user = prompt_text(run.resolve(config.prompt), run.resolve(config.context))
         else:
             user = ""
         state = conversation(run, agent, user)
@@ -420,6 +424,3 @@ def first_user_message(state: Mapping[str, Any]) -> Any:
         if message.get("role") == "user":
             return message.get("content")
     return None
-
-
-register_executor("agent", AgentExecutor())

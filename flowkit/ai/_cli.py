@@ -1,6 +1,6 @@
 """``flowkit mcp``: serve workflows to MCP clients (SPEC §11, §13).
 
-``flowkit/_cli.py`` loads this module only when the ``mcp`` command runs, so
+:mod:`flowkit.cli` loads this module only when the ``mcp`` command runs, so
 ``flowkit --help`` and every other command never import ``flowkit.ai``.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import click
 
-from flowkit._cli import _engine, _load_target, handles_errors, import_option, store_option
+from flowkit.cli import handles_errors, import_option, load_target, open_engine, store_option
 from flowkit.errors import ConfigError
 
 __all__ = ["mcp"]
@@ -78,8 +78,8 @@ def serve(
         # Over stdio, stdout is the protocol stream: what user modules print goes to stderr.
         quiet = contextlib.redirect_stdout(sys.stderr) if transport == "stdio" else None
         with quiet or contextlib.nullcontext():
-            engine = stack.enter_context(_engine(store_url, imports))
-            server = WorkflowServer(_load_target(target), engine)
+            engine = stack.enter_context(open_engine(store_url, imports))
+            server = WorkflowServer(load_target(target), engine)
         click.echo(
             f"flowkit mcp: workflow '{server.workflow.id}', tools: {', '.join(server.tools)}",
             err=True,

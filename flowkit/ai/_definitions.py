@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from flowkit._registry import EXPR, OUTPUT, target
+from flowkit.definitions import EXPR, OUTPUT, converter, error_messages, target
 from flowkit.frozen import FrozenDict, freeze
 
 __all__ = [
@@ -439,7 +439,7 @@ class GuardrailConfig:
 
     content: Any = attrs.field(default=None, converter=freeze, metadata={EXPR: True})
     checks: tuple[GuardrailCheck, ...] = attrs.field(converter=_checks)
-    on_fail: str | None = target(validator=_opt_non_empty)
+    on_fail: str | None = target()
     output: str | None = attrs.field(
         default=None, validator=_opt_non_empty, metadata={OUTPUT: True}
     )
@@ -519,9 +519,9 @@ def _structure_list(raw: Any, cls: type[Any], key: str) -> tuple[Any, ...]:
             problems.append(f"{label}: expected a mapping, got {item!r}")
             continue
         try:
-            items.append(_converter().structure(dict(item), cls))
+            items.append(converter.structure(dict(item), cls))
         except ClassValidationError as exc:
-            problems.extend(f"{label}: {message}" for message in _messages(exc))
+            problems.extend(f"{label}: {message}" for message in error_messages(exc))
         except (ValueError, TypeError) as exc:
             problems.append(f"{label}: {_text(exc)}")
     if problems:
@@ -534,32 +534,10 @@ def _label(item: Any, index: int) -> str:
     return f"[{index}] '{ident}'" if isinstance(ident, str) else f"[{index}]"
 
 
-def _converter() -> Any:
-    from flowkit._serialize import converter
-
-    return converter
-
-
 def _text(exc: BaseException) -> str:
     if len(exc.args) > 1 and isinstance(exc.args[0], str):
         return exc.args[0]
     return str(exc)
-
-
-def _messages(exc: BaseException) -> list[str]:
-    import cattrs
-
-    from flowkit._serialize import _format
-
-    out = []
-    for message in cattrs.transform_error(exc, format_exception=_format):
-        text, _, path = message.rpartition(" @ ")
-        path = path.removeprefix("$").removeprefix(".")
-        if text == "missing required key":
-            out.append(f"missing required key '{path}'")
-        else:
-            out.append(f"{path}: {text}" if path else text)
-    return out
 
 
 def structure_agents(raw: Any) -> tuple[AgentDef, ...]:
@@ -593,9 +571,9 @@ def structure_mcp_servers(raw: Any) -> FrozenDict[str, MCPServerDef]:
         if isinstance(spec.get("command"), str):
             spec["command"] = list(_command(spec["command"]))
         try:
-            servers[server_id] = _converter().structure({"id": server_id, **spec}, MCPServerDef)
+            servers[server_id] = converter.structure({"id": server_id, **spec}, MCPServerDef)
         except ClassValidationError as exc:
-            problems.extend(f"'{server_id}': {message}" for message in _messages(exc))
+            problems.extend(f"'{server_id}': {message}" for message in error_messages(exc))
         except (ValueError, TypeError) as exc:
             problems.append(f"'{server_id}': {_text(exc)}")
     if problems:
@@ -605,13 +583,13 @@ def structure_mcp_servers(raw: Any) -> FrozenDict[str, MCPServerDef]:
 
 def unstructure_list(items: tuple[Any, ...]) -> list[dict[str, Any]]:
     """Plain data for ``agents`` or ``tools`` (defaults left out)."""
-    converter = _converter()
+
     return [converter.unstructure(item, type(item)) for item in items]
 
 
 def unstructure_mcp_servers(servers: Mapping[str, MCPServerDef]) -> dict[str, Any]:
     """Plain data for ``mcp_servers`` (id → settings, defaults left out)."""
-    converter = _converter()
+
     out: dict[str, Any] = {}
     for server_id, server in servers.items():
         data = converter.unstructure(server, MCPServerDef)
@@ -649,8 +627,7 @@ def check_workflow(wf: Any) -> list[str]:
     Registered as the check of each AI top-level key; it runs once per
     workflow (for the first of ``agents``, ``tools``, ``mcp_servers`` present).
     """
-    from flowkit._problems import Problem, did_you_mean
-    from flowkit._validate import _all_steps
+    from flowkit.definitions import Problem, all_steps, did_you_mean
 
     problems: list[str] = []
 
@@ -689,7 +666,7 @@ def check_workflow(wf: Any) -> list[str]:
             message = _schema_problem(agent.output_schema)
             if message:
                 report(f"agent '{agent.id}': output_schema is not a valid JSON Schema: {message}")
-    for path, step in _all_steps(wf.steps):
+    for path, step in all_steps(wf.steps):
         config = step.config
         if isinstance(config, AgentConfig) and config.agent_id not in agent_ids:
             hint = did_you_mean(config.agent_id, agent_ids) or _declared(agent_ids, "agents")

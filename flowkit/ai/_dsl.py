@@ -21,7 +21,6 @@ import contextlib
 import enum
 import inspect
 import re
-import sys
 import types
 import typing
 import weakref
@@ -30,9 +29,9 @@ from typing import Any
 
 import attrs
 
-from flowkit._definitions import SourceLocation, StepDef
-from flowkit._dsl import IMPLICIT, register_method
-from flowkit._problems import Problem
+from flowkit.abc import IMPLICIT, Builder
+from flowkit.definitions import Problem, StepDef
+from flowkit.dsl import caller, register_method
 from flowkit.errors import ValidationError
 
 from ._definitions import (
@@ -49,10 +48,16 @@ from ._definitions import (
     ToolParam,
 )
 
-__all__ = ["Agent", "Handoff", "tool_from_function"]
-
-_HERE = __file__
-
+__all__ = [
+    "Agent",
+    "Handoff",
+    "build_agent",
+    "build_file_search",
+    "build_guardrail",
+    "build_handoff",
+    "build_mcp",
+    "tool_from_function",
+]
 
 # --- declaring agents in Python -----------------------------------------------------------------
 
@@ -326,20 +331,6 @@ class _AIState:
 
 
 _states: weakref.WeakKeyDictionary[Any, _AIState] = weakref.WeakKeyDictionary()
-_SKIPPED = frozenset({_HERE})
-
-
-def _caller() -> SourceLocation:
-    """Where user code called one of these methods."""
-    from flowkit import _dsl
-
-    skipped = {*_SKIPPED, _dsl.__file__, contextlib.__file__}
-    frame: types.FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename in skipped:
-        frame = frame.f_back
-    if frame is None:
-        return SourceLocation()
-    return SourceLocation(file=frame.f_code.co_filename, line=frame.f_lineno)
 
 
 def _state(graph: Any) -> _AIState:
@@ -353,7 +344,7 @@ def _state(graph: Any) -> _AIState:
 def _fail(graph: Any, message: str, step_id: str | None = None) -> ValidationError:
     workflow = graph.workflow
     return ValidationError(
-        [Problem(message, workflow_id=workflow.id, step_id=step_id, location=_caller())],
+        [Problem(message, workflow_id=workflow.id, step_id=step_id, location=caller())],
         subject=f"workflow '{workflow.id}'",
     )
 
@@ -371,18 +362,7 @@ def _publish(graph: Any, key: str) -> None:
         "tools": tuple(state.tools),
         "mcp_servers": dict(state.servers),
     }[key]
-    workflow = graph.workflow
-    workflow.extension(key, value)
-    # The YAML parser fills extensions in registration order (agents, tools,
-    # mcp_servers); keep the same order so to_yaml() prints the same text.
-    from flowkit import _registry
-
-    order = list(_registry.extensions())
-    current = workflow._extensions
-    ordered = sorted(current, key=lambda name: order.index(name) if name in order else len(order))
-    if list(current) != ordered:
-        workflow._extensions = {name: current[name] for name in ordered}
-        workflow._changed()
+    graph.workflow.extension(key, value)
 
 
 def _add_agent(graph: Any, agent: Agent | AgentDef) -> AgentDef:
@@ -491,7 +471,7 @@ def _mcp_server(
 
 
 def _step(
-    graph: Any,
+    graph: Builder,
     kind: str,
     cls: type[Any],
     step_id: str,
@@ -499,10 +479,9 @@ def _step(
     next: Any,
     on_error: str | None,
 ) -> StepDef:
-    source = _caller()
-    config = graph._config(cls, step_id, source, **options)
-    step: StepDef = graph._add(step_id, kind, config, next, on_error, source)
-    return step
+    source = graph.caller()
+    config = graph.config(cls, step_id, source, **options)
+    return graph.add_step(step_id, kind, config, next, on_error, source)
 
 
 def _agent_id(graph: Any, agent: Agent | AgentDef | str, step_id: str) -> str:
@@ -513,8 +492,8 @@ def _agent_id(graph: Any, agent: Agent | AgentDef | str, step_id: str) -> str:
     raise _fail(graph, f"'agent' must be an Agent or an agent id, got {agent!r}", step_id)
 
 
-def _agent(
-    graph: Any,
+def build_agent(
+    graph: Builder,
     id: str,
     /,
     *,
@@ -537,8 +516,8 @@ def _agent(
     return _step(graph, "agent", AgentConfig, id, options, next, on_error)
 
 
-def _guardrail(
-    graph: Any,
+def build_guardrail(
+    graph: Builder,
     id: str,
     /,
     *,
@@ -565,8 +544,8 @@ def _guardrail(
     return _step(graph, "guardrail", GuardrailConfig, id, options, next, on_error)
 
 
-def _handoff_step(
-    graph: Any,
+def build_handoff(
+    graph: Builder,
     id: str,
     /,
     *,
@@ -593,8 +572,8 @@ def _handoff_step(
     return _step(graph, "handoff", HandoffConfig, id, options, next, on_error)
 
 
-def _file_search(
-    graph: Any,
+def build_file_search(
+    graph: Builder,
     id: str,
     /,
     *,
@@ -612,8 +591,8 @@ def _file_search(
     return _step(graph, "file_search", FileSearchConfig, id, options, next, on_error)
 
 
-def _mcp(
-    graph: Any,
+def build_mcp(
+    graph: Builder,
     id: str,
     /,
     *,
@@ -642,15 +621,11 @@ def _mcp(
     return _step(graph, "mcp", MCPConfig, id, options, next, on_error)
 
 
+# Workflow methods that are not steps; each AI step type brings its builder (StepType.build).
 _METHODS: dict[str, Callable[..., Any]] = {
     "agents": _agents,
     "tool": _tool,
     "mcp_server": _mcp_server,
-    "agent": _agent,
-    "guardrail": _guardrail,
-    "handoff": _handoff_step,
-    "file_search": _file_search,
-    "mcp": _mcp,
 }
 for _name, _method in _METHODS.items():
     register_method(_name, _method)

@@ -31,13 +31,20 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from flowkit._expressions import resolve
-from flowkit._steps import Outcome, StepExecutor, StepRun, register_executor
+from flowkit.abc import Outcome, Runtime, StepType
 from flowkit.errors import ExecutionError
 
 from ._definitions import FileSearchConfig
+from ._dsl import build_file_search
 
-__all__ = ["MAX_CHUNK_LINES", "FileIndex", "cache_dir", "chunks", "default_index"]
+__all__ = [
+    "MAX_CHUNK_LINES",
+    "FileIndex",
+    "FileSearchStep",
+    "cache_dir",
+    "chunks",
+    "default_index",
+]
 
 MAX_CHUNK_LINES = 20
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -205,7 +212,7 @@ def default_index() -> FileIndex:
         return index
 
 
-def base_dir(run: StepRun) -> Path:
+def base_dir(run: Runtime) -> Path:
     """The directory relative ``files`` are resolved against (see the module docs)."""
     source = run.workflow.source
     if source is not None and source.file and Path(source.file).is_file():
@@ -248,16 +255,20 @@ def _display(path: Path, base: Path) -> str:
         return str(path)
 
 
-class FileSearchExecutor(StepExecutor):
-    """Runs ``file_search`` steps."""
+class FileSearchStep(StepType):
+    """The ``file_search`` step type."""
 
-    def run(self, run: StepRun) -> Outcome:
+    name = "file_search"
+    config = FileSearchConfig
+    build = staticmethod(build_file_search)
+
+    def run(self, run: Runtime) -> Outcome:
         config: FileSearchConfig = run.step.config
         where = f"step '{run.path}'"
-        query = resolve(config.query, run.scope)
+        query = run.resolve(config.query)
         if not isinstance(query, str):
             raise ExecutionError(f"{where}: 'query' must be text, got {query!r:.80}")
-        files = expand(resolve(config.files, run.scope), base_dir(run), where)
+        files = expand(run.resolve(config.files), base_dir(run), where)
         names = dict(files)
         hits = default_index().search(query, [path for path, _ in files], config.max_results)
         results = [{**hit, "file": names[Path(hit["file"])]} for hit in hits]
@@ -268,6 +279,3 @@ class FileSearchExecutor(StepExecutor):
             output=results,
             input={"query": query, "files": [name for _, name in files]},
         )
-
-
-register_executor("file_search", FileSearchExecutor())

@@ -25,16 +25,17 @@ import functools
 import json
 import re
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
-from flowkit._expressions import resolve
-from flowkit._steps import Outcome, StepExecutor, StepRun, register_executor
+from flowkit.abc import Outcome, Runtime, StepType
 from flowkit.errors import ExecutionError, FlowkitError
 
 from ._definitions import GuardrailCheck, GuardrailConfig
+from ._dsl import build_guardrail
 from ._providers import provider_for
 
-__all__ = ["GuardrailExecutor", "find_pii", "luhn_valid", "run_check"]
+__all__ = ["GuardrailStep", "find_pii", "luhn_valid", "run_check"]
 
 # --- prompt injection ---------------------------------------------------------------------------
 
@@ -187,9 +188,9 @@ def _length(text: str, check: GuardrailCheck) -> str | None:
     return None
 
 
-def _moderation(text: str, check: GuardrailCheck, run: StepRun | None) -> str | None:
+def _moderation(text: str, check: GuardrailCheck, run: Runtime | None) -> str | None:
     try:
-        provider = provider_for(run.engine if run is not None else None)
+        provider = provider_for(run.resources if run is not None else None)
         result = provider.moderate(text)
     except (FlowkitError, OSError, NotImplementedError, AttributeError) as exc:
         if check.fail_open:
@@ -201,7 +202,7 @@ def _moderation(text: str, check: GuardrailCheck, run: StepRun | None) -> str | 
     return None
 
 
-def run_check(text: str, check: GuardrailCheck, run: StepRun | None = None) -> str | None:
+def run_check(text: str, check: GuardrailCheck, run: Runtime | None = None) -> str | None:
     """Run one check on ``text``; the reason it failed, or None when it passed."""
     if check.type == "prompt_injection":
         return _prompt_injection(text)
@@ -224,12 +225,17 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class GuardrailExecutor(StepExecutor):
-    """Runs ``guardrail`` steps."""
+class GuardrailStep(StepType):
+    """The ``guardrail`` step type."""
 
-    def run(self, run: StepRun) -> Outcome:
+    name = "guardrail"
+    config = GuardrailConfig
+    edge_sets = MappingProxyType({"on_fail": ("_guardrail_failure",)})
+    build = staticmethod(build_guardrail)
+
+    def run(self, run: Runtime) -> Outcome:
         config: GuardrailConfig = run.step.config
-        text = _text(resolve(config.content, run.scope))
+        text = _text(run.resolve(config.content))
         results: list[dict[str, Any]] = []
         for check in config.checks:
             reason = run_check(text, check, run)
@@ -250,6 +256,3 @@ class GuardrailExecutor(StepExecutor):
         record = {"passed": True, "checks": results}
         updates = {config.output: record} if config.output is not None else {}
         return Outcome(target=run.step.next, updates=updates, output=record)
-
-
-register_executor("guardrail", GuardrailExecutor())

@@ -17,19 +17,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowkit._expressions import resolve
-from flowkit._steps import Outcome, StepExecutor, StepRun, register_executor
+from flowkit.abc import Outcome, Runtime, StepType
 
 from ._agent import AgentFinal, advance, agent_named, conversation, first_user_message, prompt_text
 from ._definitions import HandoffConfig
+from ._dsl import build_handoff
 
-__all__ = ["HandoffExecutor"]
+__all__ = ["HandoffStep"]
 
 
-class HandoffExecutor(StepExecutor):
-    """Runs ``handoff`` steps."""
+class HandoffStep(StepType):
+    """The ``handoff`` step type."""
 
-    def run(self, run: StepRun) -> Outcome:
+    name = "handoff"
+    config = HandoffConfig
+    in_parallel = False  # it checkpoints progress, like an agent
+    sets = ("_handoff_to", "_handoff_reason", "_current_agent", "_handoff_context")
+    build = staticmethod(build_handoff)
+
+    def run(self, run: Runtime) -> Outcome:
         config: HandoffConfig = run.step.config
         key = "to" if config.to is not None else "target_agent"
         if run.state is not None and isinstance(run.state.get("handoff"), dict):
@@ -37,15 +43,15 @@ class HandoffExecutor(StepExecutor):
         else:
             handoff = {
                 "from": run.scope.ctx.get("_current_agent"),
-                "to": resolve(config.agent, run.scope),
-                "reason": resolve(config.reason, run.scope)
+                "to": run.resolve(config.agent),
+                "reason": run.resolve(config.reason)
                 if config.reason is not None
                 else run.scope.ctx.get("_handoff_reason"),
-                "context": resolve(config.context, run.scope),
+                "context": run.resolve(config.context),
             }
         agent = agent_named(run, handoff["to"], key)
         if run.state is None:
-            intro = resolve(config.prompt, run.scope)
+            intro = run.resolve(config.prompt)
             if intro is None:
                 origin = f" from agent '{handoff['from']}'" if handoff["from"] else ""
                 intro = f"You are taking over this conversation{origin}."
@@ -74,6 +80,3 @@ class HandoffExecutor(StepExecutor):
             input={"agent": agent.id, "prompt": first_user_message(state)},
             payload={"usage": done.usage, "agent": agent.id},
         )
-
-
-register_executor("handoff", HandoffExecutor())

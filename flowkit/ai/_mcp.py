@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from flowkit._expressions import resolve
-from flowkit._steps import Outcome, StepExecutor, StepRun, register_executor
+from flowkit.abc import Outcome, Runtime, StepType
 from flowkit.errors import ExecutionError
 
 from ._definitions import MCPConfig, MCPServerDef, mcp_servers_of
+from ._dsl import build_mcp
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -519,7 +519,7 @@ def _error_text(result: CallToolResult) -> str:
 # --- the step -------------------------------------------------------------------------------
 
 
-def _workflow_dir(run: StepRun) -> str | None:
+def _workflow_dir(run: Runtime) -> str | None:
     """Where a stdio server starts: the workflow file's directory, if it came from a file."""
     source = run.workflow.source
     if source is not None and source.file:
@@ -529,10 +529,14 @@ def _workflow_dir(run: StepRun) -> str | None:
     return None
 
 
-class MCPStep(StepExecutor):
-    """Runs ``mcp`` steps: ``tool`` on ``server`` with ``arguments``, result in ``output``."""
+class MCPStep(StepType):
+    """The ``mcp`` step type: ``tool`` on ``server`` with ``arguments``, result in ``output``."""
 
-    def run(self, run: StepRun) -> Outcome:
+    name = "mcp"
+    config = MCPConfig
+    build = staticmethod(build_mcp)
+
+    def run(self, run: Runtime) -> Outcome:
         config: MCPConfig = run.step.config
         servers = mcp_servers_of(run.workflow)
         server = servers.get(config.server)
@@ -543,7 +547,7 @@ class MCPStep(StepExecutor):
                 else "the workflow declares no top-level 'mcp_servers'"
             )
             raise ExecutionError(f"step '{run.path}': no MCP server '{config.server}' ({declared})")
-        arguments = resolve(config.arguments, run.scope)
+        arguments = run.resolve(config.arguments)
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
@@ -579,6 +583,3 @@ class MCPStep(StepExecutor):
         output = tool_result_json(result)
         updates = {config.output: output} if config.output else {}
         return Outcome(target=run.step.next, updates=updates, output=output, input=arguments)
-
-
-register_executor("mcp", MCPStep())

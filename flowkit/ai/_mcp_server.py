@@ -29,10 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from flowkit._definitions import WorkflowDef
-from flowkit._registry import step_type
-from flowkit._results import Result
-from flowkit._validate import _all_steps
+from flowkit import Engine, Result, WorkflowDef, __version__
+from flowkit.abc import step_type
+from flowkit.definitions import all_steps
 from flowkit.errors import ConfigError, FlowkitError, ValidationError
 from flowkit.frozen import thaw
 
@@ -41,8 +40,6 @@ from ._definitions import ToolDef, tools_of
 if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
     from mcp_types import CallToolResult, Tool
-
-    from flowkit._engine import Engine
 
 __all__ = ["WorkflowServer", "input_schema"]
 
@@ -110,7 +107,7 @@ class _ToolError(Exception):
 
 
 def _can_halt(wf: WorkflowDef) -> bool:
-    for _path, step in _all_steps(wf.steps):
+    for _path, step in all_steps(wf.steps):
         kind = step_type(step.type)
         if step.type == "workflow" or (kind is not None and kind.halts):
             return True
@@ -166,7 +163,7 @@ class WorkflowServer:
         async def call(arguments: dict[str, Any]) -> Any:
             import anyio
 
-            from flowkit._services import bind_arguments, to_json
+            from flowkit.services import bind_arguments, to_json
 
             fn = self.engine.services.resolve(service, method)
             try:
@@ -328,8 +325,6 @@ class WorkflowServer:
         """An MCP (low-level SDK) server offering the tools."""
         from mcp.server.lowlevel import Server
         from mcp_types import CallToolRequestParams, ListToolsResult, PaginatedRequestParams
-
-        from flowkit._version import __version__
 
         async def list_tools(_ctx: Any, _params: PaginatedRequestParams | None) -> ListToolsResult:
             return ListToolsResult(tools=self.list())

@@ -9,7 +9,8 @@ only through this protocol; ``guardrail`` moderation checks use
 
 Which provider a step uses (first match wins):
 
-1. the one given to :func:`use_provider` for that engine (``engine=...``);
+1. the one given to :func:`use_provider` or :func:`set_provider` for that engine
+   (``engine=...``), which keeps it in ``engine.resources``;
 2. the process-wide one set by :func:`configure` (``provider=...``) or
    :func:`use_provider` without an engine;
 3. an :class:`OpenAIProvider` built from :func:`configure`'s settings and the
@@ -24,7 +25,6 @@ import json
 import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -722,7 +722,8 @@ def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 _settings: dict[str, Any] = {}
 _default: Provider | None = None
 _from_settings: Provider | None = None
-_by_engine: weakref.WeakKeyDictionary[Any, Provider] = weakref.WeakKeyDictionary()
+#: The key under which an engine's own provider is kept in ``Engine.resources``.
+PROVIDER_KEY = "flowkit.ai.provider"
 _choice_lock = threading.Lock()
 
 
@@ -782,8 +783,8 @@ def use_provider(provider: Provider, *, engine: Any = None) -> Iterator[Provider
         raise TypeError(f"{provider!r} is not a provider (it needs complete() and moderate())")
     with _choice_lock:
         if engine is not None:
-            previous = _by_engine.get(engine)
-            _by_engine[engine] = provider
+            previous = engine.resources.get(PROVIDER_KEY)
+            engine.resources[PROVIDER_KEY] = provider
         else:
             previous = _default
             _default = provider
@@ -793,9 +794,9 @@ def use_provider(provider: Provider, *, engine: Any = None) -> Iterator[Provider
         with _choice_lock:
             if engine is not None:
                 if previous is None:
-                    _by_engine.pop(engine, None)
+                    engine.resources.pop(PROVIDER_KEY, None)
                 else:
-                    _by_engine[engine] = previous
+                    engine.resources[PROVIDER_KEY] = previous
             else:
                 _default = previous
 
@@ -810,13 +811,13 @@ def set_provider(provider: Provider | None, *, engine: Any) -> None:
         raise TypeError(f"{provider!r} is not a provider (it needs complete() and moderate())")
     with _choice_lock:
         if provider is None:
-            _by_engine.pop(engine, None)
+            engine.resources.pop(PROVIDER_KEY, None)
         else:
-            _by_engine[engine] = provider
+            engine.resources[PROVIDER_KEY] = provider
 
 
-def provider_for(engine: Any) -> Provider:
-    """The provider steps run by ``engine`` use (see the module docs for the order).
+def provider_for(resources: Mapping[str, Any] | None) -> Provider:
+    """The provider a step uses, given its engine's ``resources`` (see the module docs).
 
     Raises:
         ConfigError: nothing is configured: no provider, no settings, and
@@ -824,7 +825,7 @@ def provider_for(engine: Any) -> Provider:
     """
     global _from_settings
     with _choice_lock:
-        found = _by_engine.get(engine) if engine is not None else None
+        found = resources.get(PROVIDER_KEY) if resources is not None else None
         if found is None:
             found = _default
         if found is None:

@@ -1,9 +1,9 @@
-"""The Dramatiq executor: every step is a message, so executions scale out on workers.
+"""The Dramatiq driver: every step is a message, so executions scale out on workers.
 
 A worker that receives ``flowkit_step(execution_id, seq)`` loads the
 execution, drops the message unless the execution's last entry is still
 ``seq`` (a duplicate or redelivered message), runs the step through the same
-:meth:`Engine.step` every executor uses, checkpoints, and sends the message for
+:meth:`Engine.step` every driver uses, checkpoints, and sends the message for
 what comes next: the next step, one message per parallel branch
 (``flowkit_branch``), a delayed message for a retry or an approval timeout
 (``flowkit_timer``). Parallel branches join through the version-checked
@@ -27,23 +27,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._config import settings
-from .._executors import Executor
-from .._results import Advance
-from .._store import optional_import
+from ..abc import Drivable, Driver
+from ..adapters import optional_import
+from ..config import settings
+from ..engine import Advance, Engine
 from ..errors import ConfigError, ConflictError
 from ..records import Execution, Status
 
 if TYPE_CHECKING:
     from dramatiq import Actor, Broker
 
-    from .._engine import Engine
-
 dramatiq = optional_import("dramatiq", extra="dramatiq", purpose="the dramatiq executor")
 
 __all__ = [
     "DEFAULT_QUEUE",
-    "DramatiqExecutor",
+    "DramatiqDriver",
     "Runtime",
     "boot",
     "close_runtimes",
@@ -307,14 +305,12 @@ class Runtime:
         if advance.dropped:
             return
         execution = advance.execution
-        if advance.branches:
-            from .._parallel import parallel_position
-
-            path, frame = parallel_position(engine.definition_of(execution), execution)
+        fanout = advance.fanout
+        if fanout is not None:
             delay = math.ceil(advance.delay * 1000) or None
-            for branch in advance.branches:
+            for branch in fanout.branches:
                 self.branch.send_with_options(
-                    args=(execution.id, path, branch, frame["start"]), delay=delay
+                    args=(execution.id, fanout.path, branch, fanout.visit), delay=delay
                 )
         elif execution.status is Status.RUNNING:
             self.send_step(execution, advance.delay)
@@ -332,9 +328,7 @@ class Runtime:
         """The engine this process's actors use (built from the configuration)."""
         with self._lock:
             if self._engine is None:
-                from .._engine import Engine
-
-                self._engine = Engine(executor=DramatiqExecutor(runtime=self))
+                self._engine = Engine(executor=DramatiqDriver(runtime=self))
             return self._engine
 
     def _step(self, execution_id: str, seq: int) -> None:
@@ -350,13 +344,12 @@ class Runtime:
         advance = engine.run_branch(execution_id, path, branch_id, visit)
         if advance.dropped:
             return
-        frames = advance.execution.cursor.get("frames") or [{}]
         if advance.delay:  # a retry of this branch
             self.branch.send_with_options(
                 args=(execution_id, path, branch_id, visit),
                 delay=math.ceil(advance.delay * 1000),
             )
-        elif "joined" in frames[-1]:
+        elif advance.joined:
             self.send_step(advance.execution)
 
     def _timer(self, execution_id: str) -> None:
@@ -510,7 +503,7 @@ def close_runtimes() -> None:
         runtime.close()
 
 
-class DramatiqExecutor(Executor):
+class DramatiqDriver(Driver):
     """Sends each step as a Dramatiq message; ``start`` returns at once.
 
     Args:
@@ -534,7 +527,7 @@ class DramatiqExecutor(Executor):
     ) -> None:
         self.runtime = runtime if runtime is not None else get_runtime(broker, queue=queue)
 
-    def dispatch(self, engine: Engine, execution_id: str) -> None:
+    def dispatch(self, engine: Drivable, execution_id: str) -> None:
         self.runtime.send_step(engine.load(execution_id))
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .._store import scheme_of
+from ..adapters import scheme_of
 from ..errors import ConfigError, ConflictError, FlowkitError
 from ..records import (
     CHECKPOINT_FIELDS,
@@ -28,7 +28,7 @@ from ..records import (
     decode_json,
     encode_json,
 )
-from ._common import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
+from .checks import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
 
 __all__ = ["DurabilityWarning", "MemoryStore"]
 

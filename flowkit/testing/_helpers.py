@@ -11,13 +11,13 @@ from typing import Any
 
 import attrs
 
-from .._definitions import WorkflowDef
-from .._engine import Engine
-from .._services import ServiceRegistry
-from .._workflows import definition_hash
+from ..cursor import Cursor
+from ..definitions import WorkflowDef, definition_hash
+from ..engine import Engine, FanOut
 from ..errors import NotFoundError
 from ..frozen import thaw
 from ..records import Entry, Execution, Status
+from ..services import ServiceRegistry
 
 __all__ = ["Call", "FakeClock", "StepResult", "Stub", "run_step", "stub"]
 
@@ -199,18 +199,12 @@ def run_step(
     record = execution
     while True:
         advance = engine.step(execution.id)
-        for branch in advance.branches:
-            path, frame = _parallel_frame(advance.execution)
-            while True:
-                ran = engine.run_branch(execution.id, path, branch, frame["start"])
-                if not ran.delay:
-                    break
-                engine.clock.sleep(ran.delay)
+        if advance.fanout is not None:
+            _run_branches(engine, execution.id, advance.fanout)
         if advance.delay:
             engine.clock.sleep(advance.delay)
         record = engine.load(execution.id)
-        inside = bool(record.cursor.get("frames")) or "attempt" in record.cursor
-        if record.status is not Status.RUNNING or not inside:
+        if record.status is not Status.RUNNING or Cursor.of(record).idle:
             break
     entries = engine.store.entries(execution.id)
     mine = [entry for entry in entries if entry.step_id == step.id]
@@ -226,7 +220,11 @@ def run_step(
     )
 
 
-def _parallel_frame(execution: Execution) -> tuple[str, dict[str, Any]]:
-    frames = execution.cursor["frames"]
-    path = ":".join([execution.current_step or "", *(frame["at"] for frame in frames[:-1])])
-    return path, frames[-1]
+def _run_branches(engine: Engine, execution_id: str, fanout: FanOut) -> None:
+    """Run each branch until it is recorded, on the engine's clock (retries included)."""
+    for branch in fanout.branches:
+        while True:
+            ran = engine.run_branch(execution_id, fanout.path, branch, fanout.visit)
+            if not ran.delay:
+                break
+            engine.clock.sleep(ran.delay)

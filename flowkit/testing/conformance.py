@@ -55,7 +55,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from .._store import Store
+from ..abc import Store
 from ..errors import ConflictError, FlowkitError
 from ..records import (
     Action,

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from .._engine import Engine
-from .._services import default_registry
-from .._store import Store, connect
+from ..abc import Store
+from ..adapters import connect
 from ..backends.memory import DurabilityWarning, MemoryStore
+from ..engine import Engine
+from ..services import default_registry
 from ._helpers import FakeClock, StepResult, Stub, run_step, stub
 
 __all__ = [

@@ -23,8 +23,8 @@ import pytest
 
 import flowkit
 import flowkit.ai as ai
-from flowkit._workflows import WorkflowRegistry
 from flowkit.ai import ScriptedProvider, reply
+from flowkit.definitions import WorkflowRegistry
 from flowkit.testing import FakeClock
 
 from .crash_worker import WORKFLOW, Work

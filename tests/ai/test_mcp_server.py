@@ -18,8 +18,8 @@ from mcp_types import CallToolResult
 
 import flowkit
 import flowkit.ai  # registers the AI top-level keys
-from flowkit._cli import _LazyCommand, main
 from flowkit.ai._mcp_server import WorkflowServer, input_schema
+from flowkit.cli import LazyCommand, main
 
 from .mcp_servers.processes import EXPENSES, HERE, flowkit_command, free_port, listening
 
@@ -202,9 +202,9 @@ def test_a_rejection_goes_to_on_reject(tmp_path: Path) -> None:
 
 def test_flowkit_import_and_help_do_not_import_the_ai_extension() -> None:
     script = (
-        "import json, sys, flowkit, flowkit._cli\n"
+        "import json, sys, flowkit, flowkit.cli\n"
         "try:\n"
-        "    flowkit._cli.main(['--help'])\n"
+        "    flowkit.cli.main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in ('mcp', 'mcp_types', 'httpx2',"
@@ -231,7 +231,7 @@ def test_without_the_sdk_serve_says_which_extra_to_install(
 
 
 def test_a_lazy_command_that_cannot_be_imported(monkeypatch: pytest.MonkeyPatch) -> None:
-    group = click.Group(commands=[_LazyCommand("extra", "no_such_module_xyz:cli", help="Lazy.")])
+    group = click.Group(commands=[LazyCommand("extra", "no_such_module_xyz:cli", help="Lazy.")])
     done = CliRunner().invoke(group, ["extra"])
     assert done.exit_code == 1
     assert done.stderr == (

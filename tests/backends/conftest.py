@@ -14,7 +14,7 @@ import pytest
 # Before the suite is imported, so its assertions get pytest's detailed messages.
 pytest.register_assert_rewrite("flowkit.testing.conformance")
 
-from flowkit._store import Store  # noqa: E402 - after register_assert_rewrite
+from flowkit import Store  # noqa: E402 - after register_assert_rewrite
 from flowkit.backends.memory import MemoryStore  # noqa: E402
 from flowkit.backends.sqlalchemy import SQLStore  # noqa: E402
 

@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 import flowkit.backends.memory as memory_module
-from flowkit._store import Store, connect
+from flowkit import Store, connect
 from flowkit.backends.memory import DurabilityWarning, MemoryStore
 from flowkit.errors import ConfigError, ConflictError, FlowkitError
 from flowkit.records import Status, decode_json

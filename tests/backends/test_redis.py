@@ -33,12 +33,12 @@ from flowkit import (
     ConflictError,
     FlowkitError,
     Status,
+    Store,
     StoreError,
     StoreUnavailableError,
 )
-from flowkit._cli import main as cli
-from flowkit._store import Store
 from flowkit.backends.redis import RedisStore
+from flowkit.cli import main as cli
 from flowkit.testing.conformance import T0, make_entry, make_execution, next_checkpoint
 
 from .redis_helpers import (

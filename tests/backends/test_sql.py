@@ -27,8 +27,8 @@ from click.testing import CliRunner
 
 import flowkit
 from flowkit import ConfigError, FlowkitError, Status, StoreUnavailableError
-from flowkit._cli import main as cli
 from flowkit.backends.sqlalchemy import SCHEMA_VERSION, SQLStore
+from flowkit.cli import main as cli
 from flowkit.records import ENTRY_FIELDS, EXECUTION_FIELDS
 from flowkit.testing.conformance import make_entry, make_execution, next_checkpoint
 

@@ -123,7 +123,7 @@ class Cluster:
         self.store = scratch_store(POSTGRESQL_URL, prefix=self.prefix)  # dropped on close
         self.engine = flowkit.Engine(
             store=self.store,
-            executor=fk_dramatiq.DramatiqExecutor(runtime=self.runtime),
+            executor=fk_dramatiq.DramatiqDriver(runtime=self.runtime),
             lease_seconds=LEASE_SECONDS,
         )
 

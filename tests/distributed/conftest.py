@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import flowkit
-from flowkit._config import reset
 from flowkit.backends import dramatiq as fk_dramatiq
+from flowkit.config import reset
 from tests.distributed.cluster import LEASE_SECONDS, Cluster
 
 BROKERS = {"redis": pytest.mark.dramatiq_redis, "rabbitmq": pytest.mark.dramatiq_rabbitmq}

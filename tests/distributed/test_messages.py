@@ -29,16 +29,16 @@ from dramatiq.brokers.stub import StubBroker
 
 import flowkit
 from flowkit import Action, Status
-from flowkit._config import reset
-from flowkit._workflows import WorkflowRegistry
 from flowkit.backends.dramatiq import (
-    DramatiqExecutor,
+    DramatiqDriver,
     Runtime,
     close_runtimes,
     get_runtime,
     make_broker,
 )
 from flowkit.backends.memory import MemoryStore
+from flowkit.config import reset
+from flowkit.definitions import WorkflowRegistry
 from tests.distributed.cluster import RABBITMQ_URL, REDIS_BROKER_URL
 
 pytestmark = pytest.mark.timeout(30)
@@ -108,7 +108,7 @@ def setup() -> Iterator[Setup]:
     services.register("Stub", {"double": lambda x: 2 * x, "flaky": flaky})
     engine = flowkit.Engine(
         store=MemoryStore(warn=False),
-        executor=DramatiqExecutor(runtime=runtime),
+        executor=DramatiqDriver(runtime=runtime),
         services=services,
         workflows=WorkflowRegistry(),
         clock=clock,
@@ -209,7 +209,7 @@ def test_the_dramatiq_executor_without_a_broker_is_a_config_error(
             "flowkit.configure(broker=...)"
         )
         with pytest.raises(flowkit.ConfigError) as caught:
-            DramatiqExecutor()
+            DramatiqDriver()
         assert str(caught.value) == message
         with pytest.raises(flowkit.ConfigError) as caught:
             flowkit.Engine(store=MemoryStore(warn=False), executor="dramatiq")
@@ -402,7 +402,7 @@ def test_a_halt_without_timeout_sends_nothing_and_resume_sends_the_next_step(
 
     # What Engine.resume does before it waits: one checkpoint here, then the queue.
     resumed = setup.engine.resume_step(execution.id, flowkit.Decision()).execution
-    setup.engine.executor.dispatch(setup.engine, execution.id)
+    setup.engine.driver.dispatch(setup.engine, execution.id)
 
     assert resumed.status is Status.RUNNING
     assert setup.recorder.take() == [step_message(resumed)]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import flowkit
-from flowkit._workflows import WorkflowRegistry
 from flowkit.backends.memory import MemoryStore
+from flowkit.definitions import WorkflowRegistry
 
 _HERE = Path(__file__).parent
 

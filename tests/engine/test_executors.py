@@ -53,7 +53,7 @@ def test_thread_executor_start_returns_at_once(
 ) -> None:
     entered = _blocking(services, release)
     engine = make_engine(executor="thread")
-    assert isinstance(engine.executor, flowkit.ThreadExecutor)
+    assert isinstance(engine.driver, flowkit.ThreadDriver)
     handle = engine.start(_wf(), execution_id="t1")
     assert handle.execution_id == "t1"
     assert handle.status() in (Status.PENDING, Status.RUNNING)
@@ -93,7 +93,7 @@ def test_thread_executor_resume_runs_in_the_background(
     make_engine: EngineFactory, services: flowkit.ServiceRegistry, release: threading.Event
 ) -> None:
     entered = _blocking(services, release)
-    engine = make_engine(executor=flowkit.ThreadExecutor(max_workers=2))
+    engine = make_engine(executor=flowkit.ThreadDriver(max_workers=2))
     wf = workflow(
         {"id": "start", "type": "start", "next": "ask"},
         {"id": "ask", "type": "approval", "prompt": "go?", "next": "b"},
@@ -113,7 +113,7 @@ def test_several_executions_run_side_by_side(
 ) -> None:
     barrier = threading.Barrier(3, timeout=5)
     services.register("S", {"block": lambda: barrier.wait()})
-    engine = make_engine(executor=flowkit.ThreadExecutor(max_workers=3))
+    engine = make_engine(executor=flowkit.ThreadDriver(max_workers=3))
     handles = [engine.start(_wf()) for _ in range(3)]
     results = [h.result(timeout=10) for h in handles]
     assert all(r.completed for r in results), [r.error for r in results]

@@ -10,7 +10,7 @@ import pytest
 
 import flowkit
 from flowkit import Action, Status
-from flowkit._workflows import WorkflowRegistry
+from flowkit.definitions import WorkflowRegistry
 
 from .conftest import EngineFactory, FakeClock
 from .helpers import log, snapshot, workflow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import flowkit
-from flowkit._workflows import WorkflowRegistry, definition_hash
+from flowkit.definitions import WorkflowRegistry, definition_hash
 
 from .conftest import EngineFactory
 from .helpers import snapshot, workflow

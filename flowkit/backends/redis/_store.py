@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ..._store import optional_import, scheme_of
+from ...adapters import optional_import, scheme_of
 from ...errors import (
     ConfigError,
     ConflictError,
@@ -38,7 +38,7 @@ from ...records import (
     decode_json,
     encode_json,
 )
-from .._common import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
+from ..checks import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
 from ._scripts import CHECKPOINT, CREATE, DELETE, ENTRIES, PRUNE, QUERY, SCRIPTS
 
 __all__ = ["RedisStore"]

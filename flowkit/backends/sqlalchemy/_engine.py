@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
-from ..._store import optional_import
+from ...adapters import optional_import
 from ...errors import ConfigError
 
 __all__ = ["Options", "open_engine", "parse_options"]

@@ -21,7 +21,7 @@ from ...errors import (
     StoreUnavailableError,
 )
 from ...records import Entry, Execution, RecordCodec, Status
-from .._common import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
+from ..checks import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
 from ._dialects import (
     ENTRY_COLUMNS,
     ENTRY_READ_COLUMNS,

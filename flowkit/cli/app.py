@@ -1,0 +1,216 @@
+"""The ``flowkit`` command group, its shared options, and the helpers commands use.
+
+Commands live in the modules next to this one, one per group of commands;
+extensions add theirs with these same helpers (``flowkit mcp`` in
+:mod:`flowkit.ai`): ``handles_errors``, ``store_option``, ``import_option``,
+``json_option``, ``open_engine``, ``load_target`` and ``echo_json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from .._version import __version__
+from ..adapters import connect
+from ..config import settings
+from ..definitions import WorkflowDef, parse
+from ..engine import Engine
+from ..errors import ConfigError, FlowkitError, NotFoundError, ValidationError
+from ..records import Status
+
+__all__ = [
+    "LazyCommand",
+    "console",
+    "echo_json",
+    "fail",
+    "handles_errors",
+    "import_modules",
+    "import_option",
+    "json_option",
+    "load_target",
+    "main",
+    "open_engine",
+    "open_store",
+    "status_text",
+    "store_option",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str) -> None:
+    """Print one error line and exit with status 1."""
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn flowkit errors into one clear line on stderr and exit status 1."""
+
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ValidationError as exc:
+            for problem in exc.problems:
+                click.secho(f"error: {problem}", fg="red", err=True)
+            sys.exit(1)
+        except (FlowkitError, TimeoutError) as exc:
+            fail(str(exc))
+            raise  # unreachable: _fail exits
+
+    return run
+
+
+@click.group()
+@click.version_option(version=__version__, prog_name="flowkit")
+def main() -> None:
+    """flowkit: durable workflows in YAML or plain Python."""
+
+
+# --- shared options -------------------------------------------------------------------------------
+
+store_option = click.option(
+    "--store", "store_url", metavar="URL", help="Store URL (default: from configuration)."
+)
+import_option = click.option(
+    "--import",
+    "-m",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help="Import a module first (it registers services and workflows). Repeatable.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def import_modules(modules: Sequence[str]) -> None:
+    """Import the configured ``imports`` and ``modules`` (they register services and workflows)."""
+    sys.path.insert(0, str(Path.cwd()))
+    for name in [*settings().imports, *modules]:
+        _import(name)
+
+
+def _import(name: str) -> Any:
+    """Import a user's module; any failure becomes one ``ConfigError`` line."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import module '{name}': {exc}") from exc
+    except Exception as exc:  # the module itself raised: report it without a traceback
+        raise ConfigError(f"cannot import module '{name}': {type(exc).__name__}: {exc}") from exc
+
+
+@contextmanager
+def open_engine(store_url: str | None, imports: Sequence[str] = ()) -> Iterator[Engine]:
+    """An engine on the store (``--store`` or the configured one), after ``-m`` imports."""
+    import_modules(imports)
+    engine = Engine(store=store_url)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def open_store(store_url: str | None) -> Any:
+    """The store ``--store`` names, or the configured one."""
+    config = settings()
+    return connect(store_url or config.store, **dict(config.store_options))
+
+
+def echo_json(data: Any) -> None:
+    """Print data as indented JSON (the ``--json`` output of every command)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def load_target(target: str) -> Any:
+    """A workflow from a YAML file or from ``module:attr``.
+
+    Raises:
+        NotFoundError: the file does not exist.
+        ConfigError: the module cannot be imported, or the attribute is not a workflow.
+    """
+    path = Path(target)
+    if path.suffix in (".yml", ".yaml", ".json") or path.is_file():
+        if not path.is_file():
+            raise NotFoundError(f"workflow file not found: {target}")
+        return parse(path)
+    module_name, sep, attr = target.partition(":")
+    if not sep or not attr:
+        raise ConfigError(
+            f"'{target}' is neither a YAML file nor MODULE:ATTR (e.g. shop.flows:orders)"
+        )
+    sys.path.insert(0, str(Path.cwd()))
+    module = _import(module_name)
+    try:
+        workflow = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"module '{module_name}' has no attribute '{attr}'") from None
+    if not isinstance(getattr(workflow, "definition", workflow), WorkflowDef | dict):
+        raise ConfigError(
+            f"'{target}' is not a workflow (a flowkit.Workflow, WorkflowDef or dict), "
+            f"got {type(workflow).__name__}"
+        )
+    return workflow
+
+
+def console() -> Any:
+    """A rich console for stdout; when it is not a terminal (a pipe, a file), lines are
+    not cut to a guessed 80 columns, so ids and values come out whole."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 1000))
+    return console
+
+
+def status_text(status: Status) -> str:
+    """A status in its colour, as rich markup."""
+    style = {"completed": "green", "failed": "red", "halted": "yellow"}.get(status.value, "cyan")
+    return f"[{style}]{status.value}[/]"
+
+
+class LazyCommand(click.Command):
+    """A command imported only when it runs, so ``flowkit --help`` never imports it.
+
+    ``flowkit mcp`` lives in the optional ``flowkit.ai`` package: listing it
+    shows this stub's help; running it loads the real command from
+    ``module:attr`` and hands it the arguments.
+    """
+
+    def __init__(self, name: str, target: str, help: str) -> None:
+        super().__init__(name, help=help)
+        self.target = target
+
+    def load(self) -> click.Command:
+        """The real command (exits with one clear line when the extra is missing)."""
+        module_name, _, attr = self.target.partition(":")
+        try:
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+        except ImportError as exc:
+            fail(
+                f"'flowkit {self.name}' needs the ai extra ({exc}): pip install "
+                "'flowkit-workflows[ai]' (or pip install -e '.[ai]' from the source tree)"
+            )
+            raise  # unreachable: _fail exits
+        return command
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        return self.load().make_context(info_name, args, parent=parent, **extra)

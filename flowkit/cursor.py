@@ -1,0 +1,230 @@
+"""Where an execution is inside its current step: the typed cursor, and its one codec.
+
+An execution's position is its ``current_step`` (a top-level step) plus a
+cursor: one frame per enclosing step that holds steps (a loop's body, a
+parallel step's branches), and the bookkeeping of the innermost step (its
+attempt after a retry, its visit, the progress it saved). The record keeps the
+cursor as JSON data; :meth:`Cursor.of` reads it and :meth:`Cursor.to_json`
+writes it, so no other module looks inside that JSON.
+
+Imports only :mod:`flowkit.records`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .records import Execution
+
+__all__ = ["EMPTY", "BranchResult", "Cursor", "Frame", "Joined", "LoopFrame", "ParallelFrame"]
+
+
+@attrs.frozen(kw_only=True)
+class LoopFrame:
+    """Inside the body of a loop: which iteration, and which body step runs next.
+
+    Attributes:
+        step: the loop's id.
+        at: the body step to run next.
+        index: the iteration (0, 1, 2…).
+        start: the ``seq`` of the last entry written before the loop began
+            (the loop's outputs are read from the entries after it).
+        count: how many items a foreach loop has (None for a while loop).
+    """
+
+    step: str
+    at: str
+    index: int
+    start: int
+    count: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "step": self.step,
+            "index": self.index,
+            "start": self.start,
+            "at": self.at,
+        }
+        if self.count is not None:
+            data["count"] = self.count
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LoopFrame:
+        return cls(
+            step=data["step"],
+            at=data["at"],
+            index=data["index"],
+            start=data["start"],
+            count=data.get("count"),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class BranchResult:
+    """What one finished branch of a parallel step produced (kept until the join)."""
+
+    ok: bool
+    output: Any = None
+    updates: Mapping[str, Any] = attrs.field(factory=dict)
+    input: Any = None
+    error: str | None = None
+    attempt: int = 1
+    duration: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "output": self.output,
+            "updates": dict(self.updates),
+            "input": self.input,
+            "error": self.error,
+            "attempt": self.attempt,
+            "duration": self.duration,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BranchResult:
+        return cls(**data)
+
+
+@attrs.frozen(kw_only=True)
+class Joined:
+    """How a parallel step's branches ended: their outputs and ctx changes, or an error."""
+
+    ok: bool
+    outputs: list[Any] = attrs.field(factory=list)
+    updates: Mapping[str, Any] = attrs.field(factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.ok:
+            return {"ok": True, "outputs": self.outputs, "updates": dict(self.updates)}
+        return {"ok": False, "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Joined:
+        return cls(**data)
+
+
+@attrs.frozen(kw_only=True)
+class ParallelFrame:
+    """Inside a parallel step: the branches that finished, and the join once there is one.
+
+    Attributes:
+        step: the parallel step's id.
+        start: the visit of the parallel step (the ``seq`` its first entry
+            gets); branch messages carry it, so a late one for an earlier
+            visit is dropped.
+        done: the result of each finished branch, by branch id.
+        local: the loop variables the branches see, when inside a loop body.
+        iteration: the enclosing loop's iteration, if any.
+        attempts: the next attempt of each branch that was retried.
+        joined: set once enough branches finished (or too many failed).
+    """
+
+    step: str
+    start: int
+    done: Mapping[str, BranchResult] = attrs.field(factory=dict)
+    local: Mapping[str, Any] | None = None
+    iteration: int | None = None
+    attempts: Mapping[str, int] = attrs.field(factory=dict)
+    joined: Joined | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "step": self.step,
+            "start": self.start,
+            "done": {name: result.to_json() for name, result in self.done.items()},
+        }
+        if self.local:
+            data["local"] = dict(self.local)
+        if self.iteration is not None:
+            data["iteration"] = self.iteration
+        if self.attempts:
+            data["attempts"] = dict(self.attempts)
+        if self.joined is not None:
+            data["joined"] = self.joined.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ParallelFrame:
+        joined = data.get("joined")
+        return cls(
+            step=data["step"],
+            start=data["start"],
+            done={name: BranchResult.from_json(value) for name, value in data["done"].items()},
+            local=data.get("local"),
+            iteration=data.get("iteration"),
+            attempts=data.get("attempts", {}),
+            joined=None if joined is None else Joined.from_json(joined),
+        )
+
+
+Frame = LoopFrame | ParallelFrame
+"""The frame of one enclosing step."""
+
+
+def _frame(data: Mapping[str, Any]) -> Frame:
+    return ParallelFrame.from_json(data) if "done" in data else LoopFrame.from_json(data)
+
+
+@attrs.frozen(kw_only=True)
+class Cursor:
+    """The position inside the current step (see the module's docs).
+
+    Attributes:
+        frames: one frame per enclosing loop or parallel step, outermost first.
+        attempt: the next attempt of the innermost step, after a retry.
+        visit: the visit of the innermost step, while it is not finished (it
+            halted, waits for a retry, or saved progress): its idempotency key
+            and its child executions keep the visit it started with.
+        state: the progress the innermost step saved (``Outcome(progress=…)``).
+    """
+
+    frames: tuple[Frame, ...] = ()
+    attempt: int | None = None
+    visit: int | None = None
+    state: Any = None
+
+    @property
+    def idle(self) -> bool:
+        """Whether the execution is between two top-level steps (nothing is under way)."""
+        return not self.frames and self.attempt is None
+
+    @classmethod
+    def of(cls, execution: Execution) -> Cursor:
+        """The cursor of an execution record."""
+        return cls.from_json(execution.cursor)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Cursor:
+        """Read the JSON a record keeps."""
+        if not data:
+            return EMPTY
+        return cls(
+            frames=tuple(_frame(frame) for frame in data.get("frames", ())),
+            attempt=data.get("attempt"),
+            visit=data.get("visit"),
+            state=data.get("state"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON a record keeps."""
+        data: dict[str, Any] = {}
+        if self.visit is not None:
+            data["visit"] = self.visit
+        if self.attempt is not None:
+            data["attempt"] = self.attempt
+        if self.state is not None:
+            data["state"] = self.state
+        if self.frames:
+            data["frames"] = [frame.to_json() for frame in self.frames]
+        return data
+
+
+EMPTY = Cursor()
+"""The cursor between two top-level steps."""

@@ -1,0 +1,216 @@
+"""Reading workflows from YAML, dicts and files, and writing them back: the public functions.
+
+``parse`` builds a definition (shape only), ``check`` lists every problem,
+``load`` does both and raises; ``to_dict``/``to_yaml`` write a definition back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from ..errors import NotFoundError, ValidationError
+from .convert import structure_workflow, unstructure_workflow
+from .model import SourceLocation, WorkflowDef
+from .problems import Problem
+from .validate import problems_in
+
+__all__ = ["Source", "check", "load", "parse", "to_dict", "to_yaml"]
+
+Source = str | os.PathLike[str] | Mapping[str, Any] | WorkflowDef
+"""Anything :func:`parse` accepts: a path, YAML text, a dict or a definition."""
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_STR = "tag:yaml.org,2002:str"
+
+
+class _Mapping(dict[str, Any]):
+    """A YAML mapping that remembers where it was written."""
+
+    file: str | None = None
+    line: int | None = None
+
+
+def _without_base_60(tag: str, regexp: re.Pattern[str]) -> tuple[str, re.Pattern[str]]:
+    """YAML 1.1 reads ``12:30`` as the base-60 number 750; keep such text a string."""
+    if tag in (_INT, _FLOAT):
+        return tag, re.compile("(?!.*:)" + regexp.pattern, regexp.flags)
+    return tag, regexp
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """The safe loader, keeping dates as strings and remembering lines."""
+
+    file: str | None = None
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, Any]]]] = {
+        first: [_without_base_60(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Mapping:
+    loader.flatten_mapping(node)
+    mapping = _Mapping()
+    mapping.file = loader.file
+    mapping.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str) and isinstance(key_node, yaml.ScalarNode):
+            key = key_node.value  # `on:` or `1:` stay the text that was written
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key!r} (each key may appear once)",
+                key_node.start_mark,
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
+    """The safe dumper, writing multi-line strings as literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _keep_version_text(node: yaml.Node | None) -> None:
+    """Read a plain top-level ``version: 1.10`` as the text written, not the float 1.1."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key_node, value_node in node.value:
+        if (
+            isinstance(key_node, yaml.ScalarNode)
+            and key_node.value == "version"
+            and isinstance(value_node, yaml.ScalarNode)
+            and not value_node.style  # plain: None (Python loader) or '' (C loader)
+            and value_node.tag in (_INT, _FLOAT)
+        ):
+            value_node.tag = _STR
+
+
+def _read_yaml(text: str, file: str | None) -> Any:
+    loader = _Loader(text)
+    loader.file = file
+    try:
+        node = loader.get_single_node()
+        _keep_version_text(node)
+        return None if node is None else loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        detail = " ".join(part for part in (exc.context, exc.problem) if part)
+        location = SourceLocation(
+            file=file or "<string>",
+            line=None if mark is None else mark.line + 1,
+            column=None if mark is None else mark.column + 1,
+        )
+        raise ValidationError(
+            [Problem(f"YAML syntax error: {detail}", location=location)], subject="YAML"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(
+            [f"{file or '<string>'}: YAML error: {exc}"], subject="YAML"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text or ":" in text.split(os.sep)[-1]:
+        return False
+    return text.endswith((".yml", ".yaml", ".json")) or Path(text).is_file()
+
+
+def parse(src: Source) -> WorkflowDef:
+    """Build a definition from a path, YAML text or a dict, without validating it.
+
+    Only the shape is checked (types of keys, unknown keys, known step types);
+    use :func:`load` or :func:`check` for everything else.
+
+    Raises:
+        ValidationError: YAML syntax errors (with line and column) or data that
+            does not have the shape of a workflow.
+        NotFoundError: ``src`` names a file that does not exist.
+    """
+    if isinstance(src, WorkflowDef):
+        return src
+    if isinstance(src, Mapping):
+        return structure_workflow(src)
+    if isinstance(src, os.PathLike) or (isinstance(src, str) and _looks_like_path(src)):
+        path = Path(src)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFoundError(f"workflow file not found: {path}") from None
+        except UnicodeDecodeError as exc:
+            problem = Problem(
+                f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+                location=SourceLocation(file=str(path)),
+            )
+            raise ValidationError([problem], subject="YAML") from None
+        return structure_workflow(_read_yaml(text, str(path)), file=str(path))
+    if isinstance(src, str):
+        return structure_workflow(_read_yaml(src, None))
+    raise TypeError(f"cannot parse a workflow from {type(src).__name__}")
+
+
+def load(src: Source) -> WorkflowDef:
+    """Parse and validate a workflow (a path, YAML text, a dict or a definition).
+
+    Raises:
+        ValidationError: anything is wrong; ``.problems`` lists every problem.
+        NotFoundError: ``src`` names a file that does not exist.
+    """
+    wf = parse(src)
+    problems = problems_in(wf)
+    if problems:
+        raise ValidationError(problems, subject=f"workflow '{wf.id}'")
+    return wf
+
+
+def check(src: Source) -> list[str]:
+    """Every problem in a workflow definition; an empty list when it is valid.
+
+    Args:
+        src: a :class:`WorkflowDef`, or anything :func:`parse` accepts.
+
+    Raises:
+        NotFoundError: ``src`` names a file that does not exist.
+    """
+    try:
+        wf = parse(src)
+    except ValidationError as exc:
+        return exc.problems
+    return problems_in(wf)
+
+
+def to_dict(wf: WorkflowDef) -> dict[str, Any]:
+    """Plain JSON-compatible data; ``parse(to_dict(wf)) == wf``."""
+    return unstructure_workflow(wf)
+
+
+def to_yaml(wf: WorkflowDef) -> str:
+    """YAML text; ``parse(to_yaml(wf)) == wf``."""
+    text: str = yaml.dump(
+        to_dict(wf), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
+    return text

@@ -1,0 +1,50 @@
+"""The engine: advances executions one checkpointed step at a time (SPEC §6).
+
+Composed of small parts, one module each:
+
+- :mod:`~flowkit.engine.engine` — the public :class:`Engine`: create, drive,
+  resume, timers, recovery;
+- :mod:`~flowkit.engine.stepper` — the engine loop's core: run the step at an
+  execution's position, write one checkpoint;
+- :mod:`~flowkit.engine.runtime` — :class:`StepRun`, the runtime a step sees;
+- :mod:`~flowkit.engine.transaction` — what one checkpoint changes;
+- :mod:`~flowkit.engine.fanout` — parallel branches, run and joined;
+- :mod:`~flowkit.engine.position` — following a cursor through a definition;
+- :mod:`~flowkit.engine.leases` — executions in flight and their leases;
+- :mod:`~flowkit.engine.events`, :mod:`~flowkit.engine.results`,
+  :mod:`~flowkit.engine.drivers` (inline, thread), :mod:`~flowkit.engine.clock`,
+  :mod:`~flowkit.engine.default` (``flowkit.run``/``flowkit.resume``).
+
+Imports the step types' layer and below; adapters (stores, Dramatiq) are
+chosen through :mod:`flowkit.adapters`, never imported here.
+"""
+
+from .clock import SystemClock
+from .default import default_engine, resume, run
+from .drivers import InlineDriver, ThreadDriver
+from .engine import Engine, Handle
+from .events import EVENT_NAMES, Event, EventBus
+from .position import has_position, step_levels
+from .results import Advance, FanOut, HaltInfo, Result
+from .runtime import StepRun
+
+__all__ = [
+    "EVENT_NAMES",
+    "Advance",
+    "Engine",
+    "Event",
+    "EventBus",
+    "FanOut",
+    "HaltInfo",
+    "Handle",
+    "InlineDriver",
+    "Result",
+    "StepRun",
+    "SystemClock",
+    "ThreadDriver",
+    "default_engine",
+    "has_position",
+    "resume",
+    "run",
+    "step_levels",
+]

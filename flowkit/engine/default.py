@@ -1,0 +1,65 @@
+"""The default engine behind ``flowkit.run`` and ``flowkit.resume``, made from the settings."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ..config import on_change
+from .engine import Engine
+from .results import Result
+
+__all__ = ["default_engine", "resume", "run"]
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+
+
+def _forget() -> None:
+    global _engine
+    with _lock:
+        engine, _engine = _engine, None
+    if engine is not None:
+        engine.close()
+
+
+on_change(_forget)
+
+
+def default_engine() -> Engine:
+    """The engine ``flowkit.run``/``flowkit.resume`` use, built from the configuration.
+
+    It is rebuilt after :func:`flowkit.configure` changes anything.
+    """
+    global _engine
+    with _lock:
+        if _engine is None:
+            _engine = Engine()
+        return _engine
+
+
+def run(workflow: Any, input: Mapping[str, Any] | None = None, **options: Any) -> Result:
+    """Run a workflow with the configured store and executor; wait for its result.
+
+    Args:
+        workflow: a definition, a Python ``Workflow``, or anything :func:`flowkit.load` accepts.
+        input: the workflow's input.
+        **options: ``execution_id=`` and ``timeout=``, as for :meth:`Engine.run`.
+
+    Raises:
+        ValidationError: the definition or the input is invalid; nothing is created.
+        ConfigError: the configuration is wrong (e.g. a store URL without its driver).
+    """
+    return default_engine().run(workflow, input, **options)
+
+
+def resume(execution_id: str, **options: Any) -> Result:
+    """Resume a halted execution with the configured store (see :meth:`Engine.resume`).
+
+    Raises:
+        NotFoundError: no such execution, or its workflow is not known here.
+        ExecutionError: it cannot be resumed (finished, refused decision…); nothing changed.
+        ConflictError: it is running, or another resume won the race.
+    """
+    return default_engine().resume(execution_id, **options)

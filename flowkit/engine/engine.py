@@ -1,0 +1,664 @@
+"""The public :class:`Engine`: runs workflows on a store with a driver (SPEC §6).
+
+The engine is composed of small parts, each in its own module: the
+:class:`~flowkit.engine.stepper.Stepper` runs one step and writes its
+checkpoint, :class:`~flowkit.engine.fanout.Fanout` runs parallel branches,
+the lease :class:`~flowkit.engine.leases.Tracker` keeps running executions
+claimed, the :class:`~flowkit.engine.events.EventBus` delivers events, and a
+:class:`~flowkit.abc.Driver` decides where steps run. This module holds the
+life of an execution: create, drive, resume, timers, recovery.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..abc import Clock, Decision, Driver, Store
+from ..adapters import connect, make_driver
+from ..config import settings
+from ..cursor import Cursor
+from ..definitions import (
+    WorkflowDef,
+    WorkflowRegistry,
+    check,
+    definition_hash,
+    load,
+    validate_input,
+)
+from ..definitions import default_registry as default_workflows
+from ..errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
+from ..records import Execution, Status
+from ..services import ServiceRegistry
+from ..services import default_registry as default_services
+from .clock import SystemClock
+from .events import Event, EventBus
+from .fanout import Fanout
+from .leases import InFlight, Leases, Tracker
+from .position import has_position, position_path, step_levels
+from .results import Advance, Result
+from .stepper import RESUME, TIMER, Stepper, kind_of
+from .transaction import Transaction
+
+__all__ = ["Engine", "Handle"]
+
+log = logging.getLogger("flowkit")
+
+
+class Engine:
+    """Runs workflows on a store with a driver.
+
+    Args:
+        store: a :class:`~flowkit.abc.Store` or a store URL; defaults to the configured store.
+        executor: ``"inline"``, ``"thread"``, ``"dramatiq"`` or a
+            :class:`~flowkit.abc.Driver`; defaults to the configured executor.
+        services: the service registry steps call (default: the global one).
+        workflows: where definitions are found by id (default: the global registry).
+        clock: the time source (tests pass a controllable clock).
+        lease_seconds: how long a running execution stays claimed without a
+            checkpoint before :meth:`recover` may take it over.
+        owner: this engine's name in leases (default: host, pid and a random part).
+
+    Attributes:
+        store: the store.
+        driver: the driver that moves executions forward.
+        resources: objects extensions attach to this engine, by key (e.g. the
+            model provider of :mod:`flowkit.ai`); steps read them as ``run.resources``.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | None = None,
+        executor: str | Driver | None = None,
+        *,
+        services: ServiceRegistry | None = None,
+        workflows: WorkflowRegistry | None = None,
+        clock: Clock | None = None,
+        lease_seconds: float | None = None,
+        owner: str | None = None,
+    ) -> None:
+        config = settings()
+        self._owns_store = store is None or isinstance(store, str)
+        if store is None or isinstance(store, str):
+            store = connect(store or config.store, **dict(config.store_options))
+        self.store: Store = store
+        self.services = services if services is not None else default_services
+        if services is None and config.services:
+            self.services.configure(config.services)
+        self.workflows = workflows if workflows is not None else default_workflows
+        if workflows is None and config.workflows:
+            base = Path(config.source).parent if config.source else Path.cwd()
+            self.workflows.add_sources(config.workflows, base)
+        self.clock: Clock = clock or SystemClock()
+        lease = lease_seconds if lease_seconds is not None else config.lease_seconds
+        self.lease = timedelta(seconds=lease)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.events = EventBus()
+        self.driver = make_driver(executor or config.executor)
+        self.resources: dict[str, Any] = {}
+        leases = Leases(store=self.store, clock=self.clock, duration=self.lease, owner=self.owner)
+        self._tracker = Tracker(leases)
+        self._stepper = Stepper(
+            leases=leases,
+            events=self.events,
+            hands_off=self.driver.hands_off,
+            services=self.services,
+            resources=self.resources,
+            children=self,
+        )
+        self._fanout = Fanout(self._stepper)
+        self._checked: set[int] = set()
+
+    # --- running workflows ---------------------------------------------------------------------
+
+    def subscribe(
+        self, callback: Callable[[Event], object], events: Iterable[str] | None = None
+    ) -> Callable[[], None]:
+        """Receive events: all, or those named (``step.*`` style prefixes work).
+
+        Returns:
+            A function that unsubscribes.
+
+        Raises:
+            ValueError: an unknown event name.
+        """
+        return self.events.subscribe(callback, events)
+
+    def run(
+        self,
+        workflow: Any,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        """Start an execution and wait until it completes, fails or halts.
+
+        Args:
+            workflow: a definition, a Python ``Workflow``, or anything
+                :func:`flowkit.load` accepts.
+            input: the workflow's input.
+            execution_id: the id to give the execution (default: a random one).
+            timeout: how long to wait for a driver that runs elsewhere.
+
+        Raises:
+            ValidationError: the definition or the input is invalid; nothing is created.
+            ConflictError: ``execution_id`` is taken.
+            TimeoutError: the execution was still running after ``timeout``.
+        """
+        return self.start(workflow, input, execution_id=execution_id).result(timeout)
+
+    def start(
+        self,
+        workflow: Any,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+    ) -> Handle:
+        """Create an execution and hand it to the driver.
+
+        Returns at once with a background driver; with the inline driver,
+        after the execution ran until it ended or halted.
+
+        Raises:
+            ValidationError: the definition or the input is invalid; nothing is created.
+            ConflictError: ``execution_id`` is taken.
+        """
+        execution = self.create(workflow, input, execution_id=execution_id)
+        future = self.driver.dispatch(self, execution.id)
+        return Handle(self, execution.id, future)
+
+    def resume(
+        self,
+        execution_id: str,
+        *,
+        approved: bool | None = None,
+        response: Any = None,
+        by: str | None = None,
+        allow_changed_definition: bool = False,
+        workflow: Any = None,
+    ) -> Result:
+        """Continue a halted execution and run it until it ends or halts again.
+
+        Args:
+            execution_id: the halted execution.
+            approved: the decision, for an approval step.
+            response: data stored in ctx as ``response``.
+            by: who decides; must be one of the approval's ``approvers`` if it lists any.
+            allow_changed_definition: resume although the definition changed since
+                the execution started (the step to resume at must still exist).
+            workflow: the definition to use when it is not registered.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ExecutionError: it completed or failed, or the resume is refused
+                (no decision, approver not listed, changed definition); nothing changed.
+            ConflictError: it is running, or another resume won the race.
+        """
+        advance = self.resume_step(
+            execution_id,
+            Decision(approved=approved, by=by, response=response),
+            allow_changed_definition=allow_changed_definition,
+            workflow=workflow,
+        )
+        if advance.running:
+            future = self.driver.dispatch(self, execution_id)
+            return Handle(self, execution_id, future).result()
+        self.notify_parent(advance.execution)
+        return Result.of(advance.execution)
+
+    def resume_step(
+        self,
+        execution_id: str,
+        decision: Decision,
+        *,
+        allow_changed_definition: bool = False,
+        workflow: Any = None,
+        internal: bool = False,
+    ) -> Advance:
+        """Apply a resume to a halted execution: one checkpoint, no further steps.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ExecutionError: the resume is refused (see :meth:`resume`); nothing changed.
+            ConflictError: it is running, or another resume won the race.
+        """
+        execution = self.load(execution_id)
+        _check_resumable(execution)
+        wf = self._definition_for(execution, workflow, allow_changed_definition)
+        with self._track(execution) as inflight:
+            tx = self._stepper.transaction(wf, inflight)
+            tx.internal = internal
+            digest = definition_hash(wf)
+            if digest != execution.definition_hash:
+                tx.adopt = digest  # from now on the execution runs the new definition
+            tx.event("workflow.resumed", None, by=decision.by, approved=decision.approved)
+            return self._stepper.run_top(tx, inflight, RESUME, decision)
+
+    def wake_due(self, *, limit: int = 100) -> list[Result]:
+        """Move on halted executions whose timer fired (approval timeouts)."""
+        results = []
+        for execution in self.store.due(self.clock.now(), limit=limit):
+            try:
+                advance = self.fire_timer(execution.id)
+            except (ConflictError, NotFoundError, ExecutionError) as exc:
+                log.warning("flowkit: cannot wake execution %s: %s", execution.id, exc)
+                continue
+            if advance.dropped:
+                continue
+            if advance.running:
+                self.driver.dispatch(self, execution.id)
+            final = self.load(execution.id)
+            self.notify_parent(final)
+            results.append(Result.of(final))
+        return results
+
+    def fire_timer(self, execution_id: str) -> Advance:
+        """Fire the timer of a halted execution if it is due: one checkpoint."""
+        execution = self.load(execution_id)
+        if (
+            execution.status is not Status.HALTED
+            or execution.wake_at is None
+            or execution.wake_at > self.clock.now()
+        ):
+            return Advance(execution=execution, dropped=True)
+        wf = self._definition_for(execution, None, False)
+        with self._track(execution) as inflight:
+            tx = self._stepper.transaction(wf, inflight)
+            tx.event("workflow.resumed", None, timer=True)
+            return self._stepper.run_top(tx, inflight, TIMER, Decision())
+
+    def recover(self, *, limit: int = 100) -> list[Result]:
+        """Continue running executions whose process died (their lease expired).
+
+        Sub-workflows are continued through their parents.
+        """
+        results = []
+        for execution in self.store.stale(self.clock.now(), limit=limit):
+            if execution.parent_id is not None:
+                continue
+            try:
+                self._definition_for(execution, None, False)
+                self._claim(execution, owner=self._stepper.lease_owner(False))
+            except ConflictError:
+                continue
+            except (NotFoundError, ExecutionError) as exc:
+                log.warning("flowkit: cannot recover execution %s: %s", execution.id, exc)
+                continue
+            self.driver.dispatch(self, execution.id)
+            results.append(Result.of(self.load(execution.id)))
+        return results
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> Result:
+        """Poll the store until the execution is no longer running or pending.
+
+        Raises:
+            TimeoutError: it was still running after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            execution = self.load(execution_id)
+            if execution.status not in (Status.RUNNING, Status.PENDING):
+                return Result.of(execution)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"execution '{execution_id}' is still running after {timeout}s")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    def load(self, execution_id: str) -> Execution:
+        """The stored execution.
+
+        Raises:
+            NotFoundError: there is none with that id.
+        """
+        execution = self.store.load(execution_id)
+        if execution is None:
+            raise NotFoundError(f"no execution '{execution_id}' in the store")
+        return execution
+
+    def definition(self, workflow: Any) -> WorkflowDef:
+        """A validated definition for ``workflow``, registered by id in this engine.
+
+        Raises:
+            ValidationError: the definition is invalid.
+        """
+        register_services = getattr(workflow, "register_services", None)
+        if callable(register_services):
+            register_services(self.services)  # a Python Workflow's @wf.step functions
+        wf = getattr(workflow, "definition", workflow)
+        if not isinstance(wf, WorkflowDef):
+            wf = load(wf)
+        elif id(wf) not in self._checked:
+            problems = check(wf)
+            if problems:
+                raise ValidationError(problems, subject=f"workflow '{wf.id}'")
+        self._checked.add(id(wf))
+        self.workflows.register(wf)
+        return wf
+
+    def definition_of(self, execution: Execution) -> WorkflowDef:
+        """The definition an execution runs (its registered workflow).
+
+        Raises:
+            NotFoundError: the workflow is not known in this process.
+        """
+        return self._definition_for(execution, None, False)
+
+    def close(self) -> None:
+        """Stop background work; close the store if the engine opened it."""
+        self._tracker.close()
+        self.driver.close()
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- what drivers call -----------------------------------------------------------------------
+
+    def drive(
+        self, execution_id: str, *, deadline: float | None = None, notify: bool = True
+    ) -> Result:
+        """Advance an execution until it completes, fails or halts.
+
+        Drivers call this. A ``ConflictError`` (another process took the
+        execution over) ends the drive quietly: the other process continues.
+
+        Args:
+            execution_id: the execution.
+            deadline: a ``time.monotonic()`` value; past it the execution fails
+                (used for sub-workflow timeouts).
+            notify: when a sub-workflow ends, move its halted parent on (off
+                when the parent itself is driving it).
+        """
+        return Result.of(self._drive(execution_id, deadline, notify))
+
+    def _drive(self, execution_id: str, deadline: float | None, notify: bool) -> Execution:
+        execution = self.load(execution_id)
+        if execution.status is Status.PENDING:
+            execution = self._claim(execution, owner=self.owner)
+        if execution.status is not Status.RUNNING:
+            return execution
+        wf = self._definition_for(execution, None, False)
+        with self._track(execution) as inflight:
+            while True:
+                try:
+                    advance = self._stepper.step(wf, inflight, deadline)
+                except ConflictError:
+                    log.info("flowkit: execution %s was taken over elsewhere", execution_id)
+                    return self.load(execution_id)
+                if advance.fanout is not None:
+                    self._fanout.run_all(wf, inflight, advance.fanout)
+                elif advance.delay:
+                    self.clock.sleep(advance.delay)
+                if not advance.running:
+                    break
+            final = inflight.record
+        if notify:
+            self.notify_parent(final)
+        return final
+
+    def step(self, execution_id: str, expected_seq: int | None = None) -> Advance:
+        """Advance an execution by exactly one step and checkpoint it.
+
+        Args:
+            execution_id: the execution.
+            expected_seq: when given, do nothing unless the execution's last
+                entry is still this one (a duplicate or redelivered request is
+                dropped). Unlike the version, the seq does not move when a
+                lease is claimed or renewed.
+        """
+        execution = self.load(execution_id)
+        stale = expected_seq is not None and execution.seq != expected_seq
+        if stale or execution.status not in (Status.PENDING, Status.RUNNING):
+            return Advance(execution=execution, dropped=True)
+        if self.driver.hands_off:
+            # Run the step under a lease: a second message for it (a redelivery,
+            # a recovery) finds the lease taken and is dropped.
+            held = execution.lease_owner not in (None, self.owner)
+            expires = execution.lease_expires_at
+            if held and expires is not None and expires > self.clock.now():
+                return Advance(execution=execution, dropped=True)
+            try:
+                execution = self._claim(execution, owner=self.owner)
+            except ConflictError:
+                return Advance(execution=execution, dropped=True)
+        elif execution.status is Status.PENDING:
+            execution = self._claim(execution, owner=self.owner)
+        wf = self._definition_for(execution, None, False)
+        with self._track(execution) as inflight:
+            return self._stepper.step(wf, inflight, None)
+
+    def run_branch(
+        self, execution_id: str, parallel_path: str, branch_id: str, visit: int
+    ) -> Advance:
+        """Run one branch of a parallel step and record it; join when enough are done.
+
+        A branch of a parallel step that has joined already, or a duplicate, is dropped.
+        """
+        execution = self.load(execution_id)
+        wf = self._definition_for(execution, None, False)
+        with self._track(execution) as inflight:
+            return self._fanout.run(wf, inflight, parallel_path, branch_id, visit)
+
+    def create(
+        self,
+        workflow: Any,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        parent_id: str | None = None,
+    ) -> Execution:
+        """Validate the input and store a new execution, without running it.
+
+        Raises:
+            ValidationError: the definition or the input is invalid; nothing is created.
+            ConflictError: ``execution_id`` is taken.
+        """
+        wf = self.definition(workflow)
+        first = wf.steps[0]
+        if first.type == "start" and not first.config.validate_input:
+            data = dict(input or {})
+        else:
+            data = validate_input(wf, input)
+        now = self.clock.now()
+        # Running from the start, with a lease: if nobody advances it within the
+        # lease (the process died, a message was lost), recover() picks it up.
+        execution = Execution(
+            id=execution_id or uuid.uuid4().hex,
+            workflow_id=wf.id,
+            workflow_version=wf.version,
+            status=Status.RUNNING,
+            input=data,
+            current_step=first.id,
+            parent_id=parent_id,
+            created_at=now,
+            updated_at=now,
+            definition_hash=definition_hash(wf),
+            lease_owner=self._stepper.lease_owner(parent_id is not None),
+            lease_expires_at=now + self.lease,
+        )
+        self.store.create(execution)
+        self._stepper.emit(execution, "workflow.started", None, {"input": data})
+        return execution
+
+    def check_resume(self, execution_id: str, decision: Decision) -> None:
+        """Raise what :meth:`resume` would raise before changing anything.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ExecutionError: the resume would be refused (see :meth:`resume`).
+            ConflictError: it is running.
+        """
+        execution = self.load(execution_id)
+        _check_resumable(execution)
+        wf = self._definition_for(execution, None, False)
+        cursor = Cursor.of(execution)
+        step, path = step_levels(wf, execution.current_step or "", cursor.frames)[-1]
+        tx = Transaction(wf, execution, now=self.clock.now(), listening=self.events.active)
+        visit = cursor.visit if cursor.visit is not None else execution.seq + 1
+        run = self._stepper.runtime(tx, step, path, None, None, attempt=1, visit=visit)
+        kind_of(step.type).check_resume(run, decision)
+
+    def notify_parent(self, child: Execution) -> None:
+        """A sub-workflow ended on its own (e.g. its timer fired): move its halted parent on."""
+        if child.parent_id is None or child.status in (Status.RUNNING, Status.HALTED):
+            return
+        parent = self.store.load(child.parent_id)
+        if parent is None or parent.status is not Status.HALTED:
+            return
+        if (parent.halt_data or {}).get("child_id") != child.id:
+            return
+        try:
+            advance = self.resume_step(parent.id, Decision(), internal=True)
+        except FlowkitError as exc:
+            log.warning("flowkit: cannot continue parent %s: %s", parent.id, exc)
+            return
+        if advance.running:
+            self.driver.dispatch(self, parent.id)
+        else:
+            self.notify_parent(advance.execution)
+
+    # --- child executions (what a step's runtime asks for) ---------------------------------------
+
+    def child_exists(self, child_id: str) -> bool:
+        """Whether an execution with this id exists."""
+        return self.store.load(child_id) is not None
+
+    def create_child(self, workflow_id: str, input: Any, *, child_id: str, parent_id: str) -> None:
+        """Create a child execution of a registered workflow.
+
+        Raises:
+            NotFoundError: the workflow is not known here.
+            ConflictError: the child exists already.
+        """
+        self.create(
+            self.workflows.get(workflow_id), input, execution_id=child_id, parent_id=parent_id
+        )
+
+    def run_child(self, child_id: str, deadline: float | None) -> Execution:
+        """Drive a child until it completes, fails or halts (its parent moves on itself)."""
+        return self._drive(child_id, deadline, notify=False)
+
+    def resume_child(self, child_id: str, decision: Decision) -> None:
+        """Apply a resume to a child if it is halted."""
+        if self.load(child_id).status is Status.HALTED:
+            self.resume_step(child_id, decision)
+
+    # --- records ---------------------------------------------------------------------------------
+
+    def _definition_for(
+        self, execution: Execution, workflow: Any, allow_changed: bool
+    ) -> WorkflowDef:
+        if workflow is not None:
+            wf = self.definition(workflow)
+        else:
+            wf = self.workflows.get(execution.workflow_id, execution.definition_hash)
+        digest = execution.definition_hash
+        if digest is not None and definition_hash(wf) != digest:
+            where = execution.current_step
+            if not allow_changed:
+                raise ExecutionError(
+                    f"the definition of workflow '{wf.id}' changed since execution "
+                    f"'{execution.id}' started; resume with allow_changed_definition=True "
+                    f"to continue at step '{where}' with the new definition"
+                )
+            frames = Cursor.of(execution).frames
+            if where is not None and not has_position(wf, where, frames):
+                raise ExecutionError(
+                    f"cannot continue execution '{execution.id}' with the changed definition: "
+                    f"step '{position_path(where, frames)}' no longer exists in workflow "
+                    f"'{wf.id}'"
+                )
+        return wf
+
+    def _claim(self, execution: Execution, *, owner: str | None = None) -> Execution:
+        """Take (or, with ``owner=None`` from :meth:`recover`, re-queue) the lease.
+
+        Raises:
+            ConflictError: another process changed the execution first.
+        """
+        now = self.clock.now()
+        claimed = attrs.evolve(
+            execution,
+            status=Status.RUNNING,
+            version=execution.version + 1,
+            updated_at=now,
+            lease_owner=owner,
+            lease_expires_at=now + self.lease,
+        )
+        self.store.checkpoint(claimed, (), execution.version)
+        return claimed
+
+    def _track(self, execution: Execution) -> _Tracked:
+        return _Tracked(self._tracker, execution)
+
+
+def _check_resumable(execution: Execution) -> None:
+    if execution.status.finished:
+        raise ExecutionError(
+            f"execution '{execution.id}' is {execution.status.value} and cannot be resumed"
+        )
+    if execution.status is not Status.HALTED:
+        raise ConflictError(
+            f"execution '{execution.id}' is {execution.status.value}, not halted; "
+            "it cannot be resumed while it runs"
+        )
+
+
+class _Tracked:
+    def __init__(self, tracker: Tracker, execution: Execution) -> None:
+        self._tracker = tracker
+        self._execution = execution
+        self._item: InFlight | None = None
+
+    def __enter__(self) -> InFlight:
+        self._item = self._tracker.enter(self._execution)
+        return self._item
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._item is not None
+        self._tracker.leave(self._item)
+
+
+class Handle:
+    """A started execution: ask its status, or wait for its result."""
+
+    def __init__(self, engine: Engine, execution_id: str, future: Future[Any] | None) -> None:
+        self.engine = engine
+        self.execution_id = execution_id
+        self._future = future
+
+    def status(self) -> Status:
+        """The execution's current status."""
+        return self.engine.load(self.execution_id).status
+
+    def result(self, timeout: float | None = None) -> Result:
+        """Wait until the execution completes, fails or halts; return its result.
+
+        Raises:
+            TimeoutError: it was still running after ``timeout`` seconds.
+        """
+        if self._future is not None:
+            try:
+                self._future.result(timeout)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"execution '{self.execution_id}' is still running after {timeout}s"
+                ) from None
+            return Result.of(self.engine.load(self.execution_id))
+        return self.engine.wait(self.execution_id, timeout)

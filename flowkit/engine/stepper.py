@@ -1,0 +1,664 @@
+"""The engine loop's core: run the step at an execution's position, write one checkpoint.
+
+An execution's position is its ``current_step`` plus the frames of its cursor
+(:mod:`flowkit.cursor`). :class:`Stepper` walks from the top-level step down
+through the steps that hold steps (each one run by its own step type, which
+goes one level down with ``Runtime.descend``) to the step to run, runs it,
+collects everything that changed in a :class:`~flowkit.engine.transaction.Transaction`
+and writes it as one atomic checkpoint. Each level reports upward where its
+graph goes next with one of the small classes here (:data:`Moved`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from ..abc import Decision, Inner, Outcome, StepType, step_type
+from ..cursor import Cursor, Frame, LoopFrame, ParallelFrame
+from ..definitions import StepDef, WorkflowDef
+from ..errors import ExecutionError
+from ..expressions import Scope
+from ..records import Action, Entry, Execution, Status
+from ..services import ServiceRegistry
+from .events import Event, EventBus
+from .leases import InFlight, Leases
+from .results import Advance, FanOut
+from .runtime import Children, StepRun
+from .transaction import History, Transaction, error_text
+
+__all__ = ["RESUME", "RUN", "TIMER", "Stepper", "kind_of", "workflow_deadline"]
+
+log = logging.getLogger("flowkit")
+
+RUN, RESUME, TIMER = "run", "resume", "timer"
+"""How a step is entered: run it, resume it after a halt, or fire its timer."""
+
+
+# --- what a level of nesting reports upward ----------------------------------------------------
+
+
+@attrs.frozen
+class Goto:
+    """The graph at this level goes on at ``target``."""
+
+    target: str
+
+
+@attrs.frozen
+class Exit:
+    """The graph at this level ended (top level: the workflow; body: the iteration)."""
+
+
+@attrs.frozen
+class Stay:
+    """The execution stays at this level's step, inside these frames."""
+
+    frames: tuple[Frame, ...]
+
+
+@attrs.frozen
+class Fail:
+    """The step failed and did not handle it."""
+
+    error: BaseException
+
+
+@attrs.frozen
+class Finish:
+    """An end step ran: the workflow is complete."""
+
+
+@attrs.frozen
+class Done:
+    """The step at this level finished with an outcome."""
+
+    outcome: Outcome
+
+
+Moved = Goto | Exit | Stay | Fail | Finish
+Ran = Done | Stay | Fail | Finish
+
+
+class _Unhandled(BaseException):
+    """A nested step failed (or finished the workflow): its caller's step goes the same way.
+
+    A ``BaseException``, so that a step type's own ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, moved: Fail | Finish) -> None:
+        super().__init__()
+        self.moved = moved
+
+
+class _Escaped(BaseException):
+    """An error escaped a nested level (a refused resume, a store error): it escapes the
+    caller's step too, not as that step's failure."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+
+def kind_of(name: str) -> StepType:
+    """The step type called ``name``.
+
+    Raises:
+        ExecutionError: none is registered.
+    """
+    found = step_type(name)
+    if found is None:
+        raise ExecutionError(f"no step type is registered for '{name}'")
+    return found
+
+
+def workflow_deadline(wf: WorkflowDef, execution: Execution) -> datetime | None:
+    """When the whole execution times out (the workflow's ``timeout``), if it does."""
+    if wf.timeout is None:
+        return None
+    return execution.created_at + timedelta(seconds=wf.timeout)
+
+
+def retry_delay(step: StepDef, attempt: int) -> float | None:
+    """The wait before the next attempt (a config's ``retries``), or None when none is left."""
+    config = step.config
+    if attempt > getattr(config, "retries", 0):
+        return None
+    delay: float = config.retry_delay * config.retry_backoff ** (attempt - 1)
+    return delay
+
+
+def direct_output(entry: Entry, path: str) -> bool:
+    """Whether ``entry`` is a finished step directly inside the step at ``path``."""
+    return (
+        entry.iteration is not None
+        and entry.action in (Action.COMPLETED, Action.RESUMED)
+        and entry.step_id.startswith(path)
+        and entry.step_id.rpartition(":")[0] == path
+    )
+
+
+class Stepper:
+    """Runs one step at an execution's position and writes its checkpoint.
+
+    Args:
+        store: the store (through ``leases``).
+        clock: the engine's clock.
+        events: where events go once a checkpoint is written.
+        leases: how running executions are held.
+        hands_off: steps travel through a queue, so a running execution's lease
+            is released between steps (the next worker claims it).
+        services: the service registry steps call.
+        resources: what extensions attached to the engine.
+        children: the engine's child executions (sub-workflows).
+    """
+
+    def __init__(
+        self,
+        *,
+        leases: Leases,
+        events: EventBus,
+        hands_off: bool,
+        services: ServiceRegistry,
+        resources: Mapping[str, Any],
+        children: Children,
+    ) -> None:
+        self.store = leases.store
+        self.clock = leases.clock
+        self.leases = leases
+        self.events = events
+        self.hands_off = hands_off
+        self.services = services
+        self.resources = resources
+        self.children = children
+
+    # --- entry points --------------------------------------------------------------------------
+
+    def transaction(self, wf: WorkflowDef, inflight: InFlight) -> Transaction:
+        """A new transaction on the latest record of an execution being advanced."""
+        return Transaction(
+            wf,
+            inflight.record,
+            now=self.clock.now(),
+            listening=self.events.active,
+            inflight=inflight,
+        )
+
+    def step(self, wf: WorkflowDef, inflight: InFlight, deadline: float | None) -> Advance:
+        """Run the step at the execution's position; past ``deadline`` the execution fails."""
+        tx = self.transaction(wf, inflight)
+        if deadline is not None and time.monotonic() > deadline:
+            error = ExecutionError(f"workflow '{wf.id}' ran out of time")
+            return self._settle(tx, inflight, Fail(error))
+        tx.deadline = deadline
+        return self.run_top(tx, inflight, RUN, Decision())
+
+    def run_top(
+        self, tx: Transaction, inflight: InFlight, mode: str, decision: Decision
+    ) -> Advance:
+        """Enter the top-level step (run, resume or fire its timer) and write the checkpoint."""
+        execution = tx.base
+        deadline = workflow_deadline(tx.wf, execution)
+        if deadline is not None and tx.now > deadline:
+            # Checked before every step, resume and timer: halted time counts too.
+            error = ExecutionError(f"workflow '{tx.wf.id}' timed out after {tx.wf.timeout:g}s")
+            return self._settle(tx, inflight, Fail(error))
+        step = tx.wf.step(execution.current_step or "")
+        if step is None:
+            raise ExecutionError(
+                f"execution '{execution.id}' is at step '{execution.current_step}', which "
+                f"workflow '{tx.wf.id}' does not have"
+            )
+        tx.cursor = Cursor.of(execution)
+        moved = self._level(tx, tx.wf.steps, step, "", tx.cursor.frames, None, None, mode, decision)
+        return self._settle(tx, inflight, moved)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def _settle(self, tx: Transaction, inflight: InFlight, moved: Moved) -> Advance:
+        frames: tuple[Frame, ...] = ()
+        if isinstance(moved, Goto):
+            tx.current_step = moved.target
+        elif isinstance(moved, Stay):
+            frames = moved.frames
+        elif isinstance(moved, (Exit, Finish)):
+            tx.status = Status.COMPLETED
+            tx.result = tx.ctx.get("result")
+            tx.current_step = None
+            tx.event("workflow.completed", None, output=tx.result)
+        else:
+            tx.status = Status.FAILED
+            tx.error = error_text(moved.error)
+            tx.event("workflow.failed", None, error=tx.error)
+        if tx.status is Status.HALTED:
+            tx.event("workflow.halted", None, halt=tx.halt_data)
+        return self.commit(tx, inflight, frames)
+
+    def lease_owner(self, holding: bool = True) -> str | None:
+        """Who holds a running execution's lease between steps: this engine, or
+        nobody when steps travel through a queue (the next worker claims it)."""
+        return self.leases.owner if holding or not self.hands_off else None
+
+    def commit(self, tx: Transaction, inflight: InFlight, frames: tuple[Frame, ...]) -> Advance:
+        """Write the transaction as one checkpoint, then emit its events."""
+        if frames or tx.visit is not None:
+            cursor = Cursor(
+                frames=frames, attempt=tx.attempt, visit=tx.visit, state=tx.state
+            ).to_json()
+        else:
+            cursor = {}
+        running = tx.status is Status.RUNNING
+        lease = self.leases.duration
+        # A retry waits tx.delay before its next attempt: nobody may recover it sooner.
+        expires = tx.now + lease + timedelta(seconds=tx.delay) if running else None
+        owner = self.lease_owner(False) if running else None
+
+        def build(latest: Execution) -> Execution:
+            # The constructor rather than attrs.evolve: this runs once per step.
+            return Execution(
+                id=latest.id,
+                workflow_id=latest.workflow_id,
+                workflow_version=tx.wf.version if tx.adopt else latest.workflow_version,
+                status=tx.status,
+                input=latest.input,
+                ctx=tx.ctx,
+                current_step=tx.current_step,
+                cursor=cursor,
+                result=tx.result,
+                recover_to=tx.recover_to,
+                halt_data=tx.halt_data,
+                error=tx.error,
+                parent_id=latest.parent_id,
+                version=latest.version + 1,
+                seq=tx.seq,
+                created_at=latest.created_at,
+                updated_at=tx.now,
+                wake_at=tx.wake_at,
+                definition_hash=tx.adopt or latest.definition_hash,
+                lease_owner=owner,
+                lease_expires_at=expires,
+            )
+
+        record = inflight.write(self.store, build, tx.entries, tx.base.version)
+        if tx.loops:
+            self._remember_outputs(inflight, tx)
+        for name, step_id, payload in tx.events:
+            self.emit(record, name, step_id, payload)
+        return Advance(execution=record, delay=tx.delay, fanout=tx.fanout)
+
+    def emit(
+        self, execution: Execution, name: str, step_id: str | None, payload: dict[str, Any]
+    ) -> None:
+        """Deliver an event to the subscribers (when there are any)."""
+        if self.events.active:
+            self.events.emit(
+                Event(
+                    name=name,
+                    execution_id=execution.id,
+                    workflow_id=execution.workflow_id,
+                    step_id=step_id,
+                    timestamp=self.clock.now(),
+                    payload=payload,
+                )
+            )
+
+    # --- one level of nesting ------------------------------------------------------------------
+
+    def _level(
+        self,
+        tx: Transaction,
+        graph: Sequence[StepDef],
+        step: StepDef,
+        prefix: str,
+        frames: tuple[Frame, ...],
+        local: Mapping[str, Any] | None,
+        iteration: int | None,
+        mode: str,
+        decision: Decision,
+    ) -> Moved:
+        """Run the step at one level and say where that level's graph goes next."""
+        path = prefix + step.id
+        if frames and frames[0].step != step.id:
+            return Fail(
+                ExecutionError(
+                    f"execution '{tx.base.id}' is inside step '{frames[0].step}', "
+                    f"but the definition has '{step.id}' there"
+                )
+            )
+        kind = kind_of(step.type)
+        ran: Ran
+        if kind.holds_steps:
+            ran = self._holder(tx, kind, step, path, frames, local, iteration, mode, decision)
+        else:
+            ran = self._leaf(tx, kind, step, path, local, iteration, mode, decision)
+        if isinstance(ran, Done):
+            if ran.outcome.finish:
+                return Finish()
+            if ran.outcome.target is None:
+                return Exit()
+            return Goto(ran.outcome.target)
+        if isinstance(ran, Fail) and step.on_error is not None:
+            error = ran.error
+            tx.update(
+                {"_last_error": {"step": path, "type": type(error).__name__, "message": str(error)}}
+            )
+            return Goto(step.on_error)
+        return ran
+
+    def runtime(
+        self,
+        tx: Transaction,
+        step: StepDef,
+        path: str,
+        local: Mapping[str, Any] | None,
+        iteration: int | None,
+        *,
+        attempt: int,
+        visit: int,
+        frames: tuple[Frame, ...] = (),
+        mode: str = RUN,
+        decision: Decision | None = None,
+        branch: str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> StepRun:
+        """The runtime a step sees (see :class:`flowkit.abc.Runtime`)."""
+        execution = tx.base
+        deadline = tx.deadline
+        if tx.wf.timeout is not None:
+            elapsed = (tx.now - execution.created_at).total_seconds()
+            limit = time.monotonic() + max(tx.wf.timeout - elapsed, 0.0)
+            deadline = limit if deadline is None else min(deadline, limit)
+        scope = Scope(
+            tx.ctx,
+            history=History(self.store, execution.id, tx.entries),
+            now=self.clock.now,
+            local=local,
+            input=execution.input,
+        )
+        return StepRun(
+            self,
+            tx,
+            step,
+            path,
+            scope,
+            attempt=attempt,
+            iteration=iteration,
+            visit=visit,
+            deadline=deadline,
+            local=local,
+            frames=frames,
+            mode=mode,
+            decision=decision,
+            branch=branch,
+            state=state,
+        )
+
+    # --- a step that holds no steps ------------------------------------------------------------
+
+    def _leaf(
+        self,
+        tx: Transaction,
+        kind: StepType,
+        step: StepDef,
+        path: str,
+        local: Mapping[str, Any] | None,
+        iteration: int | None,
+        mode: str,
+        decision: Decision,
+    ) -> Ran:
+        cursor = tx.cursor
+        attempt = cursor.attempt or 1
+        visit = cursor.visit if cursor.visit is not None else tx.base.seq + 1
+        run = self.runtime(
+            tx, step, path, local, iteration, attempt=attempt, visit=visit, state=cursor.state
+        )
+        call: Callable[[], Outcome]
+        if mode == RESUME:
+            if not tx.internal:
+                kind.check_resume(run, decision)
+            call = lambda: kind.resume(run, decision)  # noqa: E731
+        elif mode == TIMER:
+            call = lambda: kind.timeout(run)  # noqa: E731
+        else:
+            if self.events.active:
+                self.emit(tx.base, "step.started", path, {"attempt": attempt})
+            call = lambda: kind.run(run)  # noqa: E731
+        started = time.perf_counter()
+        try:
+            outcome = call()
+        except Exception as exc:
+            duration = (time.perf_counter() - started) * 1000
+            return self._failed(tx, step, run, exc, duration, retry=mode == RUN)
+        duration = (time.perf_counter() - started) * 1000
+        if outcome.progress is not None:
+            # Part of the step is done (an agent's model turn): keep it, run it again.
+            tx.keep(visit=visit, attempt=attempt, state=outcome.progress)
+            tx.update(outcome.updates)
+            return Stay(())
+        tx.update(outcome.updates)
+        tx.entry(
+            path,
+            step.type,
+            outcome.action,
+            iteration=iteration,
+            attempt=attempt,
+            duration_ms=duration,
+            input=outcome.input,
+            output=outcome.output,
+            error=outcome.error,
+        )
+        if outcome.halt is not None:
+            tx.status = Status.HALTED
+            tx.halt_data = outcome.halt
+            tx.recover_to = _recover_to(kind, step, path)
+            wakes = [workflow_deadline(tx.wf, tx.base)]
+            if outcome.wake_at_seconds is not None:
+                wakes.append(tx.now + timedelta(seconds=outcome.wake_at_seconds))
+            # The timer fires for the step's own timeout or for the workflow's.
+            tx.wake_at = min((wake for wake in wakes if wake is not None), default=None)
+            tx.event("step.halted", path, halt=outcome.halt)
+        elif outcome.action is Action.FAILED:
+            tx.event("step.failed", path, attempt=attempt, error=outcome.error)
+        else:
+            tx.event("step.completed", path, output=outcome.output, **outcome.payload)
+        if outcome.stay:
+            tx.keep(visit=visit, state=run.state)  # a halt keeps the step's progress
+            return Stay(())
+        return Done(outcome)
+
+    def _failed(
+        self,
+        tx: Transaction,
+        step: StepDef,
+        run: StepRun,
+        exc: Exception,
+        duration: float,
+        retry: bool,
+    ) -> Ran:
+        error = error_text(exc)
+        delay = retry_delay(step, run.attempt) if retry else None
+        action = Action.FAILED if delay is None else Action.RETRIED
+        tx.entry(
+            run.path,
+            step.type,
+            action,
+            iteration=run.iteration,
+            attempt=run.attempt,
+            duration_ms=duration,
+            error=error,
+        )
+        if delay is None:
+            tx.event("step.failed", run.path, attempt=run.attempt, error=error)
+            return Fail(exc)
+        # Progress made before the failure is kept.
+        tx.keep(visit=run.visit, attempt=run.attempt + 1, state=run.state)
+        tx.delay = delay
+        tx.event("step.retrying", run.path, attempt=run.attempt, error=error, delay=delay)
+        return Stay(())
+
+    # --- a step that holds steps ---------------------------------------------------------------
+
+    def _holder(
+        self,
+        tx: Transaction,
+        kind: StepType,
+        step: StepDef,
+        path: str,
+        frames: tuple[Frame, ...],
+        local: Mapping[str, Any] | None,
+        iteration: int | None,
+        mode: str,
+        decision: Decision,
+    ) -> Ran:
+        """Run a step type that holds steps: at every entry, whatever the mode (it passes
+        the mode on to the step it descends to)."""
+        run = self.runtime(
+            tx,
+            step,
+            path,
+            local,
+            iteration,
+            attempt=1,
+            visit=tx.seq + 1,
+            frames=frames,
+            mode=mode,
+            decision=decision,
+        )
+        frame = run.frame
+        try:
+            outcome = kind.run(run)
+        except _Unhandled as signal:
+            return signal.moved
+        except _Escaped as signal:
+            raise signal.error from None
+        except Exception as exc:
+            error = error_text(exc)
+            tx.entry(path, step.type, Action.FAILED, iteration=iteration, error=error)
+            tx.event("step.failed", path, error=error)
+            return Fail(exc)
+        if outcome.inside is not None:
+            own = outcome.inside[0]
+            if isinstance(own, LoopFrame) and tx.inflight is not None:
+                tx.loops[path] = own.start
+                if frame is None:  # the loop starts in this process: remember its outputs
+                    tx.inflight.child_outputs[path] = (own.start, {})
+            return Stay(outcome.inside)
+        if outcome.branches is not None:
+            return self._fan_out(tx, step, path, frame, local, iteration, outcome.branches)
+        if tx.inflight is not None:
+            tx.inflight.child_outputs.pop(path, None)
+        tx.update(outcome.updates)
+        tx.entry(
+            path,
+            step.type,
+            outcome.action,
+            iteration=iteration,
+            output=outcome.output,
+            error=outcome.error,
+        )
+        if outcome.action is Action.FAILED:
+            tx.event("step.failed", path, error=outcome.error)
+        else:
+            tx.event("step.completed", path, output=outcome.output, **outcome.payload)
+        return Done(outcome)
+
+    def _fan_out(
+        self,
+        tx: Transaction,
+        step: StepDef,
+        path: str,
+        frame: Frame | None,
+        local: Mapping[str, Any] | None,
+        iteration: int | None,
+        branches: Iterable[str],
+    ) -> Ran:
+        """Send out the branches that have not finished; their results join in the frame."""
+        if not isinstance(frame, ParallelFrame):
+            frame = ParallelFrame(
+                step=step.id, start=tx.seq + 1, local=local or None, iteration=iteration
+            )
+        done = frame.done
+        pending = tuple(branch for branch in branches if branch not in done)
+        tx.fanout = FanOut(path=path, visit=frame.start, branches=pending)
+        return Stay((frame,))
+
+    # --- what StepRun asks of its stepper (the Machine protocol) ------------------------------
+
+    def descend(
+        self,
+        run: StepRun,
+        steps: Sequence[StepDef],
+        step: StepDef,
+        variables: Mapping[str, Any],
+        iteration: int | None,
+    ) -> Inner:
+        """Run a nested step one level below ``run``'s step."""
+        local = {**run._local, **variables} if run._local else dict(variables)
+        try:
+            moved = self._level(
+                run._tx,
+                steps,
+                step,
+                f"{run.path}:",
+                run._frames[1:],
+                local,
+                iteration,
+                run._mode,
+                run._decision or Decision(),
+            )
+        except Exception as exc:
+            raise _Escaped(exc) from None
+        if isinstance(moved, Goto):
+            return Inner(target=moved.target)
+        if isinstance(moved, Exit):
+            return Inner()
+        if isinstance(moved, Stay):
+            return Inner(frames=moved.frames)
+        raise _Unhandled(moved)
+
+    def child_outputs(self, run: StepRun, since: int) -> dict[int, Any]:
+        """Each iteration's last output of the steps directly inside ``run``'s step:
+        remembered when the step started in this process, else read back from the
+        entries written after ``since``."""
+        tx = run._tx
+        path = run.path
+        remembered = None if tx.inflight is None else tx.inflight.child_outputs.get(path)
+        stored: Iterable[Entry]
+        if remembered is not None and remembered[0] == since:
+            last = dict(remembered[1])
+            stored = ()
+        else:
+            last = {}
+            stored = self.store.entries(tx.base.id, after=since) if since < tx.base.seq else []
+        for entry in itertools.chain(stored, tx.entries):
+            if direct_output(entry, path):
+                assert entry.iteration is not None
+                last[entry.iteration] = entry.output
+        return last
+
+    def _remember_outputs(self, inflight: InFlight, tx: Transaction) -> None:
+        """Keep the iteration outputs a checkpoint wrote for the loops that started here."""
+        for path, start in tx.loops.items():
+            remembered = inflight.child_outputs.get(path)
+            if remembered is None or remembered[0] != start:
+                continue
+            outputs = remembered[1]
+            for entry in tx.entries:
+                if direct_output(entry, path):
+                    assert entry.iteration is not None
+                    outputs[entry.iteration] = entry.output
+
+
+def _recover_to(kind: StepType, step: StepDef, path: str) -> str | None:
+    """The step (path) a resume continues at: for a halt its target, else the step itself."""
+    target = kind.resumes_at(step)
+    if target is None:
+        return None
+    parent, sep, _ = path.rpartition(":")
+    return f"{parent}{sep}{target}"

@@ -1,0 +1,140 @@
+"""Calling a service: the calling convention, timeouts, async callables and :func:`current`.
+
+Async callables are awaited (and cancelled on timeout); sync callables with a
+timeout run in a helper thread that is abandoned on timeout, its late result
+discarded. What the call returns is made JSON data (:func:`to_json`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ExecutionError
+from .calling import bind_arguments
+from .context import ContextSource, running
+from .outputs import to_json
+
+__all__ = ["invoke"]
+
+
+def invoke(
+    function: Callable[..., Any],
+    value: Any,
+    *,
+    source: ContextSource,
+    timeout: float | None,
+    where: str,
+) -> Any:
+    """Call ``function`` with ``value`` as its input; return its result as JSON data.
+
+    Args:
+        function: the service callable.
+        value: the step's resolved input (see :func:`bind_arguments`).
+        source: what :func:`flowkit.current` reports while the call runs.
+        timeout: seconds the call may take, or None.
+        where: the step, for messages (``step 'charge'``).
+
+    Raises:
+        ExecutionError: the call timed out, or its result is not JSON data.
+        TypeError: the input does not fit the callable's parameters.
+    """
+    args, kwargs = bind_arguments(function, value)
+    token = running.set(source)
+    try:
+        if _is_async(function):
+            result = _run_async(function(*args, **kwargs), timeout, where)
+        elif timeout is None:
+            result = function(*args, **kwargs)
+        else:
+            result = _run_with_timeout(function, args, kwargs, timeout, where)
+    finally:
+        running.reset(token)
+    return to_json(result, where)
+
+
+_async_cache: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, remembered per function (it is slow to ask)."""
+    key = getattr(function, "__func__", function)
+    try:
+        return _async_cache[key]
+    except (KeyError, TypeError):
+        found = inspect.iscoroutinefunction(function)
+        with contextlib.suppress(TypeError):  # not weak-referenceable: ask every time
+            _async_cache[key] = found
+        return found
+
+
+def _timed_out(where: str, timeout: float) -> ExecutionError:
+    return ExecutionError(f"{where[0].upper()}{where[1:]} timed out after {timeout:g}s")
+
+
+_loops = threading.local()
+
+
+def _run_async(coroutine: Any, timeout: float | None, where: str) -> Any:
+    async def bounded() -> Any:
+        if timeout is None:
+            return await coroutine
+        try:
+            return await asyncio.wait_for(coroutine, timeout)
+        except TimeoutError:
+            raise _timed_out(where, timeout) from None
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        runner = getattr(_loops, "runner", None)
+        if runner is None:
+            runner = _loops.runner = asyncio.Runner()
+        return runner.run(bounded())
+    # Called from inside an event loop: run the coroutine on a loop of its own.
+    box: dict[str, Any] = {}
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=lambda: context.run(_store_result, box, lambda: asyncio.run(bounded()))
+    )
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _store_result(box: dict[str, Any], function: Callable[[], Any]) -> None:
+    try:
+        box["value"] = function()
+    except BaseException as exc:
+        box["error"] = exc
+
+
+def _run_with_timeout(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout: float,
+    where: str,
+) -> Any:
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        context.run(_store_result, box, lambda: function(*args, **kwargs))
+        done.set()
+
+    threading.Thread(target=target, daemon=True, name=f"flowkit-call {where}").start()
+    if not done.wait(timeout):
+        raise _timed_out(where, timeout)  # the thread is abandoned; its result is discarded
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
