@@ -33,9 +33,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package, and the import contracts of its layers."""
     session.install("-e", ".[all,dev]")
     session.run("mypy", "--strict", "flowkit")
+    session.run("lint-imports", "--no-cache")
 
 
 @nox.session(python=PYTHON)

@@ -41,6 +41,16 @@ class LoopFrame:
     start: int
     count: int | None = None
 
+    def moved(self, *, at: str, index: int | None = None) -> LoopFrame:
+        """The frame at another body step (and iteration); cheaper than ``attrs.evolve``."""
+        return LoopFrame(
+            step=self.step,
+            at=at,
+            index=self.index if index is None else index,
+            start=self.start,
+            count=self.count,
+        )
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "step": self.step,

@@ -264,15 +264,16 @@ class RecordCodec:
         text_in: Convert | None = None,
     ) -> None:
         identity = None
-        self._in: dict[FieldKind, Convert | None] = {
-            FieldKind.ID: identity,
-            FieldKind.TEXT: text_in,
-            FieldKind.JSON: _optional(encode_json) if json_text else identity,
-            FieldKind.TIME: _optional(time_in),
-            FieldKind.INT: identity,
-            FieldKind.FLOAT: float,
-            FieldKind.STATUS: attrgetter("value"),
-            FieldKind.ACTION: attrgetter("value"),
+        # How each kind is written: a conversion (or None), and whether None stays None.
+        self._in: dict[FieldKind, tuple[Convert | None, bool]] = {
+            FieldKind.ID: (identity, False),
+            FieldKind.TEXT: (text_in, False),
+            FieldKind.JSON: (encode_json if json_text else identity, True),
+            FieldKind.TIME: (time_in, True),
+            FieldKind.INT: (identity, False),
+            FieldKind.FLOAT: (float, False),
+            FieldKind.STATUS: (attrgetter("value"), False),
+            FieldKind.ACTION: (attrgetter("value"), False),
         }
         self._out: dict[FieldKind, Convert | None] = {
             FieldKind.ID: identity,
@@ -302,13 +303,37 @@ class RecordCodec:
         Raises:
             KeyError: a name is not a field of ``cls``.
         """
-        fields = {field.name: field for field in attrs.fields(cls)}
-        steps = [(attrgetter(name), self._in[fields[name].metadata[_KIND]]) for name in names]
-
-        def encode(record: R) -> list[Any]:
-            return [get(record) if put is None else put(get(record)) for get, put in steps]
-
+        encode: Callable[[R], list[Any]] = self._compile(cls, names, "[{}]", "{value}")
         return encode
+
+    def document(self, cls: type[R], names: Sequence[str]) -> Callable[[R], dict[str, Any]]:
+        """A function from a record to a mapping of the fields ``names`` to their values.
+
+        Raises:
+            KeyError: a name is not a field of ``cls``.
+        """
+        encode: Callable[[R], dict[str, Any]] = self._compile(
+            cls, names, "{{{}}}", "{name!r}: {value}"
+        )
+        return encode
+
+    def _compile(self, cls: type[R], names: Sequence[str], outer: str, item: str) -> Any:
+        """Write the encoder as one expression, like attrs writes ``__init__``: it runs
+        for every checkpoint, and a loop over fields would cost twice as much."""
+        kinds = field_kinds(cls)
+        scope: dict[str, Any] = {}
+        items = []
+        for index, name in enumerate(names):
+            value = f"record.{name}"
+            convert, optional = self._in[kinds[name]]
+            if convert is not None:
+                scope[f"_{index}"] = convert
+                converted = f"_{index}({value})"
+                value = f"(None if {value} is None else {converted})" if optional else converted
+            items.append(item.format(name=name, value=value))
+        source = f"def encode(record):\n    return {outer.format(', '.join(items))}\n"
+        exec(compile(source, f"<flowkit {cls.__name__} encoder>", "exec"), scope)
+        return scope["encode"]
 
     def _values(self, cls: type[R], values: Mapping[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -349,13 +374,13 @@ class RecordCodec:
 DOCUMENT = RecordCodec()
 """Records as JSON data: times as ISO-8601 text, JSON fields nested (memory and Redis stores)."""
 
-_execution_document = DOCUMENT.encoder(Execution, EXECUTION_FIELDS)
-_entry_document = DOCUMENT.encoder(Entry, ENTRY_FIELDS)
+_execution_document = DOCUMENT.document(Execution, EXECUTION_FIELDS)
+_entry_document = DOCUMENT.document(Entry, ENTRY_FIELDS)
 
 
 def execution_to_dict(execution: Execution) -> dict[str, Any]:
     """The execution as JSON data (times as ISO-8601 text)."""
-    return dict(zip(EXECUTION_FIELDS, _execution_document(execution), strict=True))
+    return _execution_document(execution)
 
 
 def execution_from_dict(data: Mapping[str, Any]) -> Execution:
@@ -365,7 +390,7 @@ def execution_from_dict(data: Mapping[str, Any]) -> Execution:
 
 def entry_to_dict(entry: Entry) -> dict[str, Any]:
     """The entry as JSON data."""
-    return dict(zip(ENTRY_FIELDS, _entry_document(entry), strict=True))
+    return _entry_document(entry)
 
 
 def entry_from_dict(data: Mapping[str, Any]) -> Entry:

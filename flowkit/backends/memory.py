@@ -50,13 +50,13 @@ def _first_frame_outside_flowkit() -> int:
 
 #: Fields set by ``create`` that a checkpoint never rewrites, but the input (kept as text).
 _FIXED = tuple(name for name in FIXED_FIELDS if name != "input")
-_fixed_values = DOCUMENT.encoder(Execution, _FIXED)
-_record_values = DOCUMENT.encoder(Execution, CHECKPOINT_FIELDS)
-_entry_values = DOCUMENT.encoder(Entry, ENTRY_FIELDS)
+_fixed_document = DOCUMENT.document(Execution, _FIXED)
+_record_document = DOCUMENT.document(Execution, CHECKPOINT_FIELDS)
+_entry_document = DOCUMENT.document(Entry, ENTRY_FIELDS)
 
 
 def _record_text(execution: Execution) -> str:
-    return encode_json(dict(zip(CHECKPOINT_FIELDS, _record_values(execution), strict=True)))
+    return encode_json(_record_document(execution))
 
 
 class _Slot:
@@ -141,7 +141,7 @@ class MemoryStore:
         execution = utc_execution(execution)
         input_json = encode_json(execution.input)
         record = _record_text(execution)
-        fixed = dict(zip(_FIXED, _fixed_values(execution), strict=True))
+        fixed = _fixed_document(execution)
         with self._lock:
             self._check_open()
             if execution.id in self._slots:
@@ -178,10 +178,7 @@ class MemoryStore:
         execution = utc_execution(execution)
         check_checkpoint(execution, entries, expected_version)
         record = _record_text(execution)
-        texts = [
-            encode_json(dict(zip(ENTRY_FIELDS, _entry_values(utc_entry(entry)), strict=True)))
-            for entry in entries
-        ]
+        texts = [encode_json(_entry_document(utc_entry(entry))) for entry in entries]
         previous_seq = execution.seq - len(entries)
         with self._lock:
             self._check_open()

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from ..abc import Clock, Store
+from ..cursor import Cursor
 from ..errors import ConflictError, FlowkitError
 from ..records import Entry, Execution, Status
 
@@ -41,6 +42,22 @@ class InFlight:
         # loop path: (the loop's start seq, {iteration: output}), so that a loop's
         # end need not read its entries back.
         self.child_outputs: dict[str, tuple[int, dict[int, Any]]] = {}
+        # The typed cursor of the last record written here, and the JSON it wrote, so
+        # the next step need not read the JSON again.
+        self._cursor: tuple[dict[str, Any], Cursor] | None = None
+
+    def cursor_of(self, record: Execution) -> Cursor:
+        """The typed cursor of ``record`` (read once per record written here)."""
+        known = self._cursor
+        if known is not None and known[0] is record.cursor:
+            return known[1]
+        cursor = Cursor.of(record)
+        self._cursor = (record.cursor, cursor)
+        return cursor
+
+    def remember_cursor(self, written: dict[str, Any], cursor: Cursor) -> None:
+        """The cursor just written, as JSON and typed (lease renewals keep the same JSON)."""
+        self._cursor = (written, cursor)
 
     def refresh(self, record: Execution) -> None:
         """Adopt a record read back from the store (after a conflict)."""

@@ -17,14 +17,14 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..abc import Clock, Decision, Inner
+from ..abc import Clock, Decision, Inner, Store
 from ..cursor import Frame
 from ..definitions import StepDef, WorkflowDef
 from ..errors import ConflictError
 from ..expressions import Scope, resolve
 from ..records import Execution
 from ..services import ServiceRegistry, StepContext, invoke
-from .transaction import Transaction
+from .transaction import History, Transaction
 
 __all__ = ["Children", "Machine", "StepRun"]
 
@@ -51,6 +51,7 @@ class Children(Protocol):
 class Machine(Protocol):
     """What a :class:`StepRun` needs of the stepper that made it."""
 
+    store: Store
     clock: Clock
     services: ServiceRegistry
     resources: Mapping[str, Any]
@@ -87,16 +88,11 @@ class StepRun:
         "attempt",
         "branch",
         "deadline",
-        "execution_id",
-        "frame",
-        "input",
         "iteration",
-        "key",
         "path",
         "state",
         "step",
         "visit",
-        "workflow",
     )
 
     def __init__(
@@ -105,49 +101,81 @@ class StepRun:
         tx: Transaction,
         step: StepDef,
         path: str,
-        scope: Scope,
-        *,
-        attempt: int,
-        iteration: int | None,
-        visit: int,
-        deadline: float | None,
         local: Mapping[str, Any] | None,
+        iteration: int | None,
+        attempt: int,
+        visit: int,
         frames: tuple[Frame, ...] = (),
         mode: str = "run",
         decision: Decision | None = None,
         branch: str | None = None,
         state: Mapping[str, Any] | None = None,
     ) -> None:
-        execution = tx.base
         self._machine = machine
         self._tx = tx
-        self._scope = scope
+        self._scope: Scope | None = None
         self._local = local
         self._frames = frames
         self._mode = mode
         self._decision = decision
-        self.workflow: WorkflowDef = tx.wf
         self.step = step
         self.path = path
-        self.execution_id = execution.id
-        self.input: Mapping[str, Any] = execution.input
         self.attempt = attempt
         self.iteration = iteration
         self.visit = visit
-        self.key = f"{execution.id}:{path}:{visit}"
-        self.deadline = deadline
         self.branch = branch
         self.state = state
-        self.frame: Frame | None = frames[0] if frames else None
+        # The time the step must finish by: a sub-workflow's bound, or the workflow's timeout.
+        deadline = tx.deadline
+        if tx.wf.timeout is not None:
+            elapsed = (tx.now - tx.base.created_at).total_seconds()
+            limit = time.monotonic() + max(tx.wf.timeout - elapsed, 0.0)
+            deadline = limit if deadline is None else min(deadline, limit)
+        self.deadline = deadline
 
     # --- what the step reads -------------------------------------------------------------------
 
     @property
+    def workflow(self) -> WorkflowDef:
+        """The workflow's definition."""
+        return self._tx.wf
+
+    @property
+    def execution_id(self) -> str:
+        """The execution."""
+        return self._tx.base.id
+
+    @property
+    def input(self) -> Mapping[str, Any]:
+        """The execution's input."""
+        return self._tx.base.input
+
+    @property
+    def key(self) -> str:
+        """The idempotency key of this visit of the step."""
+        return f"{self._tx.base.id}:{self.path}:{self.visit}"
+
+    @property
+    def frame(self) -> Frame | None:
+        """This step's frame, when the execution is inside it (steps that hold steps)."""
+        return self._frames[0] if self._frames else None
+
+    @property
     def scope(self) -> Scope:
         """What references read; it follows ctx as nested steps change it."""
+        tx = self._tx
         scope = self._scope
-        if scope.ctx is not self._tx.ctx:
-            scope = self._scope = scope.with_ctx(self._tx.ctx)
+        if scope is None:
+            execution = tx.base
+            scope = self._scope = Scope(
+                tx.ctx,
+                history=History(self._machine.store, execution.id, tx.entries),
+                now=self._machine.clock.now,
+                local=self._local,
+                input=execution.input,
+            )
+        elif scope.ctx is not tx.ctx:
+            scope = self._scope = scope.with_ctx(tx.ctx)
         return scope
 
     @property
@@ -177,9 +205,10 @@ class StepRun:
 
     def remaining(self, timeout: float | None) -> float | None:
         """The time the step may take: its own ``timeout`` bounded by the deadline."""
-        if self.deadline is None:
+        deadline = self.deadline
+        if deadline is None:
             return timeout
-        left = max(self.deadline - time.monotonic(), 0.0)
+        left = max(deadline - time.monotonic(), 0.0)
         return left if timeout is None else min(timeout, left)
 
     def context(self) -> StepContext:

@@ -21,17 +21,16 @@ from typing import Any
 import attrs
 
 from ..abc import Decision, Inner, Outcome, StepType, step_type
-from ..cursor import Cursor, Frame, LoopFrame, ParallelFrame
+from ..cursor import EMPTY, Cursor, Frame, LoopFrame, ParallelFrame
 from ..definitions import StepDef, WorkflowDef
 from ..errors import ExecutionError
-from ..expressions import Scope
 from ..records import Action, Entry, Execution, Status
 from ..services import ServiceRegistry
 from .events import Event, EventBus
 from .leases import InFlight, Leases
 from .results import Advance, FanOut
 from .runtime import Children, StepRun
-from .transaction import History, Transaction, error_text
+from .transaction import Transaction, error_text
 
 __all__ = ["RESUME", "RUN", "TIMER", "Stepper", "kind_of", "workflow_deadline"]
 
@@ -42,25 +41,11 @@ RUN, RESUME, TIMER = "run", "resume", "timer"
 
 
 # --- what a level of nesting reports upward ----------------------------------------------------
-
-
-@attrs.frozen
-class Goto:
-    """The graph at this level goes on at ``target``."""
-
-    target: str
-
-
-@attrs.frozen
-class Exit:
-    """The graph at this level ended (top level: the workflow; body: the iteration)."""
-
-
-@attrs.frozen
-class Stay:
-    """The execution stays at this level's step, inside these frames."""
-
-    frames: tuple[Frame, ...]
+#
+# A level's graph goes on at a step, ends (top level: the workflow; body: the
+# iteration), or stays inside its step at some frames: an ``Inner`` says which,
+# as it does for ``Runtime.descend``. Or the step failed unhandled (``Fail``), or
+# an end step finished the workflow (``Finish``).
 
 
 @attrs.frozen
@@ -82,8 +67,8 @@ class Done:
     outcome: Outcome
 
 
-Moved = Goto | Exit | Stay | Fail | Finish
-Ran = Done | Stay | Fail | Finish
+Moved = Inner | Fail | Finish
+Ran = Done | Inner | Fail | Finish
 
 
 class _Unhandled(BaseException):
@@ -215,7 +200,7 @@ class Stepper:
                 f"execution '{execution.id}' is at step '{execution.current_step}', which "
                 f"workflow '{tx.wf.id}' does not have"
             )
-        tx.cursor = Cursor.of(execution)
+        tx.cursor = inflight.cursor_of(execution)
         moved = self._level(tx, tx.wf.steps, step, "", tx.cursor.frames, None, None, mode, decision)
         return self._settle(tx, inflight, moved)
 
@@ -223,11 +208,11 @@ class Stepper:
 
     def _settle(self, tx: Transaction, inflight: InFlight, moved: Moved) -> Advance:
         frames: tuple[Frame, ...] = ()
-        if isinstance(moved, Goto):
-            tx.current_step = moved.target
-        elif isinstance(moved, Stay):
+        if isinstance(moved, Inner) and moved.frames is not None:
             frames = moved.frames
-        elif isinstance(moved, (Exit, Finish)):
+        elif isinstance(moved, Inner) and moved.target is not None:
+            tx.current_step = moved.target
+        elif isinstance(moved, (Inner, Finish)):
             tx.status = Status.COMPLETED
             tx.result = tx.ctx.get("result")
             tx.current_step = None
@@ -248,11 +233,10 @@ class Stepper:
     def commit(self, tx: Transaction, inflight: InFlight, frames: tuple[Frame, ...]) -> Advance:
         """Write the transaction as one checkpoint, then emit its events."""
         if frames or tx.visit is not None:
-            cursor = Cursor(
-                frames=frames, attempt=tx.attempt, visit=tx.visit, state=tx.state
-            ).to_json()
+            typed = Cursor(frames=frames, attempt=tx.attempt, visit=tx.visit, state=tx.state)
+            cursor = typed.to_json()
         else:
-            cursor = {}
+            typed, cursor = EMPTY, {}
         running = tx.status is Status.RUNNING
         lease = self.leases.duration
         # A retry waits tx.delay before its next attempt: nobody may recover it sooner.
@@ -286,6 +270,7 @@ class Stepper:
             )
 
         record = inflight.write(self.store, build, tx.entries, tx.base.version)
+        inflight.remember_cursor(cursor, typed)
         if tx.loops:
             self._remember_outputs(inflight, tx)
         for name, step_id, payload in tx.events:
@@ -341,14 +326,14 @@ class Stepper:
             if ran.outcome.finish:
                 return Finish()
             if ran.outcome.target is None:
-                return Exit()
-            return Goto(ran.outcome.target)
+                return Inner()  # the graph at this level ended
+            return Inner(target=ran.outcome.target)
         if isinstance(ran, Fail) and step.on_error is not None:
             error = ran.error
             tx.update(
                 {"_last_error": {"step": path, "type": type(error).__name__, "message": str(error)}}
             )
-            return Goto(step.on_error)
+            return Inner(target=step.on_error)
         return ran
 
     def runtime(
@@ -368,35 +353,20 @@ class Stepper:
         state: Mapping[str, Any] | None = None,
     ) -> StepRun:
         """The runtime a step sees (see :class:`flowkit.abc.Runtime`)."""
-        execution = tx.base
-        deadline = tx.deadline
-        if tx.wf.timeout is not None:
-            elapsed = (tx.now - execution.created_at).total_seconds()
-            limit = time.monotonic() + max(tx.wf.timeout - elapsed, 0.0)
-            deadline = limit if deadline is None else min(deadline, limit)
-        scope = Scope(
-            tx.ctx,
-            history=History(self.store, execution.id, tx.entries),
-            now=self.clock.now,
-            local=local,
-            input=execution.input,
-        )
         return StepRun(
             self,
             tx,
             step,
             path,
-            scope,
-            attempt=attempt,
-            iteration=iteration,
-            visit=visit,
-            deadline=deadline,
-            local=local,
-            frames=frames,
-            mode=mode,
-            decision=decision,
-            branch=branch,
-            state=state,
+            local,
+            iteration,
+            attempt,
+            visit,
+            frames,
+            mode,
+            decision,
+            branch,
+            state,
         )
 
     # --- a step that holds no steps ------------------------------------------------------------
@@ -440,7 +410,7 @@ class Stepper:
             # Part of the step is done (an agent's model turn): keep it, run it again.
             tx.keep(visit=visit, attempt=attempt, state=outcome.progress)
             tx.update(outcome.updates)
-            return Stay(())
+            return Inner(frames=())  # stay at this step
         tx.update(outcome.updates)
         tx.entry(
             path,
@@ -469,7 +439,7 @@ class Stepper:
             tx.event("step.completed", path, output=outcome.output, **outcome.payload)
         if outcome.stay:
             tx.keep(visit=visit, state=run.state)  # a halt keeps the step's progress
-            return Stay(())
+            return Inner(frames=())  # stay at this step
         return Done(outcome)
 
     def _failed(
@@ -500,7 +470,7 @@ class Stepper:
         tx.keep(visit=run.visit, attempt=run.attempt + 1, state=run.state)
         tx.delay = delay
         tx.event("step.retrying", run.path, attempt=run.attempt, error=error, delay=delay)
-        return Stay(())
+        return Inner(frames=())  # stay at this step
 
     # --- a step that holds steps ---------------------------------------------------------------
 
@@ -548,7 +518,7 @@ class Stepper:
                 tx.loops[path] = own.start
                 if frame is None:  # the loop starts in this process: remember its outputs
                     tx.inflight.child_outputs[path] = (own.start, {})
-            return Stay(outcome.inside)
+            return Inner(frames=outcome.inside)
         if outcome.branches is not None:
             return self._fan_out(tx, step, path, frame, local, iteration, outcome.branches)
         if tx.inflight is not None:
@@ -586,7 +556,7 @@ class Stepper:
         done = frame.done
         pending = tuple(branch for branch in branches if branch not in done)
         tx.fanout = FanOut(path=path, visit=frame.start, branches=pending)
-        return Stay((frame,))
+        return Inner(frames=(frame,))
 
     # --- what StepRun asks of its stepper (the Machine protocol) ------------------------------
 
@@ -614,12 +584,8 @@ class Stepper:
             )
         except Exception as exc:
             raise _Escaped(exc) from None
-        if isinstance(moved, Goto):
-            return Inner(target=moved.target)
-        if isinstance(moved, Exit):
-            return Inner()
-        if isinstance(moved, Stay):
-            return Inner(frames=moved.frames)
+        if isinstance(moved, Inner):
+            return moved
         raise _Unhandled(moved)
 
     def child_outputs(self, run: StepRun, since: int) -> dict[int, Any]:

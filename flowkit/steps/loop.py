@@ -207,7 +207,7 @@ class Loop(StepType):
             if position + 1 < len(config.do) and (body_type is None or body_type.falls_through):
                 target = config.do[position + 1].id
         if target is not None:
-            return Outcome(inside=(attrs.evolve(frame, at=target),))
+            return Outcome(inside=(frame.moved(at=target),))
         return self._next_iteration(run, config, frame)
 
     def _enter(self, run: Runtime, config: LoopConfig) -> LoopFrame | None:
@@ -266,7 +266,7 @@ class Loop(StepType):
                     f"loop '{run.path}' ran {config.max} iterations, its max, and was not done"
                 )
                 return self._exhausted(config, exhausted)
-        return Outcome(inside=(attrs.evolve(frame, index=index, at=config.do[0].id),))
+        return Outcome(inside=(frame.moved(at=config.do[0].id, index=index),))
 
     def _outputs(self, run: Runtime, frame: LoopFrame) -> list[Any]:
         """Each iteration's last output, in order."""

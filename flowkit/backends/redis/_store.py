@@ -138,13 +138,13 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
 _ENTRY_KEYS = tuple(name for name in ENTRY_FIELDS if name not in ("id", "execution_id"))
 #: The fields ``create`` writes once (``f``), the input apart (``in``).
 _FIXED_KEYS = tuple(name for name in FIXED_FIELDS if name != "input")
-_entry_values = DOCUMENT.encoder(Entry, _ENTRY_KEYS)
-_fixed_values = DOCUMENT.encoder(Execution, _FIXED_KEYS)
-_state_values = DOCUMENT.encoder(Execution, CHECKPOINT_FIELDS)
+_entry_document = DOCUMENT.document(Entry, _ENTRY_KEYS)
+_fixed_document = DOCUMENT.document(Execution, _FIXED_KEYS)
+_state_document = DOCUMENT.document(Execution, CHECKPOINT_FIELDS)
 
 
 def _entry_text(entry: Entry) -> bytes:
-    return encode_json(dict(zip(_ENTRY_KEYS, _entry_values(entry), strict=True))).encode()
+    return encode_json(_entry_document(entry)).encode()
 
 
 def _entry(execution_id: str, text: bytes | str) -> Entry:
@@ -153,12 +153,12 @@ def _entry(execution_id: str, text: bytes | str) -> Entry:
 
 def _fixed_text(execution: Execution) -> bytes:
     """``f``: the fields :meth:`RedisStore.create` writes once, as JSON."""
-    return encode_json(dict(zip(_FIXED_KEYS, _fixed_values(execution), strict=True))).encode()
+    return encode_json(_fixed_document(execution)).encode()
 
 
 def _state_text(execution: Execution) -> bytes:
     """``d``: every field a checkpoint rewrites, as JSON."""
-    return encode_json(dict(zip(CHECKPOINT_FIELDS, _state_values(execution), strict=True))).encode()
+    return encode_json(_state_document(execution)).encode()
 
 
 def _execution(fixed: bytes | str, input_text: bytes | str, state: bytes | str) -> Execution:
