@@ -267,14 +267,11 @@ class Runtime(Protocol):
     def resume_child(self, child_id: str, decision: Decision) -> None:
         """Apply ``decision`` to the child if it is halted."""
 
-    def descend(
-        self,
-        steps: Sequence[StepDef],
-        step: StepDef,
-        variables: Mapping[str, Any],
-        iteration: int | None,
-    ) -> Inner:
-        """Run ``step`` of a nested graph (``steps``) one level down, with ``variables`` in scope.
+    def descend(self, step: StepDef, variables: Mapping[str, Any], iteration: int | None) -> Inner:
+        """Run ``step``, a step of this step's nested graph, one level down.
+
+        ``variables`` are in scope for it (a loop's ``item`` and ``index``), and
+        ``iteration`` is recorded on its entries.
 
         A failure of the nested step that it does not handle itself fails this
         step the same way, and an ``end`` inside finishes the workflow: neither

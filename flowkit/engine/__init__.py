@@ -26,7 +26,6 @@ from .engine import Engine, Handle
 from .events import EVENT_NAMES, Event, EventBus
 from .position import has_position, step_levels
 from .results import Advance, FanOut, HaltInfo, Result
-from .runtime import StepRun
 
 __all__ = [
     "EVENT_NAMES",
@@ -39,7 +38,6 @@ __all__ = [
     "Handle",
     "InlineDriver",
     "Result",
-    "StepRun",
     "SystemClock",
     "ThreadDriver",
     "default_engine",

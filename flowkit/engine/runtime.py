@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -36,7 +36,7 @@ class Children(Protocol):
         """Whether an execution with this id exists."""
 
     def create_child(self, workflow_id: str, input: Any, *, child_id: str, parent_id: str) -> None:
-        """Create the child execution (nothing happens when it exists already)."""
+        """Create the child execution (``ConflictError`` when it exists already)."""
 
     def run_child(self, child_id: str, deadline: float | None) -> Execution:
         """Advance the child until it completes, fails or halts; its record then."""
@@ -58,12 +58,7 @@ class Machine(Protocol):
     children: Children
 
     def descend(
-        self,
-        run: StepRun,
-        steps: Sequence[StepDef],
-        step: StepDef,
-        variables: Mapping[str, Any],
-        iteration: int | None,
+        self, run: StepRun, step: StepDef, variables: Mapping[str, Any], iteration: int | None
     ) -> Inner:
         """Run a nested step one level below ``run``."""
 
@@ -284,15 +279,9 @@ class StepRun:
 
     # --- nested steps --------------------------------------------------------------------------
 
-    def descend(
-        self,
-        steps: Sequence[StepDef],
-        step: StepDef,
-        variables: Mapping[str, Any],
-        iteration: int | None,
-    ) -> Inner:
-        """Run a step of a nested graph one level down (see :class:`flowkit.abc.Runtime`)."""
-        return self._machine.descend(self, steps, step, variables, iteration)
+    def descend(self, step: StepDef, variables: Mapping[str, Any], iteration: int | None) -> Inner:
+        """Run a step of this step's nested graph one level down (see ``Runtime.descend``)."""
+        return self._machine.descend(self, step, variables, iteration)
 
     def child_outputs(self, since: int) -> Mapping[int, Any]:
         """The last output per iteration of the steps directly inside this step."""

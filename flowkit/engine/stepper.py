@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from .results import Advance, FanOut
 from .runtime import Children, StepRun
 from .transaction import Transaction, error_text
 
-__all__ = ["RESUME", "RUN", "TIMER", "Stepper", "kind_of", "workflow_deadline"]
+__all__ = ["RESUME", "RUN", "TIMER", "Stepper", "kind_of", "retry_delay", "workflow_deadline"]
 
 log = logging.getLogger("flowkit")
 
@@ -60,7 +60,7 @@ class Finish:
     """An end step ran: the workflow is complete."""
 
 
-@attrs.frozen
+@attrs.define  # not frozen: one is made per step
 class Done:
     """The step at this level finished with an outcome."""
 
@@ -133,10 +133,8 @@ class Stepper:
     """Runs one step at an execution's position and writes its checkpoint.
 
     Args:
-        store: the store (through ``leases``).
-        clock: the engine's clock.
+        leases: how running executions are held (the store and the clock with them).
         events: where events go once a checkpoint is written.
-        leases: how running executions are held.
         hands_off: steps travel through a queue, so a running execution's lease
             is released between steps (the next worker claims it).
         services: the service registry steps call.
@@ -201,7 +199,7 @@ class Stepper:
                 f"workflow '{tx.wf.id}' does not have"
             )
         tx.cursor = inflight.cursor_of(execution)
-        moved = self._level(tx, tx.wf.steps, step, "", tx.cursor.frames, None, None, mode, decision)
+        moved = self._level(tx, step, "", tx.cursor.frames, None, None, mode, decision)
         return self._settle(tx, inflight, moved)
 
     # --- checkpoints ---------------------------------------------------------------------------
@@ -298,7 +296,6 @@ class Stepper:
     def _level(
         self,
         tx: Transaction,
-        graph: Sequence[StepDef],
         step: StepDef,
         prefix: str,
         frames: tuple[Frame, ...],
@@ -561,19 +558,13 @@ class Stepper:
     # --- what StepRun asks of its stepper (the Machine protocol) ------------------------------
 
     def descend(
-        self,
-        run: StepRun,
-        steps: Sequence[StepDef],
-        step: StepDef,
-        variables: Mapping[str, Any],
-        iteration: int | None,
+        self, run: StepRun, step: StepDef, variables: Mapping[str, Any], iteration: int | None
     ) -> Inner:
         """Run a nested step one level below ``run``'s step."""
         local = {**run._local, **variables} if run._local else dict(variables)
         try:
             moved = self._level(
                 run._tx,
-                steps,
                 step,
                 f"{run.path}:",
                 run._frames[1:],

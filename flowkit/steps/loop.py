@@ -196,7 +196,7 @@ class Loop(StepType):
             frame = entered
         variables = self._variables(run, config, frame)
         body = next(child for child in config.do if child.id == frame.at)
-        inner = run.descend(config.do, body, variables, frame.index)
+        inner = run.descend(body, variables, frame.index)
         if inner.frames is not None:
             return Outcome(inside=(frame, *inner.frames))
         target = inner.target
