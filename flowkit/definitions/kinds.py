@@ -177,9 +177,11 @@ def kind(name: str) -> StepKind | None:
     return found
 
 
-def kinds() -> Mapping[str, StepKind]:
-    """Every registered step type, by name."""
-    _load_plugins()
+def kinds(*, load_plugins: bool = True) -> Mapping[str, StepKind]:
+    """Every registered step type, by name; without ``load_plugins``, only those
+    registered so far (no ``flowkit.steps`` entry point is imported)."""
+    if load_plugins:
+        _load_plugins()
     return dict(_kinds)
 
 

@@ -35,7 +35,7 @@ from ..definitions import (
     check,
     did_you_mean,
 )
-from ..definitions.kinds import extensions
+from ..definitions.kinds import extensions, kinds
 from ..errors import ValidationError
 from ..frozen import FrozenDict
 from ..services import default_registry as default_services
@@ -112,10 +112,11 @@ def _message(exc: BaseException) -> str:
 def caller() -> SourceLocation:
     """Where user code called into the DSL: the first frame outside flowkit, outside
     step types' builders, and outside contextlib (which runs ``with wf.loop(...)``)."""
+    # A builder that runs is registered already: no plugin needs loading to find it.
     builders = {
-        getattr(inspect.unwrap(kind.build), "__code__", None)
-        for kind in step_types().values()
-        if kind.build is not None
+        getattr(inspect.unwrap(build), "__code__", None)
+        for kind in kinds(load_plugins=False).values()
+        if (build := getattr(kind, "build", None)) is not None
     }
     frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and (

@@ -37,6 +37,17 @@ def test_importing_flowkit_does_not_import_the_ai_extension() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_declaring_a_python_workflow_does_not_import_the_ai_extension() -> None:
+    code = (
+        "import sys, flowkit\n"
+        "wf = flowkit.Workflow('w')\n"
+        "wf.assign('a', set={'x': 1})\n"
+        "print('flowkit.ai' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_the_extension_is_loaded_through_its_entry_point_when_a_workflow_needs_it() -> None:
     code = (
         "import sys, flowkit\n"
