@@ -22,6 +22,10 @@ from flowkit.expressions.references import Scope
 from flowkit.frozen import FrozenDict, freeze
 
 LONG_PATTERN = "a" * (MAX_PATTERN_LENGTH + 1)
+RE2_HINT = (
+    "patterns use RE2 syntax, which has no backreferences or lookaround and writes \\Z as \\z; "
+    "see https://github.com/google/re2/wiki/Syntax"
+)
 
 
 def test_the_sixteen_ops() -> None:
@@ -115,6 +119,11 @@ def test_the_sixteen_ops() -> None:
         pytest.param("matches", "order-42", r"^\d+$", False, id="matches-anchored"),
         pytest.param("matches", 42, r"\d+", False, id="matches-non-str"),
         pytest.param("matches", None, r".*", False, id="matches-none"),
+        pytest.param("matches", "a" * 40 + "!", r"(a+)+$", False, id="matches-no-backtracking"),
+        pytest.param("matches", "aaaa", r"(a+)+$", True, id="matches-nested-repeat"),
+        pytest.param("matches", "end", r"end\z", True, id="matches-re2-end-of-text"),
+        pytest.param("matches", "Ωμέγα", r"^\p{Greek}+$", True, id="matches-re2-class"),
+        pytest.param("matches", "a\ud800b", r"a.b", True, id="matches-lone-surrogate"),
         # in / not_in
         pytest.param("in", 2, [1, 2], True, id="in-list"),
         pytest.param("in", 2, (1.0, 2.0), True, id="in-frozen-list-float"),
@@ -255,6 +264,15 @@ def test_evaluate_raises_when_the_condition_cannot_be_evaluated() -> None:
         evaluate("order.total", "contains", 1, SCOPE)
 
 
+def test_a_referenced_pattern_re2_cannot_compile_cannot_be_evaluated() -> None:
+    scope = Scope({"text": "aa", "pattern": r"(a)\1"})
+    with pytest.raises(ConditionError) as info:
+        evaluate("text", "matches", "$pattern", scope)
+    assert str(info.value) == (
+        f"matches: pattern '(a)\\\\1' does not compile: invalid escape sequence: \\1 ({RE2_HINT})"
+    )
+
+
 @pytest.mark.parametrize(
     ("op", "value", "problems"),
     [
@@ -296,6 +314,34 @@ def test_evaluate_raises_when_the_condition_cannot_be_evaluated() -> None:
         pytest.param(
             "matches", 12, ["matches: pattern must be a str, got an int"], id="matches-int"
         ),
+        pytest.param(
+            "matches",
+            r"(a)\1",
+            [
+                "matches: pattern '(a)\\\\1' does not compile: invalid escape sequence: \\1 "
+                f"({RE2_HINT})"
+            ],
+            id="matches-backreference",
+        ),
+        pytest.param(
+            "matches",
+            r"^(?!test)",
+            [
+                "matches: pattern '^(?!test)' does not compile: invalid perl operator: (?! "
+                f"({RE2_HINT})"
+            ],
+            id="matches-lookahead",
+        ),
+        pytest.param(
+            "matches",
+            r"done\Z",
+            [
+                "matches: pattern 'done\\\\Z' does not compile: invalid escape sequence: \\Z "
+                f"({RE2_HINT})"
+            ],
+            id="matches-python-end-of-text",
+        ),
+        pytest.param("matches", r"done\z", [], id="matches-re2-end-of-text"),
         pytest.param("in", ("a", "b"), [], id="in-frozen-list"),
         pytest.param("in", "abc", [], id="in-str"),
         pytest.param("not_in", FrozenDict({"a": 1}), [], id="not-in-frozen-dict"),
@@ -333,6 +379,11 @@ def test_evaluate_raises_when_the_condition_cannot_be_evaluated() -> None:
 )
 def test_check_condition(op: str, value: Any, problems: list[str]) -> None:
     assert check_condition(op, value) == problems
+
+
+def test_a_pattern_nested_too_deep_for_python_gets_the_re2_message() -> None:
+    [problem] = check_condition("matches", "(" * 498 + "a" + ")" * 498 + r"\1")
+    assert problem.endswith(f"does not compile: invalid escape sequence: \\1 ({RE2_HINT})")
 
 
 @pytest.mark.parametrize(

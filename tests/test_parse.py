@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import invoke
 
 import flowkit
 from flowkit import (
@@ -19,6 +20,7 @@ from flowkit import (
     Problem,
     Route,
     RouterConfig,
+    SourceLocation,
     StepDef,
     TransformConfig,
     TransformOp,
@@ -26,6 +28,7 @@ from flowkit import (
     WorkflowDef,
 )
 from flowkit.abc import step_types
+from flowkit.definitions.loading import MAX_ALIAS_NODES
 
 GEM_WORKFLOW = Path(__file__).parent / "data" / "gem_order_fulfillment.yml"
 
@@ -303,6 +306,18 @@ def test_keys_that_yaml_would_read_as_booleans_stay_text() -> None:
             "(each key may appear once)",
             id="duplicate-top-level-key",
         ),
+        pytest.param(
+            "id: w\nsteps: [*nowhere]\n",
+            (2, 9),
+            "YAML syntax error: found undefined alias",
+            id="undefined-alias",
+        ),
+        pytest.param(
+            "id: w\nsteps: &s [*s]\n",
+            (2, 8),
+            "YAML syntax error: found unconstructable recursive node",
+            id="recursive-alias",
+        ),
     ],
 )
 def test_yaml_errors_give_file_line_and_column(
@@ -335,6 +350,99 @@ def test_yaml_errors_raise_validation_error_from_load_and_are_listed_by_check() 
 def test_a_second_document_is_an_error() -> None:
     [problem] = problems("id: w\n---\nid: v\n")
     assert "expected a single document in the stream" in problem
+
+
+# --- YAML aliases: a budget, so that a small file cannot expand to a huge one -------------------
+
+# "Billion laughs": 9**9 strings in under 600 bytes. Aliases repeat 90 nodes on line 8, 819 on
+# line 9, 7380 on line 10; the first '*d' of line 11 takes the total past 10000.
+ALIAS_BOMB = """\
+id: bomb
+steps:
+  - {id: start, type: start, next: set}
+  - id: set
+    type: assign
+    set:
+      a: &a [x, x, x, x, x, x, x, x, x]
+      b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+      c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+      d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+      e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+      f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+      g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+      h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+      i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+    next: done
+  - {id: done, type: end}
+"""
+TOO_MANY_ALIASES = (
+    "YAML aliases repeat more than 10000 nodes in all, at '*d' (the limit for a workflow "
+    "file); write the repeated values out, or alias fewer and smaller values"
+)
+
+
+@pytest.mark.timeout(10)  # without the budget, this test runs for minutes
+def test_an_alias_bomb_is_refused_at_the_alias_past_the_budget(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yml"
+    path.write_text(ALIAS_BOMB, encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        flowkit.load(path)
+    [problem] = info.value.problems
+    assert problem == f"{path}:11:14: {TOO_MANY_ALIASES}"
+    assert problem.location == SourceLocation(file=str(path), line=11, column=14)
+    assert flowkit.check(ALIAS_BOMB) == [f"<string>:11:14: {TOO_MANY_ALIASES}"]
+
+
+@pytest.mark.timeout(10)  # without the budget, this test runs for minutes
+def test_validate_refuses_an_alias_bomb(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yml"
+    path.write_text(ALIAS_BOMB, encoding="utf-8")
+    result = invoke("validate", path)
+    assert result.exit_code == 1
+    assert result.stdout == f"error: {path}:11:14: {TOO_MANY_ALIASES}\n"
+    assert result.stderr == "1 problem found\n"
+
+
+def repeated(times: int) -> str:
+    """A workflow whose aliases repeat a list of 99 strings (100 nodes) ``times`` times."""
+    aliases = ", ".join(["*row"] * times)
+    return (
+        "id: w\nsteps:\n  - id: set\n    type: assign\n    set:\n"
+        f"      row: &row [{', '.join(['x'] * 99)}]\n      rows: [{aliases}]\n"
+    )
+
+
+def test_aliases_may_repeat_up_to_the_budget() -> None:
+    assert MAX_ALIAS_NODES == 10_000
+    [step] = flowkit.load(repeated(100)).steps
+    assert step.config.set["rows"] == (("x",) * 99,) * 100
+    [problem] = problems(repeated(101))
+    column = len("      rows: [") + len("*row, ") * 100 + 1  # the 101st alias
+    assert problem.location == SourceLocation(file="<string>", line=7, column=column)
+    assert "YAML aliases repeat more than 10000 nodes in all, at '*row'" in problem
+
+
+def test_anchors_and_merge_keys_share_settings_between_steps() -> None:
+    wf = flowkit.load(
+        textwrap.dedent(
+            """\
+            id: shared
+            steps:
+              - {id: start, type: start, next: charge}
+              - id: charge
+                type: call
+                service: Payments
+                method: charge
+                <<: &retry {retries: 3, retry_delay: 2}
+                next: notify
+              - {id: notify, type: call, service: Mail, method: send, <<: *retry}
+            """
+        )
+    )
+    assert [(step.config.retries, step.config.retry_delay) for step in wf.steps[1:]] == [
+        (3, 2),
+        (3, 2),
+    ]
 
 
 # --- structural problems: exact messages ------------------------------------------------------

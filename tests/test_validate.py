@@ -31,6 +31,12 @@ def problem(step: str, message: str) -> str:
     return f"workflow 'w' step '{step}': {message}"
 
 
+RE2_HINT = (
+    "patterns use RE2 syntax, which has no backreferences or lookaround and writes \\Z as \\z; "
+    "see https://github.com/google/re2/wiki/Syntax"
+)
+
+
 # --- valid workflows ------------------------------------------------------------------------
 
 VALID = [
@@ -587,6 +593,30 @@ RULES = [
             )
         ],
         id="unknown-condition-op",
+    ),
+    pytest.param(
+        "- {id: r, type: router, routes: [{when: {field: input.name, op: matches, "
+        "value: '(\\w)\\1'}, then: e}], default: e}\n- {id: e, type: end}\n",
+        [
+            problem(
+                "r",
+                "condition on 'input.name': matches: pattern '(\\\\w)\\\\1' does not compile: "
+                f"invalid escape sequence: \\1 ({RE2_HINT})",
+            )
+        ],
+        id="matches-backreference",
+    ),
+    pytest.param(
+        "- {id: t, type: transform, input: input.name, output: o, expression: "
+        "{select: {field: name, op: matches, value: '(?<!x)y'}}}\n",
+        [
+            problem(
+                "t",
+                "expression: select: matches: pattern '(?<!x)y' does not compile: "
+                f"invalid perl operator: (?<! ({RE2_HINT})",
+            )
+        ],
+        id="matches-lookbehind-in-a-transform",
     ),
     pytest.param(
         "- {id: t, type: transform, input: input, expression: {plukc: a}, output: o}\n",

@@ -8,6 +8,8 @@ Public names::
 
     flowkit.ai.Agent              # an agent declared in Python (wf.agents(...), wf.agent(...))
     flowkit.ai.configure(...)     # the process-wide model provider / OpenAI-compatible settings
+    flowkit.ai.configure_file_search(root=..., max_file_bytes=..., max_files=...)
+                                  # where file_search steps may read, and how much
     flowkit.ai.OpenAIProvider     # chat completions over HTTP (any compatible server)
     flowkit.ai.ScriptedProvider   # replies from a script, for tests
     flowkit.ai.use_provider(...)  # a provider for one engine, or for a block of code
@@ -37,6 +39,7 @@ from ._definitions import (
     tools_of,
 )
 from ._dsl import Agent, Handoff, tool_from_function
+from ._file_search import configure_file_search
 from ._providers import (
     ModelReply,
     Moderation,
@@ -81,6 +84,7 @@ __all__ = [
     "Usage",
     "agents_of",
     "configure",
+    "configure_file_search",
     "install",
     "mcp_servers_of",
     "provider_for",

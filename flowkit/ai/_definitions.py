@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from flowkit.definitions import EXPR, OUTPUT, converter, error_messages, target
+from flowkit.expressions import pattern_error
 from flowkit.frozen import FrozenDict, freeze
 
 __all__ = [
@@ -412,10 +413,9 @@ class GuardrailCheck:
         if self.type == "regex":
             if self.pattern is None:
                 raise ValueError("a regex check needs a 'pattern'")
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"'pattern' is not a valid regular expression: {exc}") from None
+            error = pattern_error(self.pattern)
+            if error is not None:
+                raise ValueError(f"'pattern' is not a valid regular expression: {error}")
         elif self.pattern is not None:
             raise ValueError(f"'pattern' only applies to regex checks, not {self.type}")
         if self.type == "length" and self.min is None and self.max is None:
@@ -484,9 +484,11 @@ def _files(value: Any) -> Any:
 class FileSearchConfig:
     """``file_search``: ranked full-text search for ``query`` over ``files``.
 
-    ``files`` lists paths and globs (or is a reference to such a list);
-    relative ones are resolved against the workflow file's directory, or the
-    working directory for workflows not loaded from a file.
+    ``files`` lists paths and globs (or is a reference to such a list), relative
+    to the step's root directory: the one given to
+    ``flowkit.ai.configure_file_search(root=...)``, else the workflow file's
+    directory, else the working directory. Absolute paths, ``~``, ``..`` and
+    symbolic links out of the root are refused when the step runs.
     """
 
     query: Any = attrs.field(converter=freeze, metadata={EXPR: True})

@@ -12,16 +12,21 @@ The index is cached in ``$FLOWKIT_AI_CACHE_DIR/file_search.sqlite3`` (default:
 absolute path, modification time and size: a file that changed is re-indexed
 before the next search, a file seen unchanged is not read again.
 
-Relative paths and globs in ``files`` are resolved against the directory of
-the file that defines the workflow (the YAML file, or the Python module of a
-``flowkit.Workflow``); a workflow given as text or a dict uses the working
-directory. Results name files as they were matched (relative to that
-directory when they are inside it).
+Each step reads only under one root directory: the one given to
+:func:`configure_file_search`, else the directory of the file that defines the
+workflow (the YAML file, or the Python module of a ``flowkit.Workflow``), else
+(a workflow given as text or a dict) the working directory. Paths and globs in
+``files`` are relative to the root; an absolute path, ``~`` or ``..`` is
+refused, and so is a symbolic link that leads out of the root, whether a path
+names it or a glob walks through it. At most ``max_files`` files are searched
+(default :data:`MAX_FILES`), each of at most ``max_file_bytes`` (default
+:data:`MAX_FILE_BYTES`). Results name files relative to the root.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import os
 import re
@@ -31,23 +36,32 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from flowkit.abc import Outcome, Runtime, StepType
-from flowkit.errors import ExecutionError
+from flowkit.errors import ConfigError, ExecutionError
 
 from ._definitions import FileSearchConfig
 from ._dsl import build_file_search
 
 __all__ = [
     "MAX_CHUNK_LINES",
+    "MAX_FILES",
+    "MAX_FILE_BYTES",
     "FileIndex",
     "FileSearchStep",
     "cache_dir",
     "chunks",
+    "configure_file_search",
     "default_index",
+    "find_files",
 ]
 
 MAX_CHUNK_LINES = 20
 MAX_FILE_BYTES = 20 * 1024 * 1024
+"""The default limit on the size of one file a step searches."""
+MAX_FILES = 1000
+"""The default limit on the number of files one step searches."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
@@ -118,11 +132,11 @@ class FileIndex:
         connection.executescript(_SCHEMA)
         return connection
 
-    def refresh(self, files: Sequence[Path]) -> None:
+    def refresh(self, files: Sequence[Path], max_file_bytes: int = MAX_FILE_BYTES) -> None:
         """Index the files that are new or changed since they were last indexed.
 
         Raises:
-            ExecutionError: a file cannot be read.
+            ExecutionError: a file cannot be read, or is larger than ``max_file_bytes``.
         """
         with self._lock, contextlib.closing(self._connect()) as db:
             for file in files:
@@ -136,7 +150,7 @@ class FileIndex:
                 ).fetchone()
                 if row is not None and tuple(row) == (stat.st_mtime_ns, stat.st_size):
                     continue
-                text = self._read(file, stat.st_size)
+                text = self._read(file, stat.st_size, max_file_bytes)
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.execute("DELETE FROM chunks WHERE path = ?", (key,))
@@ -155,20 +169,29 @@ class FileIndex:
                 self.indexed.append(key)
 
     @staticmethod
-    def _read(file: Path, size: int) -> str:
-        if size > MAX_FILE_BYTES:
+    def _read(file: Path, size: int, max_file_bytes: int) -> str:
+        if size > max_file_bytes:
             raise ExecutionError(
-                f"'{file}' is {size} bytes; file_search indexes files up to {MAX_FILE_BYTES}"
+                f"'{file}' is {size} bytes, over the limit of {max_file_bytes} bytes per file; "
+                "raise it with flowkit.ai.configure_file_search(max_file_bytes=...)"
             )
         try:
-            data = file.read_bytes()
+            with file.open("rb") as stream:
+                data = stream.read(size)  # no more than was checked, should the file grow
         except OSError as exc:
             raise ExecutionError(f"cannot read '{file}': {exc.strerror}") from None
         if b"\0" in data[:8192]:
             return ""  # a binary file: nothing to search
         return data.decode("utf-8", errors="replace")
 
-    def search(self, query: str, files: Sequence[Path], limit: int) -> list[dict[str, Any]]:
+    def search(
+        self,
+        query: str,
+        files: Sequence[Path],
+        limit: int,
+        *,
+        max_file_bytes: int = MAX_FILE_BYTES,
+    ) -> list[dict[str, Any]]:
         """The best chunks of ``files`` for ``query``, best first.
 
         Returns:
@@ -176,9 +199,9 @@ class FileIndex:
             is the absolute path; ``[]`` when nothing matches.
 
         Raises:
-            ExecutionError: a file cannot be read.
+            ExecutionError: a file cannot be read, or is larger than ``max_file_bytes``.
         """
-        self.refresh(files)
+        self.refresh(files, max_file_bytes)
         match = _fts_query(query)
         if match is None or not files:
             return []
@@ -212,20 +235,68 @@ def default_index() -> FileIndex:
         return index
 
 
-def base_dir(run: Runtime) -> Path:
-    """The directory relative ``files`` are resolved against (see the module docs)."""
+# --- where a step may read ------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class _Limits:
+    """Where ``file_search`` steps read and how much (see :func:`configure_file_search`)."""
+
+    root: Path | None = None
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_files: int = MAX_FILES
+
+
+_limits = _Limits()
+
+
+def configure_file_search(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_files: int = MAX_FILES,
+) -> None:
+    """Confine every ``file_search`` step of this process to ``root``, and set its limits.
+
+    Without ``root`` each step reads under its workflow file's directory (see
+    the module docs). Calling it again replaces what was set;
+    ``configure_file_search()`` restores the defaults.
+
+    Raises:
+        ConfigError: ``root`` is not a directory, or a limit is not a positive integer.
+    """
+    global _limits
+    for name, value in (("max_file_bytes", max_file_bytes), ("max_files", max_files)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"file_search: {name} must be a positive integer, got {value!r}")
+    resolved = None
+    if root is not None:
+        resolved = Path(root).expanduser().resolve()
+        if not resolved.is_dir():
+            raise ConfigError(f"file_search: the root '{root}' is not a directory")
+    _limits = _Limits(root=resolved, max_file_bytes=max_file_bytes, max_files=max_files)
+
+
+def root_dir(run: Runtime) -> Path:
+    """The directory a step reads under (see the module docs), with symbolic links resolved."""
+    if _limits.root is not None:
+        return _limits.root
     source = run.workflow.source
     if source is not None and source.file and Path(source.file).is_file():
         return Path(source.file).resolve().parent
-    return Path.cwd()
+    return Path.cwd().resolve()
 
 
-def expand(patterns: Any, base: Path, where: str) -> list[tuple[Path, str]]:
-    """The files ``patterns`` name: ``(absolute path, displayed name)``, sorted, no duplicates.
+def find_files(patterns: Any, root: Path, where: str, max_files: int) -> list[tuple[Path, str]]:
+    """The files ``patterns`` name under ``root``: ``(real path, path relative to root)``.
+
+    Sorted by the relative path, without duplicates. ``root`` must be resolved.
 
     Raises:
-        ExecutionError: ``patterns`` is not a path or a list of paths, or a
-            path without glob characters does not exist.
+        ExecutionError: ``patterns`` is not a path or a list of paths; a path
+            is absolute or climbs with ``..``; a path without glob characters
+            does not exist; a path, or a directory a glob walks through, leads
+            out of ``root``; more than ``max_files`` files match.
     """
     if isinstance(patterns, str):
         patterns = [patterns]
@@ -233,26 +304,113 @@ def expand(patterns: Any, base: Path, where: str) -> list[tuple[Path, str]]:
         raise ExecutionError(f"{where}: 'files' must be a path or a list of paths and globs")
     found: dict[Path, str] = {}
     for pattern in patterns:
-        expanded = os.path.expanduser(pattern)
-        full = expanded if os.path.isabs(expanded) else str(base / expanded)
-        if glob.has_magic(expanded):
-            matches = sorted(glob.glob(full, recursive=True))
-        elif os.path.exists(full):
-            matches = [full]
-        else:
-            raise ExecutionError(f"{where}: no file '{pattern}' (looked at {full})")
-        for match in matches:
-            path = Path(match).resolve()
-            if path.is_file():
-                found.setdefault(path, _display(path, base))
+        walk = _Walk(root=root, where=where, pattern=pattern)
+        matched = False
+        for path in walk.paths(walk.parts()):
+            matched = True
+            real = walk.real(path)
+            if not os.path.isfile(real):
+                continue
+            found.setdefault(real, real.relative_to(root).as_posix())
+            if len(found) > max_files:
+                raise ExecutionError(
+                    f"{where}: 'files' match more than {max_files} files (reached with "
+                    f"'{pattern}'); narrow the paths and globs, or raise the limit with "
+                    "flowkit.ai.configure_file_search(max_files=...)"
+                )
+        if not matched and not glob.has_magic(pattern):
+            raise ExecutionError(f"{where}: no file '{pattern}' (looked at {root / pattern})")
     return sorted(found.items(), key=lambda item: item[1])
 
 
-def _display(path: Path, base: Path) -> str:
-    try:
-        return path.relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return str(path)
+@attrs.frozen(kw_only=True)
+class _Walk:
+    """The paths one pattern of ``files`` matches, never leaving ``root``.
+
+    Globs match like :func:`glob.glob` with ``recursive=True``: ``*``, ``?``
+    and ``[...]`` within one name, ``**`` for any number of directories, and
+    names starting with a dot only when the pattern's name does. Every
+    directory is checked before it is listed or entered.
+    """
+
+    root: Path
+    where: str
+    pattern: str
+
+    def parts(self) -> list[str]:
+        """The pattern's names, once it is known to stay under the root."""
+        path = Path(self.pattern)
+        if path.anchor or self.pattern.startswith("~"):
+            raise ExecutionError(
+                f"{self.where}: '{self.pattern}' is not a relative path; 'files' names files "
+                f"under the root directory '{self.root}' with relative paths and globs"
+            )
+        if "\0" in self.pattern:
+            raise ExecutionError(f"{self.where}: {self.pattern!r} contains a NUL character")
+        parts = list(path.parts)  # without empty names and '.'
+        if ".." in parts:
+            raise ExecutionError(
+                f"{self.where}: '{self.pattern}' goes up with '..'; file_search reads only "
+                f"under the root directory '{self.root}'"
+            )
+        return parts
+
+    def real(self, path: Path) -> Path:
+        """``path`` with symbolic links resolved, when that stays under the root."""
+        real = path.resolve()
+        if not real.is_relative_to(self.root):
+            shown = path.relative_to(self.root).as_posix()
+            matched = "" if shown == self.pattern else f" (matched by '{self.pattern}')"
+            raise ExecutionError(
+                f"{self.where}: '{shown}'{matched} leads out of the root directory "
+                f"'{self.root}' through a symbolic link; file_search reads only under its root"
+            )
+        return real
+
+    def paths(self, parts: Sequence[str], directory: Path | None = None) -> Iterator[Path]:
+        """The paths under ``directory`` (default: the root) that ``parts`` match."""
+        directory = self.root if directory is None else directory
+        if not parts:
+            yield directory
+            return
+        part, rest = parts[0], parts[1:]
+        if part == "**":
+            for below in self._directories(directory, set()):
+                yield from self.paths(rest or ["*"], below)
+        elif glob.has_magic(part):
+            for name in self._names(directory, part):
+                yield from self._into(directory / name, rest)
+        elif os.path.exists(directory / part):
+            yield from self._into(directory / part, rest)
+
+    def _into(self, path: Path, rest: Sequence[str]) -> Iterator[Path]:
+        if not rest:
+            yield path
+        elif os.path.isdir(self.real(path)):
+            yield from self.paths(rest, path)
+
+    def _names(self, directory: Path, pattern: str) -> list[str]:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return []
+        hidden = pattern.startswith(".")
+        return sorted(
+            name
+            for name in names
+            if fnmatch.fnmatch(name, pattern) and (hidden or not name.startswith("."))
+        )
+
+    def _directories(self, directory: Path, seen: set[Path]) -> Iterator[Path]:
+        """``directory`` and every directory below it (``**``), each once."""
+        real = self.real(directory)
+        if real in seen:
+            return  # a symbolic link back to a directory already walked
+        seen.add(real)
+        yield directory
+        for name in self._names(directory, "*"):
+            if os.path.isdir(directory / name):
+                yield from self._directories(directory / name, seen)
 
 
 class FileSearchStep(StepType):
@@ -264,13 +422,22 @@ class FileSearchStep(StepType):
 
     def run(self, run: Runtime) -> Outcome:
         config: FileSearchConfig = run.step.config
+        limits = _limits
         where = f"step '{run.path}'"
         query = run.resolve(config.query)
         if not isinstance(query, str):
             raise ExecutionError(f"{where}: 'query' must be text, got {query!r:.80}")
-        files = expand(run.resolve(config.files), base_dir(run), where)
+        files = find_files(run.resolve(config.files), root_dir(run), where, limits.max_files)
         names = dict(files)
-        hits = default_index().search(query, [path for path, _ in files], config.max_results)
+        try:
+            hits = default_index().search(
+                query,
+                [path for path, _ in files],
+                config.max_results,
+                max_file_bytes=limits.max_file_bytes,
+            )
+        except ExecutionError as exc:
+            raise ExecutionError(f"{where}: {exc}") from None
         results = [{**hit, "file": names[Path(hit["file"])]} for hit in hits]
         updates = {config.output: results} if config.output is not None else {}
         return Outcome(

@@ -9,7 +9,7 @@ Checks run in order and stop at the first failure:
   that pass the Luhn check) and national ids (US SSN, UK National Insurance
   number); ``detect`` narrows the kinds;
 - ``regex``: ``pattern`` found (``block_on_match: true``, the default) or not
-  found (``block_on_match: false``);
+  found (``block_on_match: false``); patterns use RE2 syntax and run in linear time;
 - ``length``: at least ``min`` and at most ``max`` characters;
 - ``moderation``: the provider's moderation endpoint flags it; when it
   cannot be reached the check fails (closed) unless ``fail_open: true``.
@@ -21,7 +21,6 @@ repeat the personal data found.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from typing import Any
 
 from flowkit.abc import Outcome, Runtime, StepType
 from flowkit.errors import ExecutionError, FlowkitError
+from flowkit.expressions import search_pattern
 
 from ._definitions import GuardrailCheck, GuardrailConfig
 from ._dsl import build_guardrail
@@ -164,14 +164,9 @@ def _pii(text: str, check: GuardrailCheck) -> str | None:
 # --- the rest -----------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 def _regex(text: str, check: GuardrailCheck) -> str | None:
     assert check.pattern is not None
-    matched = _compiled(check.pattern).search(text) is not None
+    matched = search_pattern(check.pattern, text)
     if check.block_on_match and matched:
         return f"matches the blocked pattern /{check.pattern}/"
     if not check.block_on_match and not matched:

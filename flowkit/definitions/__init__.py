@@ -24,7 +24,7 @@ from .kinds import (
     register_check,
     register_extension,
 )
-from .loading import Source, check, load, parse, to_dict, to_yaml
+from .loading import MAX_ALIAS_NODES, Source, check, load, parse, to_dict, to_yaml
 from .model import INPUT_TYPES, Condition, InputDef, SourceLocation, StepDef, WorkflowDef
 from .problems import Problem, did_you_mean
 from .validate import NAME, RESERVED, all_steps
@@ -36,6 +36,7 @@ __all__ = [
     "EXPR",
     "INPUT_TYPES",
     "KEY",
+    "MAX_ALIAS_NODES",
     "NAME",
     "OUTPUT",
     "PATH",

@@ -2,6 +2,8 @@
 
 ``parse`` builds a definition (shape only), ``check`` lists every problem,
 ``load`` does both and raises; ``to_dict``/``to_yaml`` write a definition back.
+YAML aliases may repeat at most :data:`MAX_ALIAS_NODES` nodes in all, so that a
+small file cannot expand to a huge one ("billion laughs").
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import yaml
 
@@ -20,7 +22,11 @@ from .model import SourceLocation, WorkflowDef
 from .problems import Problem
 from .validate import problems_in
 
-__all__ = ["Source", "check", "load", "parse", "to_dict", "to_yaml"]
+__all__ = ["MAX_ALIAS_NODES", "Source", "check", "load", "parse", "to_dict", "to_yaml"]
+
+MAX_ALIAS_NODES = 10_000
+"""How many nodes YAML aliases may repeat in one file, in all (``*a`` repeats every
+node of the value anchored as ``&a``: a list of three strings is four nodes)."""
 
 Source = str | os.PathLike[str] | Mapping[str, Any] | WorkflowDef
 """Anything :func:`parse` accepts: a path, YAML text, a dict or a definition."""
@@ -108,24 +114,76 @@ def _keep_version_text(node: yaml.Node | None) -> None:
             value_node.tag = _STR
 
 
+class _Mark(Protocol):
+    line: int
+    column: int
+
+
+def _location(mark: _Mark | None, file: str | None) -> SourceLocation:
+    return SourceLocation(
+        file=file or "<string>",
+        line=None if mark is None else mark.line + 1,
+        column=None if mark is None else mark.column + 1,
+    )
+
+
+def _check_aliases(text: str, file: str | None) -> None:
+    """Refuse aliases that repeat more than MAX_ALIAS_NODES nodes in all.
+
+    Reads the events, not the nodes: an alias's node is the anchor's node, which
+    no longer says where the alias was written.
+    """
+    sizes: dict[str | None, int] = {}  # anchor -> nodes of its value, aliases expanded
+    open_anchors: list[str | None] = []  # the anchor of each collection being read
+    open_sizes: list[int] = []  # the nodes read so far in each of them
+    repeated = 0
+    for event in yaml.parse(text, Loader=_BaseLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_anchors.append(event.anchor)
+            open_sizes.append(1)
+            continue
+        if isinstance(event, yaml.AliasEvent):
+            # An undefined alias, or one inside its own anchor, is the loader's to refuse.
+            anchor, size = None, sizes.get(event.anchor, 0)
+            repeated += size
+            if repeated > MAX_ALIAS_NODES:
+                raise _too_many_aliases(event, file)
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, size = event.anchor, 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = open_anchors.pop(), open_sizes.pop()
+        else:
+            continue  # stream and document events
+        if anchor is not None:
+            sizes[anchor] = size
+        if open_sizes:
+            open_sizes[-1] += size
+
+
+def _too_many_aliases(event: yaml.AliasEvent, file: str | None) -> ValidationError:
+    message = (
+        f"YAML aliases repeat more than {MAX_ALIAS_NODES} nodes in all, at '*{event.anchor}' "
+        "(the limit for a workflow file); write the repeated values out, "
+        "or alias fewer and smaller values"
+    )
+    problem = Problem(message, location=_location(event.start_mark, file))
+    return ValidationError([problem], subject="YAML")
+
+
 def _read_yaml(text: str, file: str | None) -> Any:
     loader = _Loader(text)
     loader.file = file
     try:
+        if "*" in text:  # no alias without one
+            _check_aliases(text, file)
         node = loader.get_single_node()
         _keep_version_text(node)
         return None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         detail = " ".join(part for part in (exc.context, exc.problem) if part)
-        location = SourceLocation(
-            file=file or "<string>",
-            line=None if mark is None else mark.line + 1,
-            column=None if mark is None else mark.column + 1,
-        )
-        raise ValidationError(
-            [Problem(f"YAML syntax error: {detail}", location=location)], subject="YAML"
-        ) from None
+        problem = Problem(f"YAML syntax error: {detail}", location=_location(mark, file))
+        raise ValidationError([problem], subject="YAML") from None
     except yaml.YAMLError as exc:
         raise ValidationError(
             [f"{file or '<string>'}: YAML error: {exc}"], subject="YAML"

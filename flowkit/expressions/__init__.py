@@ -11,6 +11,8 @@ from .conditions import (
     check_condition,
     evaluate,
     json_equal,
+    pattern_error,
+    search_pattern,
 )
 from .references import (
     SPECIAL_ROOTS,
@@ -44,7 +46,9 @@ __all__ = [
     "json_equal",
     "lookup",
     "parse_path",
+    "pattern_error",
     "references",
     "resolve",
+    "search_pattern",
     "walk",
 ]

@@ -1,12 +1,19 @@
-"""Conditions ``{field, op, value}``: comparisons of JSON data that never evaluate code."""
+"""Conditions ``{field, op, value}``: comparisons of JSON data that never evaluate code.
+
+``matches`` patterns (and every other regular expression a user writes) run on
+RE2, which searches in time linear in the text: no pattern can hang a step.
+"""
 
 from __future__ import annotations
 
 import difflib
 import functools
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
+
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 
 from ..errors import FlowkitError
 from .references import Scope, is_reference, lookup, references, resolve
@@ -20,6 +27,8 @@ __all__ = [
     "describe",
     "evaluate",
     "json_equal",
+    "pattern_error",
+    "search_pattern",
     "unknown_op",
 ]
 
@@ -93,9 +102,69 @@ def _member(item: Any, container: Any, op: str, side: str) -> bool:
     )
 
 
+class _Pattern(Protocol):
+    def search(self, text: bytes) -> object | None: ...
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the error goes to the user, not to stderr
+_RE2_HINT = (
+    "patterns use RE2 syntax, which has no backreferences or lookaround and writes \\Z as \\z; "
+    "see https://github.com/google/re2/wiki/Syntax"
+)
+
+
+def _utf8(text: str) -> bytes:
+    # Lone surrogates become bytes RE2 reads as invalid UTF-8, instead of an encoding error.
+    return text.encode("utf-8", "surrogatepass")
+
+
 @functools.lru_cache(maxsize=_PATTERN_CACHE_SIZE)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compile(pattern: str) -> _Pattern:
+    compiled: _Pattern = re2.compile(_utf8(pattern), _RE2_OPTIONS)
+    return compiled
+
+
+def _python_error(pattern: str) -> str | None:
+    """Python's message (it gives the position) when ``pattern`` is no Python regex either."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. FutureWarning: possible nested set
+        try:
+            re.compile(pattern)  # compiled only, never run on any text
+        except re.error as exc:
+            return str(exc)
+        except RecursionError:  # too deeply nested for Python's parser: RE2's message stands
+            return None
+    return None
+
+
+def pattern_error(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be searched for, or None when it can.
+
+    Patterns run on RE2, which takes time linear in the text; Python syntax that
+    RE2 lacks (backreferences, lookaround) is refused with a hint saying so.
+    """
+    try:
+        _compile(pattern)
+    except re2.error as exc:
+        reason = exc.args[0]
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        return _python_error(pattern) or f"{reason} ({_RE2_HINT})"
+    return None
+
+
+def search_pattern(pattern: str, text: str) -> bool:
+    """Whether ``pattern`` is found anywhere in ``text``, in time linear in the text.
+
+    Raises:
+        ValueError: the pattern cannot be searched for (see :func:`pattern_error`).
+    """
+    try:
+        compiled = _compile(pattern)
+    except re2.error:
+        raise ValueError(pattern_error(pattern)) from None
+    return compiled.search(_utf8(text)) is not None
 
 
 def _pattern_problem(pattern: Any) -> str | None:
@@ -106,10 +175,9 @@ def _pattern_problem(pattern: Any) -> str | None:
             f"matches: pattern is too long ({len(pattern)} characters, "
             f"at most {MAX_PATTERN_LENGTH})"
         )
-    try:
-        _compile(pattern)
-    except re.error as exc:
-        return f"matches: pattern {pattern!r} does not compile: {exc}"
+    error = pattern_error(pattern)
+    if error is not None:
+        return f"matches: pattern {pattern!r} does not compile: {error}"
     return None
 
 
@@ -117,7 +185,7 @@ def _matches(left: Any, right: Any) -> bool:
     problem = _pattern_problem(right)
     if problem is not None:
         raise ConditionError("matches", problem)
-    return isinstance(left, str) and _compile(right).search(left) is not None
+    return isinstance(left, str) and search_pattern(right, left)
 
 
 def _contains(left: Any, right: Any) -> bool:

@@ -26,13 +26,16 @@ EngineFactory = Callable[..., flowkit.Engine]
 def _isolated_ai(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    """A private index cache; no provider and no provider environment variables."""
+    """A private index cache; no provider, no provider environment variables and
+    the default file_search settings."""
     monkeypatch.setenv("FLOWKIT_AI_CACHE_DIR", str(tmp_path_factory.mktemp("ai-cache")))
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWKIT_AI_BASE_URL", "FLOWKIT_AI_MODEL"):
         monkeypatch.delenv(name, raising=False)
     ai.configure()
+    ai.configure_file_search()
     yield
     ai.configure()
+    ai.configure_file_search()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import flowkit
+from flowkit.ai import configure_file_search
 from flowkit.ai._file_search import FileIndex, chunks, default_index
 
 EngineFactory = Callable[..., flowkit.Engine]
@@ -157,7 +158,7 @@ def test_a_workflow_without_a_file_searches_from_the_working_directory(
 
 def test_files_can_come_from_a_reference(make_engine: EngineFactory, docs: Path) -> None:
     wf = search_workflow(docs, files="$input.paths")
-    found = hits(make_engine(), wf, "tracking", paths=[str(docs / "docs" / "shipping.md")])
+    found = hits(make_engine(), wf, "tracking", paths=["docs/shipping.md"])
     assert [hit["file"] for hit in found] == ["docs/shipping.md"]
 
 
@@ -171,6 +172,168 @@ def test_a_missing_file_is_an_error_but_an_empty_glob_is_not(
     assert result.error == (
         f"ExecutionError: step 'find': no file 'gone.md' (looked at {docs / 'gone.md'})"
     )
+
+
+# --- confinement to a root directory ------------------------------------------------------------
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    """A file outside the workflow's directory (``docs``' parent) that must never be read."""
+    path = tmp_path / "secret.txt"
+    path.write_text("password: hunter2\n")
+    return path
+
+
+def failure(engine: flowkit.Engine, wf: Path, **input: Any) -> str:
+    """The error of a run of ``wf`` that must fail."""
+    result = engine.run(flowkit.load(wf), {"question": "password", **input})
+    assert result.failed, result
+    assert result.error is not None
+    return result.error
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/etc/passwd", "/etc/pass*", "~/.bashrc", "~root/*"],
+)
+def test_absolute_paths_are_refused(
+    make_engine: EngineFactory, docs: Path, secret: Path, path: str
+) -> None:
+    wf = search_workflow(docs, files="$input.paths")
+    assert failure(make_engine(), wf, paths=[path]) == (
+        f"ExecutionError: step 'find': '{path}' is not a relative path; 'files' names files "
+        f"under the root directory '{docs}' with relative paths and globs"
+    )
+    absolute = str(secret)  # even a path written into the workflow itself
+    assert failure(make_engine(), search_workflow(docs, files=(absolute,))).endswith(
+        f"'{absolute}' is not a relative path; 'files' names files under the root directory "
+        f"'{docs}' with relative paths and globs"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../secret.txt", "../../../../../../etc/passwd", "../*.txt", "docs/../../secret.txt", ".."],
+)
+def test_dot_dot_is_refused(
+    make_engine: EngineFactory, docs: Path, secret: Path, path: str
+) -> None:
+    wf = search_workflow(docs, files="$input.paths")
+    assert failure(make_engine(), wf, paths=["docs/refunds.md", path]) == (
+        f"ExecutionError: step 'find': '{path}' goes up with '..'; file_search reads only "
+        f"under the root directory '{docs}'"
+    )
+
+
+def test_a_symlink_to_a_file_outside_the_root_is_refused(
+    make_engine: EngineFactory, docs: Path, secret: Path
+) -> None:
+    (docs / "docs" / "passwords.md").symlink_to(secret)
+    (docs / "passwd").symlink_to("/etc/passwd")
+    engine = make_engine()
+    assert failure(engine, search_workflow(docs, files=("docs/passwords.md",))) == (
+        f"ExecutionError: step 'find': 'docs/passwords.md' leads out of the root directory "
+        f"'{docs}' through a symbolic link; file_search reads only under its root"
+    )
+    assert failure(engine, search_workflow(docs, files=("docs/*.md",))) == (
+        f"ExecutionError: step 'find': 'docs/passwords.md' (matched by 'docs/*.md') leads out "
+        f"of the root directory '{docs}' through a symbolic link; file_search reads only under "
+        "its root"
+    )
+    assert failure(engine, search_workflow(docs, files="$input.paths"), paths=["pass*"]).endswith(
+        f"'passwd' (matched by 'pass*') leads out of the root directory '{docs}' through a "
+        "symbolic link; file_search reads only under its root"
+    )
+
+
+def test_a_glob_does_not_walk_through_a_symlinked_directory_out_of_the_root(
+    make_engine: EngineFactory, docs: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.md").write_text("password: hunter2\n")
+    (docs / "docs" / "shared").symlink_to(outside, target_is_directory=True)
+    (docs / "etc").symlink_to("/etc", target_is_directory=True)
+    engine = make_engine()
+    for files, shown in [
+        ("**/*.md", "'docs/shared' (matched by '**/*.md')"),
+        ("docs/*/secret.md", "'docs/shared' (matched by 'docs/*/secret.md')"),
+        ("docs/shared/secret.md", "'docs/shared' (matched by 'docs/shared/secret.md')"),
+        ("etc/passwd", "'etc' (matched by 'etc/passwd')"),
+        ("e*/pass*", "'etc' (matched by 'e*/pass*')"),
+    ]:
+        wf = search_workflow(docs, files="$input.paths")
+        assert failure(engine, wf, paths=[files]) == (
+            f"ExecutionError: step 'find': {shown} leads out of the root directory '{docs}' "
+            "through a symbolic link; file_search reads only under its root"
+        )
+
+
+def test_symlinks_that_stay_inside_the_root_are_followed(
+    make_engine: EngineFactory, docs: Path
+) -> None:
+    (docs / "faq.md").symlink_to(docs / "docs" / "accounts.md")
+    (docs / "guides").symlink_to("docs", target_is_directory=True)
+    (docs / "docs" / "loop").symlink_to("..", target_is_directory=True)  # a cycle
+    wf = search_workflow(docs, files=("faq.md", "guides/shipping.md", "**/*.md"), max_results=9)
+    found = hits(make_engine(), wf, "password refund shipping")
+    # Every file once, named by where it really is.
+    assert sorted({hit["file"] for hit in found}) == [
+        "docs/accounts.md",
+        "docs/refunds.md",
+        "docs/shipping.md",
+    ]
+
+
+def test_a_configured_root_replaces_the_workflow_directory(
+    make_engine: EngineFactory, docs: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    (shared / "kb").mkdir(parents=True)
+    (shared / "kb" / "policy.md").write_text("Passwords are rotated every 90 days.\n")
+    configure_file_search(root=shared)
+    found = hits(make_engine(), search_workflow(docs, files=("kb/*.md",)), "password")
+    assert [hit["file"] for hit in found] == ["kb/policy.md"]
+    # The workflow's own directory is no longer readable: it is outside the root.
+    assert failure(make_engine(), search_workflow(docs, files=("../kb/notes.txt",))).endswith(
+        f"'../kb/notes.txt' goes up with '..'; file_search reads only under the root directory "
+        f"'{shared}'"
+    )
+
+
+def test_the_number_of_files_is_limited(make_engine: EngineFactory, docs: Path) -> None:
+    configure_file_search(max_files=3)
+    assert hits(make_engine(), search_workflow(docs), "refund")  # three files: fine
+    wf = search_workflow(docs, files=("docs/*.md", "notes.txt"))
+    assert failure(make_engine(), wf) == (
+        "ExecutionError: step 'find': 'files' match more than 3 files (reached with "
+        "'notes.txt'); narrow the paths and globs, or raise the limit with "
+        "flowkit.ai.configure_file_search(max_files=...)"
+    )
+
+
+def test_the_size_of_a_file_is_limited(make_engine: EngineFactory, docs: Path) -> None:
+    configure_file_search(max_file_bytes=len(SHIPPING))
+    assert hits(make_engine(), search_workflow(docs, files=("docs/shipping.md",)), "ships")
+    big = (docs / "docs" / "accounts.md").resolve()
+    assert failure(make_engine(), search_workflow(docs)) == (
+        f"ExecutionError: step 'find': '{big}' is {len(PASSWORDS)} bytes, over the limit of "
+        f"{len(SHIPPING)} bytes per file; raise it with "
+        "flowkit.ai.configure_file_search(max_file_bytes=...)"
+    )
+
+
+def test_configure_file_search_checks_its_arguments(tmp_path: Path) -> None:
+    with pytest.raises(flowkit.ConfigError) as raised:
+        configure_file_search(root=tmp_path / "nowhere")
+    assert str(raised.value) == f"file_search: the root '{tmp_path / 'nowhere'}' is not a directory"
+    with pytest.raises(flowkit.ConfigError) as raised:
+        configure_file_search(max_files=0)
+    assert str(raised.value) == "file_search: max_files must be a positive integer, got 0"
+    with pytest.raises(flowkit.ConfigError) as raised:
+        configure_file_search(max_file_bytes=True)
+    assert str(raised.value) == "file_search: max_file_bytes must be a positive integer, got True"
 
 
 # --- the index ------------------------------------------------------------------------------------

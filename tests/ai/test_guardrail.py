@@ -124,6 +124,49 @@ def test_regex(check: dict[str, Any], text: str, reason: str | None) -> None:
     assert run_check(text, GuardrailCheck(type="regex", **check)) == reason
 
 
+def test_a_regex_check_searches_in_linear_time() -> None:
+    # Python's re would backtrack 2**40 times here; RE2 answers at once.
+    check = GuardrailCheck(type="regex", pattern=r"(a+)+$", block_on_match=False)
+    assert run_check("a" * 40 + "!", check) == "does not match the required pattern /(a+)+$/"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        (r"(a)\1", "invalid escape sequence: \\1"),
+        (r"(?<=\$)\d+", "invalid perl operator: (?<="),
+    ],
+)
+def test_a_regex_check_refuses_what_re2_cannot_run(pattern: str, reason: str) -> None:
+    with pytest.raises(ValueError, match="'pattern' is not a valid regular expression") as info:
+        GuardrailCheck(type="regex", pattern=pattern)
+    assert str(info.value) == (
+        f"'pattern' is not a valid regular expression: {reason} (patterns use RE2 syntax, "
+        "which has no backreferences or lookaround and writes \\Z as \\z; "
+        "see https://github.com/google/re2/wiki/Syntax)"
+    )
+
+
+def test_a_guardrail_with_a_backreference_is_refused_naming_the_step() -> None:
+    steps = [
+        {"id": "start", "type": "start", "next": "screen"},
+        {
+            "id": "screen",
+            "type": "guardrail",
+            "content": "$input.message",
+            "checks": [{"type": "regex", "pattern": r"(\w)\1{3}"}],
+            "next": "done",
+        },
+        {"id": "done", "type": "end"},
+    ]
+    with pytest.raises(flowkit.ValidationError) as info:
+        flowkit.load({"id": "guarded", "steps": steps})
+    [problem] = info.value.problems
+    assert problem.step_id == "screen"
+    assert "checks[0]: 'pattern' is not a valid regular expression: invalid escape" in problem
+    assert "patterns use RE2 syntax" in problem
+
+
 @pytest.mark.parametrize(
     ("bounds", "text", "reason"),
     [
