@@ -2,7 +2,7 @@
 
 Import everything from here. The packages behind it are layered, each
 importing only the ones below it (``docs/architecture.md`` draws them):
-``errors``/``frozen``/``records``/``cursor`` → ``expressions`` →
+``errors``/``frozen``/``limits``/``redaction``/``records``/``cursor`` → ``expressions`` →
 ``definitions`` → ``services`` → ``abc``/``adapters``/``config`` → ``steps``
 → ``engine`` → ``backends`` → ``dsl`` → ``cli``/``testing``/``ai``.
 """
@@ -65,6 +65,7 @@ from .errors import (
     ValidationError,
 )
 from .records import Action, Entry, Execution, Status
+from .redaction import add_secret
 from .services import ServiceRegistry, StepContext, current, register_service, service
 from .steps import (
     ApprovalConfig,
@@ -140,6 +141,7 @@ __all__ = [
     "WorkflowConfig",
     "WorkflowDef",
     "__version__",
+    "add_secret",
     "check",
     "configure",
     "connect",

@@ -51,6 +51,7 @@ ENV_VARS: Mapping[str, str] = FrozenDict(
         "executor": "FLOWKIT_EXECUTOR",
         "broker": "FLOWKIT_BROKER",
         "lease_seconds": "FLOWKIT_LEASE_SECONDS",
+        "max_recoveries": "FLOWKIT_MAX_RECOVERIES",
     }
 )
 """Setting name → the environment variable that sets it."""
@@ -177,6 +178,12 @@ def _lease_seconds(value: Any) -> float:
     return float(value)
 
 
+def _max_recoveries(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Bad("a positive integer", value)
+    return value
+
+
 def _store_options(value: Any) -> FrozenDict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
         raise _Bad("a table of options for the store adapter", value)
@@ -197,6 +204,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "workflows": _workflows,
     "imports": _imports,
     "lease_seconds": _lease_seconds,
+    "max_recoveries": _max_recoveries,
     "store_options": _store_options,
 }
 SETTING_NAMES = tuple(_CHECKS)
@@ -243,6 +251,10 @@ def _to_lease_seconds(value: Any) -> float:
     return _normalize("lease_seconds", value, "Settings")  # type: ignore[no-any-return]
 
 
+def _to_max_recoveries(value: Any) -> int:
+    return _normalize("max_recoveries", value, "Settings")  # type: ignore[no-any-return]
+
+
 def _to_store_options(value: Any) -> Mapping[str, Any]:
     return _normalize("store_options", value, "Settings")  # type: ignore[no-any-return]
 
@@ -265,6 +277,8 @@ class Settings:
             workflows are found; paths from a file are relative to its directory.
         imports: modules to import so that they register services and workflows.
         lease_seconds: how long a process owns an execution it advances.
+        max_recoveries: how many times ``recover`` takes over an execution whose
+            step never reached its next checkpoint before it fails the execution.
         store_options: passed to the store adapter (pool settings, ``prefix``…).
         source: the file the file-level settings came from, or None.
 
@@ -279,6 +293,7 @@ class Settings:
     workflows: tuple[str, ...] = attrs.field(default=(), converter=_to_workflows)
     imports: tuple[str, ...] = attrs.field(default=(), converter=_to_imports)
     lease_seconds: float = attrs.field(default=30.0, converter=_to_lease_seconds)
+    max_recoveries: int = attrs.field(default=5, converter=_to_max_recoveries)
     store_options: Mapping[str, Any] = attrs.field(
         factory=FrozenDict, converter=_to_store_options, hash=False
     )
@@ -362,6 +377,9 @@ def _env_settings(env: Mapping[str, str | None]) -> dict[str, Any]:
             if key == "lease_seconds":
                 with contextlib.suppress(ValueError):
                     value = float(text)
+            elif key == "max_recoveries":
+                with contextlib.suppress(ValueError):
+                    value = int(text)
             values[key] = _normalize(key, value, f"environment variable {var}")
     return values
 

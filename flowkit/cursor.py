@@ -193,12 +193,15 @@ class Cursor:
             halted, waits for a retry, or saved progress): its idempotency key
             and its child executions keep the visit it started with.
         state: the progress the innermost step saved (``Outcome(progress=…)``).
+        recoveries: how many times ``recover`` took the execution over since its
+            last checkpoint (every checkpoint starts again from 0).
     """
 
     frames: tuple[Frame, ...] = ()
     attempt: int | None = None
     visit: int | None = None
     state: Any = None
+    recoveries: int = 0
 
     @property
     def idle(self) -> bool:
@@ -220,6 +223,7 @@ class Cursor:
             attempt=data.get("attempt"),
             visit=data.get("visit"),
             state=data.get("state"),
+            recoveries=data.get("recoveries", 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -233,6 +237,8 @@ class Cursor:
             data["state"] = self.state
         if self.frames:
             data["frames"] = [frame.to_json() for frame in self.frames]
+        if self.recoveries:
+            data["recoveries"] = self.recoveries
         return data
 
 

@@ -7,7 +7,10 @@ records to the values it writes, and back, through a :class:`RecordCodec` built
 from those declarations: a store names the fields it keeps, never lists them
 again, and never reads a row by position.
 
-This module imports nothing from flowkit: every other module may import it.
+Messages (errors) are written with NUL and lone surrogates escaped
+(:func:`flowkit.limits.storable_text`), so that every store keeps the same text.
+
+This module imports only :mod:`flowkit.limits`: every other module may import it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 import attrs
+
+from .limits import storable_text
 
 __all__ = [
     "CHECKPOINT_FIELDS",
@@ -72,7 +77,8 @@ class FieldKind(enum.Enum):
     """What a record field holds, which decides how a store writes it."""
 
     ID = "id"  # an identifier, written as it is
-    TEXT = "text"  # other text (a store may have to escape what its text type cannot hold)
+    TEXT = "text"  # a name flowkit makes (a step's path, a version…), written as it is
+    MESSAGE = "message"  # free text (an error): NUL and lone surrogates are escaped
     JSON = "json"  # JSON data (None is written as a missing value, not as JSON null)
     TIME = "time"  # a timezone-aware UTC datetime, or None
     INT = "int"
@@ -134,7 +140,7 @@ class Execution:
     result: Any = attrs.field(default=None, metadata=_holds(FieldKind.JSON))
     recover_to: str | None = attrs.field(default=None, metadata=_holds(FieldKind.TEXT))
     halt_data: dict[str, Any] | None = attrs.field(default=None, metadata=_holds(FieldKind.JSON))
-    error: str | None = attrs.field(default=None, metadata=_holds(FieldKind.TEXT))
+    error: str | None = attrs.field(default=None, metadata=_holds(FieldKind.MESSAGE))
     parent_id: str | None = attrs.field(default=None, metadata=_holds(FieldKind.ID, fixed=True))
     version: int = attrs.field(default=1, metadata=_holds(FieldKind.INT))
     seq: int = attrs.field(default=0, metadata=_holds(FieldKind.INT))
@@ -177,7 +183,7 @@ class Entry:
     duration_ms: float = attrs.field(default=0.0, metadata=_holds(FieldKind.FLOAT))
     input: Any = attrs.field(default=None, metadata=_holds(FieldKind.JSON))
     output: Any = attrs.field(default=None, metadata=_holds(FieldKind.JSON))
-    error: str | None = attrs.field(default=None, metadata=_holds(FieldKind.TEXT))
+    error: str | None = attrs.field(default=None, metadata=_holds(FieldKind.MESSAGE))
     timestamp: datetime = attrs.field(metadata=_holds(FieldKind.TIME))
     iteration: int | None = attrs.field(default=None, metadata=_holds(FieldKind.INT))
 
@@ -213,8 +219,12 @@ def encode_json(value: Any) -> str:
     Raises:
         TypeError: the value is not JSON data.
         ValueError: it holds NaN or an infinity, or a circular reference.
+        UnicodeEncodeError: it holds a lone surrogate, which no store can keep.
     """
-    return _ENCODER.encode(value)
+    text = _ENCODER.encode(value)
+    if not text.isascii():
+        text.encode("utf-8")  # every store refuses a lone surrogate: so does this
+    return text
 
 
 def decode_json(text: str | bytes) -> Any:
@@ -252,7 +262,6 @@ class RecordCodec:
         time_out: the inverse of ``time_in``.
         json_text: whether JSON fields are written as JSON text (a column) or
             left as JSON data (inside a document that is encoded as a whole).
-        text_in: text as the store can keep it (e.g. without NUL characters).
     """
 
     def __init__(
@@ -261,13 +270,13 @@ class RecordCodec:
         time_in: Convert = _iso,
         time_out: Convert = datetime.fromisoformat,
         json_text: bool = False,
-        text_in: Convert | None = None,
     ) -> None:
         identity = None
         # How each kind is written: a conversion (or None), and whether None stays None.
         self._in: dict[FieldKind, tuple[Convert | None, bool]] = {
             FieldKind.ID: (identity, False),
-            FieldKind.TEXT: (text_in, False),
+            FieldKind.TEXT: (identity, False),
+            FieldKind.MESSAGE: (storable_text, True),
             FieldKind.JSON: (encode_json if json_text else identity, True),
             FieldKind.TIME: (time_in, True),
             FieldKind.INT: (identity, False),
@@ -278,6 +287,7 @@ class RecordCodec:
         self._out: dict[FieldKind, Convert | None] = {
             FieldKind.ID: identity,
             FieldKind.TEXT: identity,
+            FieldKind.MESSAGE: identity,
             FieldKind.JSON: _optional(decode_json) if json_text else identity,
             FieldKind.TIME: _optional(time_out),
             FieldKind.INT: _optional(int),

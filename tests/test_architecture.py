@@ -27,6 +27,7 @@ PUBLIC = {
     "flowkit.expressions",
     "flowkit.frozen",
     "flowkit.records",
+    "flowkit.redaction",
     "flowkit.services",
 }
 

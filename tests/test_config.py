@@ -86,6 +86,7 @@ LEVELS = ("file", "env", "configure")
             {"default": None, "file": "redis://f", "env": "amqp://e", "configure": "redis://c"},
         ),
         ("lease_seconds", {"default": 30.0, "file": 1.5, "env": 2.5, "configure": 3.5}),
+        ("max_recoveries", {"default": 5, "file": 2, "env": 3, "configure": 4}),
     ],
 )
 def test_each_level_beats_the_next(
@@ -226,12 +227,12 @@ def test_configured_workflows_are_kept_as_given() -> None:
         (
             "stroe = 'sqlite:///x.db'",
             "unknown key 'stroe' (did you mean 'store'?) (known keys: store, executor, broker, "
-            "services, workflows, imports, lease_seconds, store_options)",
+            "services, workflows, imports, lease_seconds, max_recoveries, store_options)",
         ),
         (
             "source = 'x'",
             "unknown key 'source' (did you mean 'store'?) (known keys: store, executor, broker, "
-            "services, workflows, imports, lease_seconds, store_options)",
+            "services, workflows, imports, lease_seconds, max_recoveries, store_options)",
         ),
         (
             "store = 1",
@@ -369,13 +370,14 @@ def test_lease_seconds_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         (
             {"stor": "memory://"},
             "flowkit.configure(): unknown setting 'stor' (did you mean 'store'?) (settings: "
-            "store, executor, broker, services, workflows, imports, lease_seconds, store_options)",
+            "store, executor, broker, services, workflows, imports, lease_seconds, "
+            "max_recoveries, store_options)",
         ),
         (
             {"executer": "thread"},
             "flowkit.configure(): unknown setting 'executer' (did you mean 'executor'?) "
             "(settings: store, executor, broker, services, workflows, imports, lease_seconds, "
-            "store_options)",
+            "max_recoveries, store_options)",
         ),
         (
             {"lease_seconds": "10"},

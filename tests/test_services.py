@@ -875,7 +875,8 @@ def _cycle() -> list[Any]:
         ),
         (
             {"loop": _cycle()},
-            "output is nested too deeply or contains itself, so it is not JSON data",
+            "output nests deeper than 100 levels of lists and mappings, or contains itself, "
+            "so it cannot be stored (flatten the data)",
         ),
         ((x for x in [1]), f"output is a generator, {OBJECT_HINT}"),
     ],

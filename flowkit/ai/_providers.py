@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from flowkit.errors import ConfigError, ExecutionError
+from flowkit.redaction import add_secret
 
 if TYPE_CHECKING:
     import httpx
@@ -268,6 +269,8 @@ class OpenAIProvider:
             or DEFAULT_BASE_URL
         ).rstrip("/")
         self.api_key = api_key if api_key is not None else env.get("OPENAI_API_KEY")
+        if self.api_key:
+            add_secret(self.api_key)  # an error that echoes it is stored without it
         self.model = model or env.get("FLOWKIT_AI_MODEL")
         self.timeout = timeout
         self.max_retries = max_retries

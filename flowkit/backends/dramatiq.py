@@ -387,11 +387,12 @@ class Runtime:
         if not self._hold_lock():
             return
         engine = self.engine()
-        try:
-            engine.recover()
-            engine.wake_due()
-        except Exception:
-            log.exception("flowkit: maintenance (recover, wake_due) failed")
+        # Each sweep isolates its executions; this isolates the sweeps (a store outage).
+        for sweep in (engine.recover, engine.wake_due):
+            try:
+                sweep()
+            except Exception:
+                log.exception("flowkit: maintenance (%s) failed", sweep.__name__)
 
     def _hold_lock(self) -> bool:
         """A lease-style lock in the broker's Redis, or an exclusive RabbitMQ queue.

@@ -13,7 +13,7 @@ import click
 
 from ..config import settings
 from ..definitions import WorkflowDef
-from ..engine import Result
+from ..engine import Result, Sweep
 from ..errors import ConfigError
 from .app import (
     echo_json,
@@ -259,18 +259,27 @@ def wake(
     _print_results(results, "woken", as_json)
 
 
-def _print_results(results: Sequence[Result], verb: str, as_json: bool) -> None:
+def _print_results(results: Sweep, verb: str, as_json: bool) -> None:
+    """Print what a sweep did; exit 1 when it found executions it could not move on."""
     if as_json:
         echo_json(
             [
                 {"execution_id": r.execution_id, "status": r.status.value, "error": r.error}
                 for r in results
             ]
+            + [
+                {"execution_id": execution_id, "status": "stuck", "error": reason}
+                for execution_id, reason in results.stuck.items()
+            ]
         )
-        return
-    click.echo(f"{len(results)} execution{'s' if len(results) != 1 else ''} {verb}")
-    for result in results:
-        click.echo(f"  {result.execution_id}  {result.status.value}")
+    else:
+        click.echo(f"{len(results)} execution{'s' if len(results) != 1 else ''} {verb}")
+        for result in results:
+            click.echo(f"  {result.execution_id}  {result.status.value}")
+        for execution_id, reason in results.stuck.items():
+            click.echo(f"error: execution {execution_id} could not be {verb}: {reason}", err=True)
+    if results.stuck:
+        raise SystemExit(1)
 
 
 @main.command()

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ValidationError
-from ..frozen import JsonTypeError, freeze, thaw
+from ..frozen import thaw
+from ..limits import problem_in
 from .model import WorkflowDef
 from .problems import did_you_mean
 
@@ -23,22 +24,34 @@ _INPUT_CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def validate_input(wf: WorkflowDef, data: Mapping[str, Any] | None) -> dict[str, Any]:
+def validate_input(
+    wf: WorkflowDef, data: Mapping[str, Any] | None, *, check_declared: bool = True
+) -> dict[str, Any]:
     """Check an input against the workflow's declared inputs and apply defaults.
+
+    Args:
+        wf: the workflow.
+        data: the input.
+        check_declared: check the input against the declared inputs; without it
+            (``start`` with ``validate_input: false``) only that it is JSON data
+            within the limits of :mod:`flowkit.limits`.
 
     Returns:
         The input as plain JSON data, with defaults filled in.
 
     Raises:
         ValidationError: every problem at once (missing, wrong type, undeclared,
-            not JSON data).
+            not JSON data, past a limit).
     """
     given = dict(data or {})
+    subject = f"input for workflow '{wf.id}'"
+    problem = problem_in(given, "input")
+    if problem is not None:  # checked first: nothing below may recurse into such data
+        raise ValidationError([problem], subject=subject)
+    if not check_declared:
+        plain_input: dict[str, Any] = thaw(given)
+        return plain_input
     problems = []
-    try:
-        freeze(given)
-    except JsonTypeError as exc:
-        problems.append(f"input {exc}")
     declared = {spec.name: spec for spec in wf.inputs}
     if declared:
         for name in given:
@@ -60,6 +73,6 @@ def validate_input(wf: WorkflowDef, data: Mapping[str, Any] | None) -> dict[str,
                 f"{value!r:.60}"
             )
     if problems:
-        raise ValidationError(problems, subject=f"input for workflow '{wf.id}'")
+        raise ValidationError(problems, subject=subject)
     plain: dict[str, Any] = thaw(given)
     return plain

@@ -25,7 +25,7 @@ from .drivers import InlineDriver, ThreadDriver
 from .engine import Engine, Handle
 from .events import EVENT_NAMES, Event, EventBus
 from .position import has_position, step_levels
-from .results import Advance, FanOut, HaltInfo, Result
+from .results import Advance, FanOut, HaltInfo, Result, Sweep
 
 __all__ = [
     "EVENT_NAMES",
@@ -38,6 +38,7 @@ __all__ = [
     "Handle",
     "InlineDriver",
     "Result",
+    "Sweep",
     "SystemClock",
     "ThreadDriver",
     "default_engine",

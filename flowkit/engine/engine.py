@@ -11,6 +11,7 @@ life of an execution: create, drive, resume, timers, recovery.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -38,7 +39,8 @@ from ..definitions import (
 )
 from ..definitions import default_registry as default_workflows
 from ..errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
-from ..records import Execution, Status
+from ..limits import problem_in
+from ..records import Action, Entry, Execution, Status
 from ..services import ServiceRegistry
 from ..services import default_registry as default_services
 from .clock import SystemClock
@@ -46,9 +48,9 @@ from .events import Event, EventBus
 from .fanout import Fanout
 from .leases import InFlight, Leases, Tracker
 from .position import has_position, position_path, step_levels
-from .results import Advance, Result
+from .results import Advance, Result, Sweep
 from .stepper import RESUME, TIMER, Stepper, kind_of
-from .transaction import Transaction
+from .transaction import Transaction, error_text
 
 __all__ = ["Engine", "Handle"]
 
@@ -86,6 +88,7 @@ class Engine:
         clock: Clock | None = None,
         lease_seconds: float | None = None,
         owner: str | None = None,
+        max_recoveries: int | None = None,
     ) -> None:
         config = settings()
         self._owns_store = store is None or isinstance(store, str)
@@ -102,6 +105,9 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         lease = lease_seconds if lease_seconds is not None else config.lease_seconds
         self.lease = timedelta(seconds=lease)
+        self.max_recoveries = (
+            max_recoveries if max_recoveries is not None else config.max_recoveries
+        )
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.events = EventBus()
         self.driver = make_driver(executor or config.executor)
@@ -204,6 +210,8 @@ class Engine:
             ExecutionError: it completed or failed, or the resume is refused
                 (no decision, approver not listed, changed definition); nothing changed.
             ConflictError: it is running, or another resume won the race.
+            ValidationError: ``response`` is not JSON data within the limits of
+                :mod:`flowkit.limits` (or ``by`` cannot be stored); nothing changed.
         """
         advance = self.resume_step(
             execution_id,
@@ -232,7 +240,9 @@ class Engine:
             NotFoundError: no such execution, or its workflow is not known here.
             ExecutionError: the resume is refused (see :meth:`resume`); nothing changed.
             ConflictError: it is running, or another resume won the race.
+            ValidationError: the response cannot be stored (see :meth:`resume`).
         """
+        _check_decision(execution_id, decision)
         execution = self.load(execution_id)
         _check_resumable(execution)
         wf = self._definition_for(execution, workflow, allow_changed_definition)
@@ -245,23 +255,29 @@ class Engine:
             tx.event("workflow.resumed", None, by=decision.by, approved=decision.approved)
             return self._stepper.run_top(tx, inflight, RESUME, decision)
 
-    def wake_due(self, *, limit: int = 100) -> list[Result]:
-        """Move on halted executions whose timer fired (approval timeouts)."""
-        results = []
+    def wake_due(self, *, limit: int = 100) -> Sweep:
+        """Move on halted executions whose timer fired (approval timeouts).
+
+        Each execution is woken on its own: one that cannot be is listed in
+        ``Sweep.stuck`` and the others go on.
+        """
+        sweep = Sweep()
         for execution in self.store.due(self.clock.now(), limit=limit):
             try:
                 advance = self.fire_timer(execution.id)
-            except (ConflictError, NotFoundError, ExecutionError) as exc:
-                log.warning("flowkit: cannot wake execution %s: %s", execution.id, exc)
+                if advance.dropped:
+                    continue
+                if advance.running:
+                    self.driver.dispatch(self, execution.id)
+                final = self.load(execution.id)
+                self.notify_parent(final)
+            except ConflictError:
+                continue  # another process moved it on first
+            except Exception as exc:  # one execution never stops the others
+                _stuck(sweep, execution, "wake", exc)
                 continue
-            if advance.dropped:
-                continue
-            if advance.running:
-                self.driver.dispatch(self, execution.id)
-            final = self.load(execution.id)
-            self.notify_parent(final)
-            results.append(Result.of(final))
-        return results
+            sweep.append(Result.of(final))
+        return sweep
 
     def fire_timer(self, execution_id: str) -> Advance:
         """Fire the timer of a halted execution if it is due: one checkpoint."""
@@ -278,26 +294,32 @@ class Engine:
             tx.event("workflow.resumed", None, timer=True)
             return self._stepper.run_top(tx, inflight, TIMER, Decision())
 
-    def recover(self, *, limit: int = 100) -> list[Result]:
+    def recover(self, *, limit: int = 100) -> Sweep:
         """Continue running executions whose process died (their lease expired).
 
-        Sub-workflows are continued through their parents.
+        Sub-workflows are continued through their parents. Each execution is
+        recovered on its own: one that cannot be (its workflow is unknown here,
+        its step raises) is listed in ``Sweep.stuck`` and the others go on. An
+        execution taken over ``max_recoveries`` times without reaching another
+        checkpoint fails, with the reason.
         """
-        results = []
+        sweep = Sweep()
         for execution in self.store.stale(self.clock.now(), limit=limit):
             if execution.parent_id is not None:
                 continue
             try:
                 self._definition_for(execution, None, False)
-                self._claim(execution, owner=self._stepper.lease_owner(False))
+                claimed = self._take_over(execution, owner=self._stepper.lease_owner(False))
+                if claimed.status is Status.RUNNING:
+                    self.driver.dispatch(self, execution.id)
+                final = self.load(execution.id)
             except ConflictError:
+                continue  # another process took it first
+            except Exception as exc:  # one execution never stops the others
+                _stuck(sweep, execution, "recover", exc)
                 continue
-            except (NotFoundError, ExecutionError) as exc:
-                log.warning("flowkit: cannot recover execution %s: %s", execution.id, exc)
-                continue
-            self.driver.dispatch(self, execution.id)
-            results.append(Result.of(self.load(execution.id)))
-        return results
+            sweep.append(Result.of(final))
+        return sweep
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Result:
         """Poll the store until the execution is no longer running or pending.
@@ -434,7 +456,12 @@ class Engine:
             if held and expires is not None and expires > self.clock.now():
                 return Advance(execution=execution, dropped=True)
             try:
-                execution = self._claim(execution, owner=self.owner)
+                if held:  # the process that held it died in the step: a recovery
+                    execution = self._take_over(execution, owner=self.owner)
+                    if execution.status is not Status.RUNNING:
+                        return Advance(execution=execution)
+                else:
+                    execution = self._claim(execution, owner=self.owner)
             except ConflictError:
                 return Advance(execution=execution, dropped=True)
         elif execution.status is Status.PENDING:
@@ -471,10 +498,8 @@ class Engine:
         """
         wf = self.definition(workflow)
         first = wf.steps[0]
-        if first.type == "start" and not first.config.validate_input:
-            data = dict(input or {})
-        else:
-            data = validate_input(wf, input)
+        check_declared = first.type != "start" or first.config.validate_input
+        data = validate_input(wf, input, check_declared=check_declared)
         now = self.clock.now()
         # Running from the start, with a lease: if nobody advances it within the
         # lease (the process died, a message was lost), recover() picks it up.
@@ -503,7 +528,9 @@ class Engine:
             NotFoundError: no such execution, or its workflow is not known here.
             ExecutionError: the resume would be refused (see :meth:`resume`).
             ConflictError: it is running.
+            ValidationError: the response or ``by`` cannot be stored.
         """
+        _check_decision(execution_id, decision)
         execution = self.load(execution_id)
         _check_resumable(execution)
         wf = self._definition_for(execution, None, False)
@@ -604,8 +631,89 @@ class Engine:
         self.store.checkpoint(claimed, (), execution.version)
         return claimed
 
+    def _take_over(self, execution: Execution, *, owner: str | None) -> Execution:
+        """Claim an execution whose lease expired, counting the recovery in its cursor;
+        past ``max_recoveries``, fail it instead.
+
+        Raises:
+            ConflictError: another process changed the execution first.
+        """
+        cursor = execution.cursor or {}
+        recoveries = Cursor.from_json(cursor).recoveries
+        if recoveries >= self.max_recoveries:
+            return self._give_up(execution, recoveries)
+        counted = attrs.evolve(execution, cursor={**cursor, "recoveries": recoveries + 1})
+        return self._claim(counted, owner=owner)
+
+    def _give_up(self, execution: Execution, recoveries: int) -> Execution:
+        """Fail an execution that recovery took over too often, with the reason."""
+        now = self.clock.now()
+        path, step_type = execution.current_step or "", "unknown"
+        with contextlib.suppress(FlowkitError, LookupError):  # the top-level step will do
+            wf = self._definition_for(execution, None, False)
+            frames = Cursor.of(execution).frames
+            step, path = step_levels(wf, execution.current_step or "", frames)[-1]
+            step_type = step.type
+        error = (
+            f"ExecutionError: recovery gave up on execution '{execution.id}' after "
+            f"{recoveries} attempts: step '{path}' never reached its next checkpoint (each "
+            "time, the process running it died or could not write it; see that process's "
+            f"logs). Fix the cause, then start the workflow again (max_recoveries="
+            f"{self.max_recoveries})"
+        )
+        seq = execution.seq + 1
+        entry = Entry(
+            id=f"{execution.id}:{seq}",
+            execution_id=execution.id,
+            seq=seq,
+            step_id=path,
+            step_type=step_type,
+            action=Action.FAILED,
+            error=error,
+            timestamp=now,
+        )
+        failed = attrs.evolve(
+            execution,
+            status=Status.FAILED,
+            cursor={},
+            error=error,
+            version=execution.version + 1,
+            seq=seq,
+            updated_at=now,
+            wake_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        self.store.checkpoint(failed, [entry], execution.version)
+        log.error("flowkit: %s", error)
+        self._stepper.emit(failed, "workflow.failed", None, {"error": error})
+        self.notify_parent(failed)
+        return failed
+
     def _track(self, execution: Execution) -> _Tracked:
         return _Tracked(self._tracker, execution)
+
+
+def _stuck(sweep: Sweep, execution: Execution, verb: str, exc: Exception) -> None:
+    reason = error_text(exc)
+    sweep.stuck[execution.id] = reason
+    # flowkit's own errors say all there is; anything else gets its traceback.
+    trace = None if isinstance(exc, FlowkitError) else exc
+    log.error("flowkit: cannot %s execution %s: %s", verb, execution.id, reason, exc_info=trace)
+
+
+def _check_decision(execution_id: str, decision: Decision) -> None:
+    """Refuse a response (or a ``by``) that could not be stored, before anything changes."""
+    problems = [
+        problem
+        for problem in (
+            problem_in(decision.response, "response"),
+            None if decision.by is None else problem_in(decision.by, "by"),
+        )
+        if problem is not None
+    ]
+    if problems:
+        raise ValidationError(problems, subject=f"resume of execution '{execution_id}'")
 
 
 def _check_resumable(execution: Execution) -> None:

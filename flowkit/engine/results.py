@@ -8,7 +8,7 @@ import attrs
 
 from ..records import Execution, Status
 
-__all__ = ["Advance", "FanOut", "HaltInfo", "Result"]
+__all__ = ["Advance", "FanOut", "HaltInfo", "Result", "Sweep"]
 
 
 @attrs.frozen(kw_only=True)
@@ -82,6 +82,19 @@ class Result:
             error=execution.error,
             halt=halt,
         )
+
+
+class Sweep(list[Result]):
+    """What :meth:`Engine.recover` or :meth:`Engine.wake_due` did.
+
+    It is the list of the results of the executions it moved on, in order;
+    ``stuck`` maps each execution it found but could not move on to the reason
+    (its workflow is not known here, its step raised, the store failed…).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stuck: dict[str, str] = {}
 
 
 @attrs.frozen(kw_only=True)

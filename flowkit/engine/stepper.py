@@ -23,14 +23,15 @@ import attrs
 from ..abc import Decision, Inner, Outcome, StepType, step_type
 from ..cursor import EMPTY, Cursor, Frame, LoopFrame, ParallelFrame
 from ..definitions import StepDef, WorkflowDef
-from ..errors import ExecutionError
+from ..errors import ExecutionError, FlowkitError
+from ..limits import problem_in
 from ..records import Action, Entry, Execution, Status
 from ..services import ServiceRegistry
 from .events import Event, EventBus
 from .leases import InFlight, Leases
 from .results import Advance, FanOut
 from .runtime import Children, StepRun
-from .transaction import Transaction, error_text
+from .transaction import Transaction, clean, error_message, error_text
 
 __all__ = ["RESUME", "RUN", "TIMER", "Stepper", "kind_of", "retry_delay", "workflow_deadline"]
 
@@ -267,13 +268,62 @@ class Stepper:
                 lease_expires_at=expires,
             )
 
-        record = inflight.write(self.store, build, tx.entries, tx.base.version)
+        try:
+            record = inflight.write(self.store, build, tx.entries, tx.base.version)
+        except UNSTORABLE as exc:
+            if isinstance(exc, FlowkitError):
+                raise
+            return self._unstorable_checkpoint(tx, inflight, exc)
         inflight.remember_cursor(cursor, typed)
         if tx.loops:
             self._remember_outputs(inflight, tx)
         for name, step_id, payload in tx.events:
             self.emit(record, name, step_id, payload)
         return Advance(execution=record, delay=tx.delay, fanout=tx.fanout)
+
+    def _unstorable_checkpoint(
+        self, tx: Transaction, inflight: InFlight, exc: Exception
+    ) -> Advance:
+        """The store refused a checkpoint for what it holds: fail the execution instead,
+        keeping the ctx of the last checkpoint, so that it is not run again and again."""
+        where = f"step '{tx.entries[-1].step_id}'" if tx.entries else f"workflow '{tx.wf.id}'"
+        error = clean(
+            f"ExecutionError: the checkpoint after {where} could not be stored, so the execution "
+            f"failed: {error_text(exc)}"
+        )
+        log.error("flowkit: execution %s: %s", tx.base.id, error)
+        entries = []
+        if tx.entries:
+            last = tx.entries[-1]
+            entries.append(
+                attrs.evolve(
+                    last,
+                    id=f"{tx.base.id}:{tx.base.seq + 1}",
+                    seq=tx.base.seq + 1,
+                    action=Action.FAILED,
+                    input=None,
+                    output=None,
+                    error=error,
+                )
+            )
+
+        def build(latest: Execution) -> Execution:
+            return attrs.evolve(
+                latest,
+                status=Status.FAILED,
+                cursor={},
+                error=error,
+                version=latest.version + 1,
+                seq=tx.base.seq + len(entries),
+                updated_at=tx.now,
+                wake_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+
+        record = inflight.write(self.store, build, entries, tx.base.version)
+        self.emit(record, "workflow.failed", None, {"error": error})
+        return Advance(execution=record)
 
     def emit(
         self, execution: Execution, name: str, step_id: str | None, payload: dict[str, Any]
@@ -328,7 +378,13 @@ class Stepper:
         if isinstance(ran, Fail) and step.on_error is not None:
             error = ran.error
             tx.update(
-                {"_last_error": {"step": path, "type": type(error).__name__, "message": str(error)}}
+                {
+                    "_last_error": {
+                        "step": path,
+                        "type": type(error).__name__,
+                        "message": error_message(error),
+                    }
+                }
             )
             return Inner(target=step.on_error)
         return ran
@@ -403,12 +459,17 @@ class Stepper:
             duration = (time.perf_counter() - started) * 1000
             return self._failed(tx, step, run, exc, duration, retry=mode == RUN)
         duration = (time.perf_counter() - started) * 1000
+        problem = _unstorable(outcome)
+        if problem is not None:
+            unstorable = ExecutionError(f"step '{path}': {problem}")
+            return self._failed(tx, step, run, unstorable, duration, retry=mode == RUN)
         if outcome.progress is not None:
             # Part of the step is done (an agent's model turn): keep it, run it again.
             tx.keep(visit=visit, attempt=attempt, state=outcome.progress)
             tx.update(outcome.updates)
             return Inner(frames=())  # stay at this step
         tx.update(outcome.updates)
+        error = None if outcome.error is None else clean(outcome.error)
         tx.entry(
             path,
             step.type,
@@ -418,7 +479,7 @@ class Stepper:
             duration_ms=duration,
             input=outcome.input,
             output=outcome.output,
-            error=outcome.error,
+            error=error,
         )
         if outcome.halt is not None:
             tx.status = Status.HALTED
@@ -431,7 +492,7 @@ class Stepper:
             tx.wake_at = min((wake for wake in wakes if wake is not None), default=None)
             tx.event("step.halted", path, halt=outcome.halt)
         elif outcome.action is Action.FAILED:
-            tx.event("step.failed", path, attempt=attempt, error=outcome.error)
+            tx.event("step.failed", path, attempt=attempt, error=error)
         else:
             tx.event("step.completed", path, output=outcome.output, **outcome.payload)
         if outcome.stay:
@@ -505,10 +566,7 @@ class Stepper:
         except _Escaped as signal:
             raise signal.error from None
         except Exception as exc:
-            error = error_text(exc)
-            tx.entry(path, step.type, Action.FAILED, iteration=iteration, error=error)
-            tx.event("step.failed", path, error=error)
-            return Fail(exc)
+            return _holder_failed(tx, step, path, iteration, exc)
         if outcome.inside is not None:
             own = outcome.inside[0]
             if isinstance(own, LoopFrame) and tx.inflight is not None:
@@ -520,17 +578,23 @@ class Stepper:
             return self._fan_out(tx, step, path, frame, local, iteration, outcome.branches)
         if tx.inflight is not None:
             tx.inflight.child_outputs.pop(path, None)
+        problem = _unstorable(outcome)
+        if problem is not None:
+            return _holder_failed(
+                tx, step, path, iteration, ExecutionError(f"step '{path}': {problem}")
+            )
         tx.update(outcome.updates)
+        error = None if outcome.error is None else clean(outcome.error)
         tx.entry(
             path,
             step.type,
             outcome.action,
             iteration=iteration,
             output=outcome.output,
-            error=outcome.error,
+            error=error,
         )
         if outcome.action is Action.FAILED:
-            tx.event("step.failed", path, error=outcome.error)
+            tx.event("step.failed", path, error=error)
         else:
             tx.event("step.completed", path, output=outcome.output, **outcome.payload)
         return Done(outcome)
@@ -610,6 +674,34 @@ class Stepper:
                 if direct_output(entry, path):
                     assert entry.iteration is not None
                     outputs[entry.iteration] = entry.output
+
+
+UNSTORABLE = (ValueError, TypeError, UnicodeError, OverflowError, RecursionError)
+"""What a store raises for a record it cannot encode (flowkit's own errors are not among them)."""
+
+
+def _holder_failed(
+    tx: Transaction, step: StepDef, path: str, iteration: int | None, exc: Exception
+) -> Fail:
+    error = error_text(exc)
+    tx.entry(path, step.type, Action.FAILED, iteration=iteration, error=error)
+    tx.event("step.failed", path, error=error)
+    return Fail(exc)
+
+
+def _unstorable(outcome: Outcome) -> str | None:
+    """What keeps a step's outcome from being stored (see :mod:`flowkit.limits`), or None."""
+    output = outcome.output
+    problem = None if output is None else problem_in(output, "output")
+    if problem is None and outcome.updates:
+        for name, value in outcome.updates.items():
+            if value is not output and value is not None:
+                problem = problem_in(value, f"${name}")
+                if problem is not None:
+                    break
+    if problem is None and outcome.progress is not None:
+        problem = problem_in(outcome.progress, "progress")
+    return problem
 
 
 def _recover_to(kind: StepType, step: StepDef, path: str) -> str | None:

@@ -15,11 +15,13 @@ from typing import Any
 from ..abc import Store
 from ..cursor import EMPTY, Cursor
 from ..definitions import WorkflowDef
+from ..limits import storable_text
 from ..records import Action, Entry, Execution, Status
+from ..redaction import redact
 from .leases import InFlight
 from .results import FanOut
 
-__all__ = ["History", "Transaction", "error_text"]
+__all__ = ["History", "Transaction", "clean", "error_message", "error_text"]
 
 
 class Transaction:
@@ -133,7 +135,22 @@ class Transaction:
 
 def error_text(exc: BaseException) -> str:
     """``"<ExceptionType>: <message>"``, as records and entries keep errors."""
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {error_message(exc)}"
+
+
+def error_message(exc: BaseException) -> str:
+    """An exception's message as it may be stored and emitted (see :func:`clean`)."""
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not lose the error itself
+        message = "<the exception's message cannot be read>"
+    return clean(message)
+
+
+def clean(text: str) -> str:
+    """An error text as it may be stored and emitted: credentials redacted, and NUL
+    and lone surrogates escaped (every store keeps it, and keeps it the same way)."""
+    return storable_text(redact(text))
 
 
 class History(Sequence[str]):

@@ -8,7 +8,6 @@ import enum
 import inspect
 import json
 import math
-import re
 import uuid
 from collections.abc import Mapping, Sequence, Set
 from decimal import Decimal
@@ -22,6 +21,7 @@ import jsonschema.validators
 
 from ..errors import ExecutionError
 from ..frozen import FrozenDict
+from ..limits import MAX_DEPTH, format_path
 
 __all__ = ["json_converter", "to_json", "validate_output"]
 
@@ -215,21 +215,6 @@ def _convert(value: Any) -> Any:
     return _walk(converted)
 
 
-_SIMPLE_KEY = re.compile(r"[A-Za-z_][\w-]*")
-
-
-def _format_path(root: str, parts: Sequence[str | int]) -> str:
-    text = root
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif _SIMPLE_KEY.fullmatch(part):
-            text += f".{part}" if text else part
-        else:
-            text += f"[{part!r}]"
-    return text
-
-
 def to_json(value: Any, where: str) -> Any:
     """Convert what a service returned into JSON data: a new copy with str keys.
 
@@ -253,11 +238,12 @@ def to_json(value: Any, where: str) -> Any:
     try:
         return _walk(value)
     except _NotJson as exc:
-        path = _format_path("output", exc.path[::-1])
+        path = format_path("output", exc.path[::-1])
         raise ExecutionError(f"{where}: {path} {exc.tail}") from None
     except RecursionError:
         raise ExecutionError(
-            f"{where}: output is nested too deeply or contains itself, so it is not JSON data"
+            f"{where}: output nests deeper than {MAX_DEPTH} levels of lists and mappings, "
+            "or contains itself, so it cannot be stored (flatten the data)"
         ) from None
 
 
@@ -324,7 +310,7 @@ def validate_output(value: Any, schema: Mapping[str, Any], where: str) -> None:
         message = error.message
         if len(message) > _MAX_MESSAGE:
             message = f"{message[: _MAX_MESSAGE - 3]}..."
-        path = _format_path("", list(error.absolute_path))
+        path = format_path("", list(error.absolute_path))
         problems.append(f"{path}: {message}" if path else message)
     if problems:
         raise ExecutionError(f"{where}: output does not match its schema: {'; '.join(problems)}")

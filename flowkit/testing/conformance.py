@@ -77,6 +77,7 @@ __all__ = [
     "TestFind",
     "TestJsonFidelity",
     "TestLifecycle",
+    "TestMessages",
     "store",
     "test_store_matches_model",
 ]
@@ -388,6 +389,16 @@ def _infinity_in_ctx(base: Execution) -> tuple[Execution, list[Entry], int]:
     return record, entries, base.version
 
 
+def _lone_surrogate_in_ctx(base: Execution) -> tuple[Execution, list[Entry], int]:
+    record, entries = next_checkpoint(base, 1, ctx={"x": "bad\ud800"})
+    return record, entries, base.version
+
+
+def _lone_surrogate_in_entry_key(base: Execution) -> tuple[Execution, list[Entry], int]:
+    record, entries = next_checkpoint(base, 1)
+    return record, [attrs.evolve(entries[0], output={"k\udc80": 1})], base.version
+
+
 def _naive_updated_at(base: Execution) -> tuple[Execution, list[Entry], int]:
     record, entries = next_checkpoint(base, 1, updated_at=datetime(2024, 1, 1))
     return record, entries, base.version
@@ -417,6 +428,9 @@ INVALID_CHECKPOINTS: dict[
     "seq-moves-without-entries": (_seq_moves_without_entries, ConflictError),
     "non-json-entry-output": (_non_json_entry, TypeError),
     "infinity-in-ctx": (_infinity_in_ctx, ValueError),
+    # UTF-8 cannot encode a lone surrogate: every store refuses it (UnicodeEncodeError).
+    "lone-surrogate-in-ctx": (_lone_surrogate_in_ctx, ValueError),
+    "lone-surrogate-in-entry-key": (_lone_surrogate_in_entry_key, ValueError),
     "naive-updated-at": (_naive_updated_at, ValueError),
     "naive-entry-timestamp": (_naive_entry_timestamp, ValueError),
 }
@@ -862,10 +876,9 @@ def _nested(depth: int) -> Any:
     return value
 
 
-# NUL characters are left out on purpose: PostgreSQL rejects "\u0000" in JSONB
-# (and in text); the SQL adapter decides how to handle it. Lone surrogates are
-# not valid UTF-8 and are left out too.
+# Lone surrogates are not valid UTF-8: stores refuse them (INVALID_CHECKPOINTS).
 FIDELITY_CASES: dict[str, Any] = {
+    "nul": {"ke\x00y": "val\x00ue", "list": ["\x00"]},
     "emoji": "🦆 🚀 👩‍👩‍👧‍👦 🇯🇵 👍🏽",
     "cjk": "漢字 かな カナ 한국어 中文",
     "rtl": "שלום עולם مرحبا بالعالم",
@@ -939,6 +952,32 @@ class TestJsonFidelity:
         assert list(loaded.ctx) == ["d", "nested"]
         assert list(loaded.ctx["d"]) == keys
         assert list(loaded.ctx["nested"][0]) == ["y", "x"]
+
+
+class TestMessages:
+    """Error texts hold any text, and every store gives the same text back."""
+
+    def test_nul_and_lone_surrogates_are_escaped_alike(self, store: Store) -> None:
+        error = "Bad\x00Error: \ud800 and \udfff"
+        escaped = "Bad\\x00Error: \\ud800 and \\udfff"
+        execution = _created(store, error=error)
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert loaded.error == escaped
+        record, entries = next_checkpoint(execution, 1, error=error)
+        store.checkpoint(record, [attrs.evolve(entries[0], error=error)], execution.version)
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert loaded.error == escaped
+        (stored,) = store.entries(execution.id)
+        assert stored.error == escaped
+
+    def test_other_text_is_kept_as_it_is(self, store: Store) -> None:
+        error = "ValueError: ü 🦆 \\x00 tab\t \u2028"  # a written backslash stays one
+        execution = _created(store, error=error)
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert loaded.error == error
 
 
 # --- concurrency ---------------------------------------------------------------------------------
@@ -1110,7 +1149,7 @@ _WORKFLOWS = st.sampled_from(["wf-a", "wf-b"])
 _STATUSES = st.sampled_from(list(Status))
 _TIMES = st.integers(0, 4).map(_at)  # few distinct times: ties exercise the tie-breaks
 _MAYBE_TIMES = st.none() | _TIMES
-_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=6)
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=6)
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _TEXT,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(_TEXT, children, max_size=3),

@@ -37,6 +37,7 @@ class _Response:
     body: bytes
     headers: Mapping[str, str]
     delay: float
+    echo: bool = False
 
 
 def tool_call_json(name: str, arguments: Mapping[str, Any], call_id: str) -> dict[str, Any]:
@@ -104,11 +105,16 @@ class FakeOpenAI:
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
         raw: bytes | None = None,
+        echo: bool = False,
     ) -> FakeOpenAI:
-        """Queue a response: ``body`` as JSON, or ``raw`` bytes as they are."""
+        """Queue a response: ``body`` as JSON, or ``raw`` bytes as they are.
+
+        With ``echo``, the error message repeats the request's headers, as a careless
+        gateway does (credentials included).
+        """
         data = raw if raw is not None else json.dumps(body).encode()
         with self._lock:
-            self._responses.append(_Response(status, data, dict(headers or {}), delay))
+            self._responses.append(_Response(status, data, dict(headers or {}), delay, echo))
         return self
 
     def _next(self) -> _Response:
@@ -141,6 +147,10 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 body = raw.decode(errors="replace")
             fake._record(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             response = fake._next()
+            if response.echo:
+                message = f"bad request; the headers were {dict(self.headers.items())}"
+                body = json.dumps({"error": {"message": message}}).encode()
+                response = attrs.evolve(response, body=body)
             if response.delay:
                 time.sleep(response.delay)
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -391,3 +392,32 @@ def test_an_output_schema_asks_the_server_for_json(
         "json_schema": {"name": "helper", "schema": schema},
     }
     assert "tools" not in server.bodies[0]
+
+
+# --- credentials in what is stored ----------------------------------------------------------------
+
+
+def test_a_gateway_echoing_the_key_leaves_no_credential_in_the_store(
+    server: FakeOpenAI, make_engine: ..., tmp_path: Path
+) -> None:
+    key = "sk-echoed-a1b2c3d4e5f6a7b8c9d0"
+    server.respond(status=400, echo=True)
+    store = flowkit.connect(f"sqlite:///{tmp_path}/runs.db")
+    events: list[flowkit.Event] = []
+    provider = OpenAIProvider(base_url=server.url, api_key=key, model="m", max_retries=0)
+    engine = make_engine(provider, store=store)
+    engine.events.subscribe(events.append)
+    result = engine.run(flowkit.parse(AGENT_WORKFLOW), {"question": "What is 2 + 40?"})
+    provider.close()
+    assert server.requests[0].headers["authorization"] == f"Bearer {key}"
+    assert result.status is flowkit.Status.FAILED
+    assert result.error is not None
+    assert "answered 400: bad request; the headers were" in result.error
+    assert "'Authorization': '[redacted]'" in result.error
+    stored = store.load(result.execution_id)
+    assert stored is not None
+    texts = [stored.error, *(entry.error for entry in store.entries(result.execution_id))]
+    texts += [json.dumps(event.to_dict()) for event in events]
+    assert all(key not in (text or "") for text in texts)
+    assert "[redacted]" in stored.error
+    store.close()

@@ -204,13 +204,34 @@ APPROVAL = flowkit.load(
     }
 )
 
-WORKFLOWS = (SLOW, CHAIN, FANOUT, HALTING, APPROVAL)
+
+def poison(step: str) -> str:
+    """Note the call and return text no store can keep (a lone surrogate)."""
+    _note(step)
+    return "bad \ud800"
+
+
+#: before → poison (returns what no store can keep) → after.
+POISONED = flowkit.load(
+    {
+        "id": "dist_poisoned",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "poison"),
+            _call("poison", "poison", "after"),
+            _call("after", "work", None),
+        ],
+    }
+)
+
+WORKFLOWS = (SLOW, CHAIN, FANOUT, HALTING, APPROVAL, POISONED)
 
 
 def register() -> None:
     """Register the ``Distributed`` service and the workflows in this process."""
     flowkit.register_service(
-        "Distributed", {"work": work, "slow": slow, "branch": branch, "echo": echo}
+        "Distributed",
+        {"work": work, "slow": slow, "branch": branch, "echo": echo, "poison": poison},
     )
     for wf in WORKFLOWS:
         flowkit.register(wf)

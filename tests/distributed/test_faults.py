@@ -139,3 +139,23 @@ def test_an_approval_timeout_fires_through_the_delayed_message(cluster: Cluster)
             *completed("expired", "end"),
         ],
     )
+
+
+def test_a_poisoned_output_fails_its_execution_and_nothing_else(cluster: Cluster) -> None:
+    cluster.start_workers(processes=1, threads=2)
+    poisoned = cluster.engine.start(flows.POISONED)
+    chains = [cluster.engine.start(flows.CHAIN) for _ in range(4)]
+
+    failed = poisoned.result(timeout=60)
+    assert failed.status is Status.FAILED
+    assert failed.error == (
+        "ExecutionError: step 'poison': output holds a lone surrogate ('\\ud800' at position 4) "
+        "(UTF-8 cannot encode it; decode bytes with errors='replace', or drop the character)"
+    )
+    assert_each_once(
+        cluster.entries(poisoned.execution_id),
+        [*completed("start", "before"), ("poison", Action.FAILED)],
+    )
+    assert cluster.calls()[("poison", poisoned.execution_id)] == 1  # failed, not re-run
+    for handle in chains:
+        assert handle.result(timeout=60).status is Status.COMPLETED

@@ -292,6 +292,63 @@ def test_a_step_message_is_dropped_while_another_worker_holds_the_lease(setup: S
     assert setup.recorder.take() == []
 
 
+def _worker_died_in_step_a(setup: Setup, recoveries: int) -> flowkit.Execution:
+    """An execution at step ``a`` whose worker died in it, taken over ``recoveries`` times."""
+    wf = workflow(call("a", method="peek"))
+    execution = setup.engine.load(setup.engine.start(wf).execution_id)
+    setup.runtime.step(execution.id, execution.seq)  # start
+    execution = setup.engine.load(execution.id)
+    died = attrs.evolve(
+        execution,
+        version=execution.version + 1,
+        cursor={"recoveries": recoveries} if recoveries else {},
+        lease_owner="dead-worker:1",
+        lease_expires_at=setup.clock.now(),
+    )
+    setup.engine.store.checkpoint(died, (), execution.version)
+    setup.recorder.take()
+    setup.clock.sleep(1)
+    return died
+
+
+def test_a_step_message_after_its_worker_died_counts_a_recovery(setup: Setup) -> None:
+    seen: list[int] = []
+
+    def peek(x: int) -> int:
+        record = setup.engine.load(flowkit.current().execution_id)
+        seen.append(record.cursor.get("recoveries", 0))
+        return x
+
+    setup.services.register("Stub", {"peek": peek})
+    died = _worker_died_in_step_a(setup, recoveries=2)
+
+    setup.runtime.step(died.id, died.seq)  # the message, redelivered after the lease expired
+
+    assert seen == [3]  # the step ran under a takeover counted in the cursor
+    after = setup.engine.load(died.id)
+    assert (after.status, after.cursor) == (Status.COMPLETED, {})  # the checkpoint reset it
+
+
+def test_a_step_message_past_max_recoveries_fails_the_execution(setup: Setup) -> None:
+    ran: list[int] = []
+    setup.services.register("Stub", {"peek": ran.append})
+    died = _worker_died_in_step_a(setup, recoveries=setup.engine.max_recoveries)
+
+    setup.runtime.step(died.id, died.seq)
+
+    assert ran == []  # the step did not run again
+    after = setup.engine.load(died.id)
+    assert after.status is Status.FAILED
+    assert after.error == (
+        f"ExecutionError: recovery gave up on execution '{died.id}' after 5 attempts: step "
+        "'a' never reached its next checkpoint (each time, the process running it died or "
+        "could not write it; see that process's logs). Fix the cause, then start the "
+        "workflow again (max_recoveries=5)"
+    )
+    assert (after.lease_owner, after.cursor) == (None, {})
+    assert setup.recorder.take() == []  # nothing follows a failed execution
+
+
 def test_a_retry_is_a_delayed_step_message(setup: Setup) -> None:
     wf = workflow(call("a", method="flaky", retries=2, retry_delay=0.25))
     execution = setup.engine.load(setup.engine.start(wf).execution_id)

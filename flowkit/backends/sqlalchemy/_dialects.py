@@ -190,10 +190,6 @@ class SQL:
         assert isinstance(value, datetime)
         return value if value.tzinfo is UTC else value.astimezone(UTC)
 
-    def text_in(self, value: str | None) -> str | None:
-        """A plain text value as the database can keep it."""
-        return value
-
     # --- transactions -----------------------------------------------------------------------------
 
     def begin(self, connection: Any, cursor: Any) -> None:
@@ -325,12 +321,6 @@ class PostgresSQL(SQL):
         super().__init__(dialect, schema, database)
         self._ctes: dict[int, str] = {}
 
-    def text_in(self, value: str | None) -> str | None:
-        # PostgreSQL text cannot hold NUL; JSON keeps it (as the escape \u0000).
-        if value is not None and "\x00" in value:
-            return value.replace("\x00", "\ufffd")
-        return value
-
     def checkpoint_statement(self, count: int) -> str:
         """The record update and ``count`` entry inserts as one statement."""
         sql = self._ctes.get(count)
@@ -430,6 +420,46 @@ class MySQL(SQL):
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
 
+    def __init__(self, dialect: Dialect, schema: Schema, database: str) -> None:
+        super().__init__(dialect, schema, database)
+        self._max_packet: int | None = None
+
+    def write_checkpoint(
+        self,
+        connection: Any,
+        update: Sequence[Any],
+        entries: Sequence[Sequence[Any]],
+        state: State,
+    ) -> bool:
+        # The server drops the connection on a statement longer than max_allowed_packet,
+        # which looks like an outage: refuse it here, where the reason is known.
+        limit = self._packet_limit(connection)
+        largest = max(
+            [_bytes(update)]
+            + [
+                sum(_bytes(row) for row in entries[start : start + CHUNK])
+                for start in range(0, len(entries), CHUNK)
+            ]
+        )
+        if largest + _STATEMENT_ROOM > limit:
+            raise ValueError(
+                f"the checkpoint needs a statement of about {largest} bytes, more than the "
+                f"server's max_allowed_packet of {limit} bytes: keep less data in the "
+                "execution, or raise max_allowed_packet"
+            )
+        return super().write_checkpoint(connection, update, entries, state)
+
+    def _packet_limit(self, connection: Any) -> int:
+        if self._max_packet is None:
+            cursor = connection.cursor()
+            try:
+                cursor.execute("SELECT @@max_allowed_packet")
+                (value,) = cursor.fetchone()
+            finally:
+                cursor.close()
+            self._max_packet = int(value)
+        return self._max_packet
+
     def begin(self, connection: Any, cursor: Any) -> None:
         if connection.get_autocommit():
             cursor.execute("BEGIN")
@@ -474,6 +504,18 @@ class MySQL(SQL):
             )
         cursor.execute(self.p(sql), (name,))
         return cursor.fetchone() is not None
+
+
+_STATEMENT_ROOM = 64 * 1024  # for the SQL text and the other parameters
+
+
+def _bytes(values: Sequence[Any]) -> int:
+    """About how many bytes the text parameters of a statement take."""
+    return sum(
+        len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+        for value in values
+        if isinstance(value, str)
+    )
 
 
 def for_dialect(dialect: Dialect, schema: Schema, database: str) -> SQL:

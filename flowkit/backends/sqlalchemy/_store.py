@@ -166,7 +166,7 @@ class SQLStore:
             sql = self._sql = for_dialect(engine.dialect, self.schema, database)
             # Rows are made from records, and records from rows, by column name.
             codec = self._codec = RecordCodec(
-                time_in=sql.time_in, time_out=sql.time_out, json_text=True, text_in=sql.text_in
+                time_in=sql.time_in, time_out=sql.time_out, json_text=True
             )
             self._execution_row = codec.encoder(Execution, EXECUTION_COLUMNS)
             self._update_values = codec.encoder(Execution, UPDATE_COLUMNS)
