@@ -1,6 +1,13 @@
 """Developer tasks: `nox -s tests lint typecheck docs`."""
 
+import json
+import tomllib
+from pathlib import Path
+
 import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
@@ -78,3 +85,79 @@ def demo(session: nox.Session) -> None:
     """The README's demo: an order halts for approval and another process resumes it."""
     session.install("-e", ".")
     session.run("python", "examples/demo.py")
+
+
+# --- lowest: every lower bound in pyproject.toml, tested --------------------------------------
+
+#: The tests that need no server-backed extra (the core dependencies alone).
+CORE_TESTS = [
+    "tests",
+    "examples/tests",
+    "--ignore=tests/ai",
+    "--ignore=tests/distributed",
+    "--ignore=tests/backends/test_redis.py",
+    "-m",
+    "not (postgresql or mysql or redis)",
+]
+#: Per extra ("core": the dependencies alone): the tests that exercise it, and what those
+#: tests need beside it (installed at their newest versions, like pytest and hypothesis).
+LOWEST = {
+    "core": (CORE_TESTS, []),
+    "testing": (CORE_TESTS, []),
+    "redis": (["tests/backends", "-m", "redis"], []),
+    "postgres": (
+        ["tests/backends", "-m", "postgresql", "--ignore=tests/backends/test_redis.py"],
+        [],
+    ),
+    "mysql": (["tests/backends", "-m", "mysql", "--ignore=tests/backends/test_redis.py"], []),
+    "dramatiq": (["tests/distributed"], ["psycopg[binary]"]),  # its store is PostgreSQL
+    "ai": (["tests/ai"], []),
+}
+_VERSIONS = (
+    "import importlib.metadata as m, json, sys; "
+    "print(json.dumps({name: m.version(name) for name in sys.argv[1:]}))"
+)
+
+
+def _floors(extra: str) -> dict[str, Version]:
+    """The ``>=`` lower bound of each direct requirement of ``extra`` (and of the core)."""
+    project = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = list(project["dependencies"])
+    if extra != "core":
+        requirements += project["optional-dependencies"][extra]
+    floors: dict[str, Version] = {}
+    for text in requirements:
+        requirement = Requirement(text)
+        for spec in requirement.specifier:
+            if spec.operator == ">=":
+                floors[canonicalize_name(requirement.name)] = Version(spec.version)
+    return floors
+
+
+@nox.session(python=PYTHON, venv_backend="uv", reuse_venv=False, default=False)
+@nox.parametrize("extra", list(LOWEST))
+def lowest(session: nox.Session, extra: str) -> None:
+    """One extra alone at the lowest versions pyproject.toml allows, and the tests that use it.
+
+    Manual or periodic, not part of the default sessions or of CI: ``nox -s lowest`` checks
+    every extra, ``nox -s "lowest(extra='redis')"`` one (needs uv: ``pip install 'nox[uv]'``,
+    and the servers the tests use). Fails when a lower bound cannot be installed (a newer
+    version was picked) or does not work; pytest arguments go after ``--``.
+    """
+    tests, helpers = LOWEST[extra]
+    target = "." if extra == "core" else f".[{extra}]"
+    session.install("--resolution", "lowest-direct", "-e", target)
+    # The test tools at their newest versions; uv leaves what is installed as it is.
+    session.install("pytest", "pytest-timeout", "hypothesis", *helpers)
+    floors = _floors(extra)
+    output = session.run("python", "-c", _VERSIONS, *floors, silent=True)
+    installed = {name: Version(v) for name, v in json.loads(str(output).splitlines()[-1]).items()}
+    session.log("installed: " + ", ".join(f"{name} {installed[name]}" for name in sorted(floors)))
+    above = [
+        f"{name} {installed[name]} (lower bound {floor})"
+        for name, floor in sorted(floors.items())
+        if installed[name] != floor
+    ]
+    if above:
+        session.error(f"newer than the lower bound (is it installable?): {', '.join(above)}")
+    session.run("pytest", *tests, *session.posargs)

@@ -6,14 +6,18 @@ does is still there afterwards: try ``flowkit list`` and ``flowkit show ID``.
 
 1. This process runs ``examples/order_fulfillment.yml`` for an order above the
    approval threshold; the workflow validates, prices and halts for approval.
-2. A separate process, ``flowkit resume ID --approve --by sales_manager``,
-   continues it from its last checkpoint: payment, reservation, shipment.
+2. A separate process, ``flowkit resume ID --approve --by sales_manager
+   --workflow examples/order_fulfillment.yml -m examples.services`` (printed as
+   it runs, so that you can run it yourself), continues it from its last
+   checkpoint: payment, reservation, shipment.
 3. This process reads the finished execution and its audit log back.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +38,21 @@ ORDER = {
 }
 
 
+def _flowkit() -> str:
+    """The ``flowkit`` command of this Python, as the user can type it here."""
+    installed = Path(sys.executable).parent / "flowkit"
+    found = shutil.which("flowkit")
+    if found is not None and Path(found).resolve() == installed.resolve():
+        return "flowkit"
+    return _shown(installed)
+
+
+def _shown(path: Path) -> str:
+    """``path`` as typed here: relative below the working directory, else absolute."""
+    relative = os.path.relpath(path)
+    return shlex.quote(str(path) if relative.startswith("..") else relative)
+
+
 def main() -> None:
     engine = flowkit.Engine()  # the configured store: sqlite:///flowkit.db by default
     store_url = flowkit.configure().store
@@ -43,28 +62,15 @@ def main() -> None:
     assert result.halt is not None, result
     print(f"1. {result.execution_id} is {result.status}: {result.halt.prompt}")
 
-    command = [
-        str(Path(sys.executable).parent / "flowkit"),
-        "resume",
-        result.execution_id,
-        "--approve",
-        "--by",
-        "sales_manager",
-        "--workflow",
-        str(WORKFLOW),
-        "-m",
-        "examples.services",
-        "--store",
-        store_url,
-    ]
-    print(
-        "2. in another process: flowkit resume", result.execution_id, "--approve --by sales_manager"
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    # What another process runs, printed as a command that works as printed here.
+    command = f"{_flowkit()} resume {result.execution_id} --approve --by sales_manager"
+    command += f" --workflow {_shown(WORKFLOW)} -m examples.services"
+    if Path.cwd() != ROOT:  # -m imports from the working directory, and from PYTHONPATH
+        command = f"PYTHONPATH={shlex.quote(str(ROOT))} {command}"
+    if "FLOWKIT_STORE" in os.environ:
+        command += f" --store {shlex.quote(store_url)}"
+    print(f"2. in another process: {command}")
+    subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL)
 
     final = engine.load(result.execution_id)
     print(f"3. {final.id} is {final.status}; its output:")

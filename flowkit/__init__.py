@@ -52,7 +52,9 @@ from .engine import (
     SystemClock,
     ThreadDriver,
     resume,
+    resume_async,
     run,
+    run_async,
 )
 from .errors import (
     ConfigError,
@@ -156,7 +158,9 @@ __all__ = [
     "register_service",
     "register_step_type",
     "resume",
+    "resume_async",
     "run",
+    "run_async",
     "service",
     "to_dict",
     "to_yaml",

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from .abc import Driver, Store
+from .definitions import did_you_mean
 from .errors import ConfigError
 
 __all__ = ["connect", "make_driver", "optional_import", "scheme_of"]
@@ -69,7 +70,10 @@ def _load_adapter(group: str, name: str, builtin: dict[str, str]) -> Callable[..
     target = builtin.get(name)
     if target is None:
         known = sorted({*builtin, *(point.name for point in entry_points(group=group))})
-        raise ConfigError(f"no adapter for {name!r} in {group} (known: {', '.join(known)})")
+        raise ConfigError(
+            f"no adapter for {name!r} in {group}{did_you_mean(name, known)} "
+            f"(known: {', '.join(known)})"
+        )
     module_name, _, attr = target.partition(":")
     try:
         module = import_module(module_name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import json
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from operator import attrgetter
@@ -91,6 +92,11 @@ _KIND = "flowkit.kind"
 _FIXED = "flowkit.fixed"
 
 
+# A repr shows the start and the end of a long error, never all of it.
+_brief = reprlib.Repr()
+_brief.maxstring = 80
+
+
 def _holds(kind: FieldKind, *, fixed: bool = False) -> dict[str, Any]:
     """A record field's metadata: its kind, and whether it is fixed once created."""
     return {_KIND: kind, _FIXED: fixed}
@@ -151,6 +157,14 @@ class Execution:
     lease_owner: str | None = attrs.field(default=None, metadata=_holds(FieldKind.TEXT))
     lease_expires_at: datetime | None = attrs.field(default=None, metadata=_holds(FieldKind.TIME))
 
+    def __repr__(self) -> str:  # short: ctx and input may be megabytes
+        text = f"<Execution {self.status} id={self.id!r} workflow_id={self.workflow_id!r}"
+        if self.current_step is not None:
+            text += f" current_step={self.current_step!r}"
+        if self.error is not None:
+            text += f" error={_brief.repr(self.error)}"
+        return text + ">"
+
 
 @attrs.frozen(kw_only=True)
 class Entry:
@@ -186,6 +200,16 @@ class Entry:
     error: str | None = attrs.field(default=None, metadata=_holds(FieldKind.MESSAGE))
     timestamp: datetime = attrs.field(metadata=_holds(FieldKind.TIME))
     iteration: int | None = attrs.field(default=None, metadata=_holds(FieldKind.INT))
+
+    def __repr__(self) -> str:  # short: input and output may be megabytes
+        text = f"<Entry {self.action} id={self.id!r} step_id={self.step_id!r}"
+        if self.attempt != 1:
+            text += f" attempt={self.attempt}"
+        if self.iteration is not None:
+            text += f" iteration={self.iteration}"
+        if self.error is not None:
+            text += f" error={_brief.repr(self.error)}"
+        return text + ">"
 
 
 EXECUTION_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Execution))

@@ -134,11 +134,95 @@ def test_validate_gives_the_line_and_column_of_a_yaml_syntax_error(tmp_path: Pat
     assert result.stderr == "1 problem found\n"
 
 
+def test_validate_json_gives_the_line_and_column_of_a_yaml_syntax_error(tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.yml", "id: x\nname: a\x01b\nsteps: [\n")
+    result = invoke("validate", bad, "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "valid": False,
+        "files": {
+            str(bad): [
+                {
+                    "severity": "error",
+                    "message": "YAML syntax error: unacceptable character #x0001: "
+                    "special characters are not allowed",
+                    "workflow": None,
+                    "step": None,
+                    "file": str(bad),
+                    "line": 2,
+                    "column": 8,
+                }
+            ]
+        },
+    }
+    bad.write_text("id: x\nsteps: [\n")
+    [problem] = json.loads(invoke("validate", bad, "--json").stdout)["files"][str(bad)]
+    assert (problem["line"], problem["column"]) == (3, 1)
+
+
+ROUTER_WITH_NEXT_YML = """\
+id: routed
+steps:
+  - id: pick
+    type: router
+    routes: [{when: {field: input.big, op: truthy}, then: big}]
+    default: small
+    next: small
+  - {id: big, type: end}
+  - {id: small, type: end}
+"""
+NEXT_NEVER_USED = "'next' is never used: a 'router' step never continues to it; remove 'next'"
+
+
+def test_validate_prints_warnings_and_exits_0_when_there_are_only_warnings(
+    tmp_path: Path,
+) -> None:
+    routed = write(tmp_path, "routed.yml", ROUTER_WITH_NEXT_YML)
+    result = invoke("validate", routed)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        f"{routed}: ok",
+        f"warning: workflow 'routed' step 'pick' ({routed}:3): {NEXT_NEVER_USED}",
+    ]
+    assert result.stderr == "1 warning\n"
+    data = invoke_json("validate", routed, "--json")
+    assert data["valid"] is True
+    assert data["files"][str(routed)] == [
+        {
+            "severity": "warning",
+            "message": NEXT_NEVER_USED,
+            "workflow": "routed",
+            "step": "pick",
+            "file": str(routed),
+            "line": 3,
+            "column": None,
+        }
+    ]
+
+
+def test_validate_counts_warnings_apart_from_problems(tmp_path: Path) -> None:
+    routed = write(tmp_path, "routed.yml", ROUTER_WITH_NEXT_YML + "  - {id: lost, type: end}\n")
+    result = invoke("validate", routed)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"warning: workflow 'routed' step 'pick' ({routed}:3): {NEXT_NEVER_USED}",
+        f"error: workflow 'routed' step 'lost' ({routed}:10): unreachable: no path from the "
+        "first step leads here (point a next, route or on_error at it, or remove it)",
+    ]
+    assert result.stderr == "1 problem found, 1 warning\n"
+
+
 def test_validate_a_missing_file_is_one_problem(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yml"
     result = invoke("validate", missing)
     assert result.exit_code == 1
     assert result.stdout == f"error: workflow file not found: {missing}\n"
+    assert json.loads(invoke("validate", missing, "--json").stdout) == {
+        "valid": False,
+        "files": {
+            str(missing): [{"severity": "error", "message": f"workflow file not found: {missing}"}]
+        },
+    }
 
 
 def test_validate_json_lists_problems_per_file(tmp_path: Path) -> None:
@@ -157,11 +241,13 @@ def test_validate_json_lists_problems_per_file(tmp_path: Path) -> None:
         ("orphan", 13),
     ]
     assert problems[0] == {
+        "severity": "error",
         "message": "next: no step 'nowhere'",
         "workflow": "broken",
         "step": "greet",
         "file": str(broken),
         "line": 6,
+        "column": None,
     }
 
     assert invoke_json("validate", HELLO) == {"valid": True, "files": {str(HELLO): []}}

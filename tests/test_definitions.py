@@ -270,8 +270,8 @@ def test_workflow_step_lookup_and_title() -> None:
         pytest.param(
             CallConfig,
             {"retry_delay": "1"},
-            TypeError,
-            "'retry_delay' must be a number, got '1'",
+            ValueError,
+            "'retry_delay': expected a number of seconds, a number with a unit",
             id="retry_delay-string",
         ),
         pytest.param(
@@ -462,3 +462,28 @@ def test_public_names_are_exported() -> None:
     for name in ("load", "parse", "check", "to_dict", "to_yaml", "graph", "ValidationError"):
         assert name in flowkit.__all__
         assert getattr(flowkit, name).__doc__
+
+
+# --- durations (SPEC §19) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "field"),
+    [
+        pytest.param(CallConfig, "timeout", id="call.timeout"),
+        pytest.param(CallConfig, "retry_delay", id="call.retry_delay"),
+        pytest.param(ApprovalConfig, "timeout", id="approval.timeout"),
+        pytest.param(WorkflowConfig, "timeout", id="workflow.timeout"),
+        pytest.param(WorkflowDef, "timeout", id="workflow-def.timeout"),
+    ],
+)
+def test_fields_of_seconds_take_a_duration_and_hold_the_number(cls: type[Any], field: str) -> None:
+    for value in (90, "90s", "1m30s", "PT1M30S"):
+        assert getattr(make(cls, **{field: value}), field) == 90
+    assert make(cls, **{field: "1h"}) == make(cls, **{field: 3600})
+    with pytest.raises(ValueError, match="expected a number of seconds") as info:
+        make(cls, **{field: "1"})
+    assert info.value.args[0] == (
+        f"'{field}': expected a number of seconds, a number with a unit "
+        "(500ms, 30s, 5m, 24h, 7d, 1h30m) or an ISO 8601 duration (PT1H, P1DT2H), got '1'"
+    )

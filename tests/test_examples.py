@@ -900,12 +900,21 @@ def test_gem_order_out_of_stock(shop: flowkit.Engine, gem_workflow: flowkit.Work
 
 
 def test_the_readme_demo_runs_across_two_processes(tmp_path: Path) -> None:
-    demo = Path(__file__).parent.parent / "examples" / "demo.py"
+    root = Path(__file__).resolve().parent.parent
+    demo = root / "examples" / "demo.py"
     done = subprocess.run(
         [sys.executable, str(demo)], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert "is halted: Order demo-1 totals 2805.84" in done.stdout
+    # The second process ran the command the demo printed, as printed (through a shell).
+    (printed,) = [line for line in done.stdout.splitlines() if line.startswith("2. ")]
+    assert printed.startswith(f"2. in another process: PYTHONPATH={root} ")
+    assert " resume " in printed
+    assert printed.endswith(
+        f" --approve --by sales_manager --workflow {root}/examples/order_fulfillment.yml "
+        "-m examples.services"
+    )
     assert "is completed; its output:" in done.stdout
     assert "require_approval     resumed" in done.stdout
     assert (tmp_path / "flowkit.db").exists()

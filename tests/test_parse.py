@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cattrs.errors import ClassValidationError
 from cli_helpers import invoke
 
 import flowkit
@@ -28,6 +29,7 @@ from flowkit import (
     WorkflowDef,
 )
 from flowkit.abc import step_types
+from flowkit.definitions import converter, error_messages
 from flowkit.definitions.loading import MAX_ALIAS_NODES
 
 GEM_WORKFLOW = Path(__file__).parent / "data" / "gem_order_fulfillment.yml"
@@ -141,9 +143,70 @@ def test_a_file_that_is_not_utf8_is_a_validation_error(tmp_path: Path) -> None:
     assert flowkit.check(path) == [problem]
 
 
-def test_an_object_that_is_no_source_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="cannot parse a workflow from int"):
-        flowkit.parse(3)  # type: ignore[arg-type]
+NOT_WORKFLOWS = [
+    pytest.param(3, "a workflow must be a mapping, got an integer", id="int"),
+    pytest.param(2.5, "a workflow must be a mapping, got a number", id="float"),
+    pytest.param(True, "a workflow must be a mapping, got a boolean", id="bool"),
+    pytest.param(None, "a workflow must be a mapping, got null", id="None"),
+    pytest.param([{"id": "w"}], "a workflow must be a mapping, got a list", id="list"),
+    pytest.param(("id", "w"), "a workflow must be a mapping, got a list", id="tuple"),
+    pytest.param(b"id: w\n", "a workflow must be a mapping, got bytes", id="bytes"),
+    pytest.param(object(), "a workflow must be a mapping, got object", id="object"),
+    pytest.param("- id: w\n", "a workflow must be a mapping, got a list", id="yaml-of-a-list"),
+    pytest.param("just words", "a workflow must be a mapping, got a string", id="yaml-of-text"),
+    pytest.param(
+        "[" + ", ".join(["1"] * 2000) + "]",
+        "a workflow must be a mapping, got a list",
+        id="yaml-longer-than-a-file-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("src", "message"), NOT_WORKFLOWS)
+@pytest.mark.parametrize("function", [flowkit.parse, flowkit.load])
+def test_what_is_not_a_workflow_is_a_validation_error(
+    src: Any, message: str, function: Any
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        function(src)
+    assert info.value.problems == [message]
+    assert str(info.value) == f"invalid workflow (1 problem):\n  - {message}"
+    assert flowkit.check(src) == [message]
+
+
+@pytest.mark.parametrize(
+    ("src", "message"),
+    [
+        pytest.param(
+            {"id": "w", "steps": [{"id": "a", "type": "end"}], 5: 1},
+            "workflow 'w': unknown top-level key '5'",
+            id="top-level",
+        ),
+        pytest.param(
+            {"id": "w", "steps": [{"id": "a", "type": "end", 5: 1}]},
+            "workflow 'w' step 'a': unknown key '5'",
+            id="step",
+        ),
+        pytest.param(
+            {"id": "w", "steps": [{"id": "a", "type": "end", 5: 1, "zzz": 2}]},
+            "workflow 'w' step 'a': unknown key '5'; unknown key 'zzz'",
+            id="step-mixed",
+        ),
+        pytest.param(
+            {"id": "w", "inputs": {"a": {5: 1}}, "steps": [{"id": "a", "type": "end"}]},
+            "workflow 'w': input 'a': unknown key '5'",
+            id="input",
+        ),
+    ],
+)
+def test_keys_that_are_not_text_are_unknown_keys(src: Any, message: str) -> None:
+    assert problems(src) == [message]
+
+
+def test_a_step_type_that_is_not_text_is_named_as_written() -> None:
+    assert problems({"id": "w", "steps": [{"id": "a", "type": ["end"]}]}) == [
+        "workflow 'w' step 'a': 'type' must be the name of a step type, got ['end']"
+    ]
 
 
 # --- the gem's workflow ---------------------------------------------------------------------
@@ -340,6 +403,27 @@ def test_yaml_errors_give_file_line_and_column(
         assert problem.to_json()["line"] == line
 
 
+@pytest.mark.parametrize(
+    ("text", "location", "code"),
+    [
+        pytest.param("id: w\nname: a\x01b\n", (2, 8), "0001", id="control-character"),
+        pytest.param("id: w\nname: \ud800\n", (2, 7), "d800", id="lone-surrogate"),
+        pytest.param("id: w\nname: \u00e9\x7f\n", (2, 8), "007f", id="after-a-wide-character"),
+        pytest.param("id: w\nname: '*\ud800'\n", (2, 9), "d800", id="with-an-alias-mark"),
+    ],
+)
+def test_characters_yaml_cannot_hold_give_line_and_column(
+    text: str, location: tuple[int, int], code: str
+) -> None:
+    message = (
+        f"YAML syntax error: unacceptable character #x{code}: special characters are not allowed"
+    )
+    [problem] = problems(text)
+    assert problem == f"<string>:{location[0]}:{location[1]}: {message}"
+    assert problem.location == SourceLocation(file="<string>", line=location[0], column=location[1])
+    assert flowkit.check(text) == [problem]
+
+
 def test_yaml_errors_raise_validation_error_from_load_and_are_listed_by_check() -> None:
     text = "id: w\nsteps: [\n"
     with pytest.raises(ValidationError, match=r"invalid YAML \(1 problem\)"):
@@ -487,7 +571,8 @@ STRUCTURE = [
     ),
     pytest.param(
         "id: a\ntype: call\nservice: S\nmethod: m\nretry_delay: true\n",
-        "step 'a' (line 3): retry_delay: expected a number, got a boolean True",
+        "step 'a' (line 3): retry_delay: expected a number of seconds, a number with a unit "
+        "(500ms, 30s, 5m, 24h, 7d, 1h30m) or an ISO 8601 duration (PT1H, P1DT2H), got True",
         id="bool-is-not-a-number",
     ),
     pytest.param(
@@ -623,8 +708,9 @@ def test_nested_steps_are_named_loop_colon_inner_with_their_own_line() -> None:
     """
     found = problems(text)
     assert found == [
-        "workflow 'w' step 'each:inner' (line 10): retry_delay: expected a number, "
-        "got a string 'soon'",
+        "workflow 'w' step 'each:inner' (line 10): retry_delay: expected a number of seconds, "
+        "a number with a unit (500ms, 30s, 5m, 24h, 7d, 1h30m) or an ISO 8601 duration "
+        "(PT1H, P1DT2H), got 'soon'",
         "workflow 'w' step 'each:deeper:innermost' (line 19): unknown step type 'assing' "
         "(did you mean 'assign'?)",
         "workflow 'w' step 'fan:b1' (line 24): missing required key 'method'",
@@ -661,7 +747,8 @@ def test_every_structural_problem_is_reported_at_once() -> None:
     found = problems(text)
     assert found == [
         "workflow 'w': unknown top-level key 'stesp' (did you mean 'steps'?)",
-        "workflow 'w': 'timeout': expected a number, got a string 'soon'",
+        "workflow 'w': 'timeout': expected a number of seconds, a number with a unit "
+        "(500ms, 30s, 5m, 24h, 7d, 1h30m) or an ISO 8601 duration (PT1H, P1DT2H), got 'soon'",
         "workflow 'w' (line 5): input 'amount': 'type' must be one of string, integer, number, "
         "boolean, array, object, any, got 'nmber' (did you mean 'number'?)",
         "workflow 'w' (line 6): input 'note': unknown key 'typ' (did you mean 'type'?)",
@@ -672,10 +759,20 @@ def test_every_structural_problem_is_reported_at_once() -> None:
     for problem in found:
         assert isinstance(problem, Problem)
         assert problem.workflow_id == "w"
+    # load goes on to check the graph of what could be read: 'a' has no next
+    unreachable = (
+        "unreachable: no path from the first step leads here (point a next, route or "
+        "on_error at it, or remove it)"
+    )
     with pytest.raises(ValidationError) as info:
         flowkit.load(textwrap.dedent(text))
-    assert info.value.problems == found
-    assert str(info.value).startswith("invalid workflow 'w' (7 problems):\n  - workflow 'w': ")
+    assert info.value.problems == [
+        *found[:6],
+        f"workflow 'w' step 'b' (line 13): {unreachable}",
+        found[6],
+        f"workflow 'w' step 'c' (line 15): {unreachable}",
+    ]
+    assert str(info.value).startswith("invalid workflow 'w' (9 problems):\n  - workflow 'w': ")
 
 
 @pytest.mark.parametrize(
@@ -742,6 +839,36 @@ def test_every_structural_problem_is_reported_at_once() -> None:
 )
 def test_workflow_level_problem_messages(src: Any, expected: str) -> None:
     assert expected in problems(src)
+
+
+def test_a_renamed_key_is_named_as_written_in_yaml() -> None:
+    assert problems(one_step("id: l\ntype: loop\nover: [1]\nas: 5\ndo: []\n")) == [
+        "workflow 'w' step 'l' (line 3): as: expected a string, got an integer 5"
+    ]
+
+
+def test_nested_steps_that_are_not_a_list() -> None:
+    assert problems(one_step("id: l\ntype: loop\nover: [1]\ndo: {id: x, type: end}\n")) == [
+        "workflow 'w' step 'l' (line 3): do: expected a list of steps, got a mapping"
+    ]
+
+
+def test_the_converter_alone_does_not_read_nested_steps() -> None:
+    with pytest.raises(ClassValidationError) as info:
+        converter.structure({"over": [1], "do": [{"id": "x", "type": "end"}]}, LoopConfig)
+    assert error_messages(info.value) == [
+        "do[0]: nested steps are read with flowkit.parse, got {'id': 'x', 'type': 'end'}"
+    ]
+
+
+def test_parse_reports_what_it_could_not_read_and_leaves_the_graph_to_check() -> None:
+    text = "id: w\nsteps:\n  - {id: a, type: end, zzz: 3}\n  - {id: b, type: end}\n"
+    assert problems(text) == ["workflow 'w' step 'a' (line 3): unknown key 'zzz'"]
+    assert flowkit.check(text) == [
+        "workflow 'w' step 'a' (line 3): unknown key 'zzz'",
+        "workflow 'w' step 'b' (line 4): unreachable: no path from the first step leads here "
+        "(point a next, route or on_error at it, or remove it)",
+    ]
 
 
 # --- accepted shapes ------------------------------------------------------------------------

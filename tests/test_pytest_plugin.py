@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 USER_TESTS = """
@@ -129,3 +132,16 @@ def test_wrong(run_step):
 def test_the_store_option_is_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--help")
     result.stdout.fnmatch_lines(["*--flowkit-store=URL*"])
+
+
+def test_the_conformance_suite_names_the_extra_it_needs() -> None:
+    hidden = "import sys; sys.modules['hypothesis'] = None; import flowkit.testing.conformance"
+    ran = subprocess.run(
+        [sys.executable, "-c", hidden], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 1
+    assert ran.stderr.splitlines()[-1] == (
+        "flowkit.errors.ConfigError: flowkit.testing.conformance needs the 'hypothesis' "
+        "package: pip install 'flowkit-workflows[testing]' (or pip install -e '.[testing]' "
+        "from the source tree)"
+    )

@@ -79,6 +79,8 @@ def test_the_eighteen_ops() -> None:
         pytest.param([], "map", {"n": "x"}, [], id="map-empty"),
         pytest.param([None], "map", {"n": "x"}, [{"n": None}], id="map-none-element"),
         pytest.param([{}], "map", {"r": "$rate"}, [{"r": 2}], id="map-local-reference"),
+        pytest.param(ITEMS, "map", "sku", ["a", "b", "c"], id="map-path"),
+        pytest.param(ITEMS, "map", "tags.0", ["x", None, None], id="map-path-missing"),
         # select / reject
         pytest.param(
             ITEMS,
@@ -125,6 +127,34 @@ def test_the_eighteen_ops() -> None:
             {"field": "qty", "op": "contains", "value": 1},
             ITEMS,
             id="reject-error-does-not-hold",
+        ),
+        # select / reject, the gem's mapping form: every path equals its value
+        pytest.param(ITEMS, "select", {"sku": "a"}, [ITEMS[0]], id="select-equal"),
+        pytest.param(
+            ITEMS, "select", {"price": 20, "qty": 1}, [ITEMS[1]], id="select-equal-all-keys"
+        ),
+        pytest.param(ITEMS, "select", {"price": 20, "qty": 2}, [], id="select-equal-one-differs"),
+        pytest.param(ITEMS, "select", {"tags.0": "x"}, [ITEMS[0]], id="select-equal-path"),
+        pytest.param(ITEMS, "select", {"price": 5.0}, [ITEMS[0]], id="select-equal-json"),
+        pytest.param(ITEMS, "select", {"qty": True}, [], id="select-equal-bool-is-not-1"),
+        pytest.param(ITEMS, "select", {"qty": None}, [ITEMS[2]], id="select-equal-null"),
+        pytest.param(
+            [{"cur": "EUR"}, {"cur": "USD"}],
+            "select",
+            {"cur": "$currency"},
+            [{"cur": "EUR"}],
+            id="select-equal-reference",
+        ),
+        pytest.param(
+            ITEMS,
+            "select",
+            {"value": 5},
+            [],
+            id="select-equal-key-named-value",
+        ),
+        pytest.param(ITEMS, "reject", {"sku": "b"}, [ITEMS[0], ITEMS[2]], id="reject-equal"),
+        pytest.param(
+            ITEMS, "reject", {"price": 20, "qty": 2}, ITEMS, id="reject-equal-one-differs"
         ),
         # pluck
         pytest.param(ITEMS, "pluck", "sku", ["a", "b", "c"], id="pluck"),
@@ -227,6 +257,7 @@ def test_the_eighteen_ops() -> None:
             1,
             id="count-condition",
         ),
+        pytest.param(ITEMS, "count", {"qty": None}, 1, id="count-equal"),
         # sum
         pytest.param([1, 2.5, -1], "sum", None, 2.5, id="sum"),
         pytest.param([1, 2], "sum", True, 3, id="sum-ints-stay-int"),
@@ -470,17 +501,27 @@ def test_error_names_the_failing_op_in_a_chain() -> None:
     [
         pytest.param("map", {"a": "b", "c": "$d"}, [], id="map-ok"),
         pytest.param("map", FrozenDict({"a": "b"}), [], id="map-frozen-ok"),
+        pytest.param("map", "tags.0", [], id="map-path-ok"),
         pytest.param(
             "map",
-            "sku",
-            ["map: needs a mapping of output keys to field paths, got a str"],
-            id="map-not-mapping",
+            3,
+            ["map: needs a field path or a mapping of output keys to field paths, got an int"],
+            id="map-number",
         ),
         pytest.param(
             "map",
             {},
-            ["map: needs a mapping of output keys to field paths, got a dict"],
+            [
+                "map: needs a field path or a mapping of output keys to field paths, "
+                "got an empty mapping"
+            ],
             id="map-empty",
+        ),
+        pytest.param(
+            "map",
+            "$sku",
+            ["map: field path '$sku' is relative to each element; write it without '$'"],
+            id="map-dollar-path",
         ),
         pytest.param(
             "map",
@@ -495,8 +536,40 @@ def test_error_names_the_failing_op_in_a_chain() -> None:
         pytest.param(
             "select",
             "a",
-            ["select: needs a condition mapping {field, op, value}, got a str"],
+            [
+                "select: needs a condition {field, op, value} or a mapping of field paths "
+                "to values, got a str"
+            ],
             id="select-not-mapping",
+        ),
+        pytest.param(
+            "reject",
+            {},
+            [
+                "reject: needs a condition {field, op, value} or a mapping of field paths "
+                "to values, got an empty mapping"
+            ],
+            id="reject-empty-mapping",
+        ),
+        pytest.param("select", {"status": "paid", "total": "$min"}, [], id="select-equal-ok"),
+        pytest.param("reject", freeze({"customer.tier": "gold"}), [], id="reject-equal-frozen-ok"),
+        pytest.param(
+            "select",
+            {"$status": "paid"},
+            ["select: field path '$status' is relative to each element; write it without '$'"],
+            id="select-equal-dollar-key",
+        ),
+        pytest.param(
+            "select",
+            {1: "paid"},
+            ["select: key 1 must be a field path (a string)"],
+            id="select-equal-number-key",
+        ),
+        pytest.param(
+            "select",
+            {"field": "a", "status": "paid"},
+            ["select: unknown condition key 'status' (expected field, op, value)"],
+            id="select-field-key-means-condition",
         ),
         pytest.param(
             "select",
@@ -541,7 +614,10 @@ def test_error_names_the_failing_op_in_a_chain() -> None:
         pytest.param(
             "count",
             3,
-            ["count: needs a condition mapping {field, op, value}, got an int"],
+            [
+                "count: needs a condition {field, op, value} or a mapping of field paths "
+                "to values, got an int"
+            ],
             id="count-number",
         ),
         pytest.param("pluck", "a.b", [], id="pluck-ok"),

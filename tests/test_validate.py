@@ -10,6 +10,7 @@ import yaml
 
 import flowkit
 from flowkit import Problem, ValidationError
+from flowkit.abc import step_types
 
 
 def check(text: str) -> list[str]:
@@ -198,14 +199,8 @@ RULES = [
     # dangling targets
     pytest.param(
         "- {id: a, type: assign, set: {x: 1}, next: bb}\n- {id: b, type: end}\n",
-        [
-            problem("a", "next: no step 'bb' (did you mean 'b'?)"),
-            problem(
-                "b",
-                "unreachable: no path from the first step leads here (point a next, "
-                "route or on_error at it, or remove it)",
-            ),
-        ],
+        # 'b' is unreachable only because of the typo: not a mistake of its own
+        [problem("a", "next: no step 'bb' (did you mean 'b'?)")],
         id="dangling-next",
     ),
     pytest.param(
@@ -230,11 +225,6 @@ RULES = [
         [
             problem("ap", "on_reject: no step 'rejectd' (did you mean 'rejected'?)"),
             problem("ap", "on_timeout: no step 'late'"),
-            problem(
-                "rejected",
-                "unreachable: no path from the first step leads here (point a "
-                "next, route or on_error at it, or remove it)",
-            ),
         ],
         id="dangling-on-reject-and-on-timeout",
     ),
@@ -246,14 +236,7 @@ RULES = [
     ),
     pytest.param(
         "- {id: h, type: halt, resume_step: aftr}\n- {id: after, type: end}\n",
-        [
-            problem("h", "resume_step: no step 'aftr' (did you mean 'after'?)"),
-            problem(
-                "after",
-                "unreachable: no path from the first step leads here (point a "
-                "next, route or on_error at it, or remove it)",
-            ),
-        ],
+        [problem("h", "resume_step: no step 'aftr' (did you mean 'after'?)")],
         id="dangling-resume-step",
     ),
     pytest.param(
@@ -797,6 +780,7 @@ steps:
     type: call
     service: Payments
     method: charge
+    retires: 3
   - id: done
     type: end
     result: {amount: "$input.amount", comment: "$response.comment"}
@@ -815,9 +799,10 @@ def test_all_problems_at_once_sorted_by_line_with_file(tmp_path: Path) -> None:
         "(did you mean 'amount'?)",
         at.format("ask", 14) + ": on_reject: no step 'rejectd'",
         at.format("ask", 14) + ": '$employee' reads 'employee', which no step sets",
+        at.format("charge", 19) + ": unknown key 'retires' (did you mean 'retries'?)",
         at.format("charge", 19) + ": unreachable: no path from the first step leads here "
         "(point a next, route or on_error at it, or remove it)",
-        at.format("done", 23) + ": '$response.comment' is only set after a halt or approval "
+        at.format("done", 24) + ": '$response.comment' is only set after a halt or approval "
         "step is resumed",
     ]
     assert [(p.step_id, p.location.line) for p in found] == [  # type: ignore[attr-defined]
@@ -826,15 +811,18 @@ def test_all_problems_at_once_sorted_by_line_with_file(tmp_path: Path) -> None:
         ("ask", 14),
         ("ask", 14),
         ("charge", 19),
-        ("done", 23),
+        ("charge", 19),
+        ("done", 24),
     ]
     assert found[0].to_json() == {  # type: ignore[attr-defined]
+        "severity": "error",
         "message": "condition on 'input.amont': unknown condition op 'greater' "
         "(did you mean 'gte'?)",
         "workflow": "expenses",
         "step": "check",
         "file": str(path),
         "line": 8,
+        "column": None,
     }
 
 
@@ -842,9 +830,9 @@ def test_load_raises_validation_error_with_every_problem() -> None:
     with pytest.raises(ValidationError) as info:
         flowkit.load(DOCS_EXAMPLE)
     assert info.value.problems == flowkit.check(DOCS_EXAMPLE)
-    assert len(info.value.problems) == 6
+    assert len(info.value.problems) == 7
     message = str(info.value)
-    assert message.startswith("invalid workflow 'expenses' (6 problems):\n")
+    assert message.startswith("invalid workflow 'expenses' (7 problems):\n")
     assert "  - workflow 'expenses' step 'ask' (line 14): on_reject: no step 'rejectd'" in message
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, flowkit.FlowkitError)
@@ -854,3 +842,279 @@ def test_check_reports_structure_problems_instead_of_raising() -> None:
     assert check("id: w\nsteps: [{id: a, type: cal}]\n") == [
         "workflow 'w' step 'a': unknown step type 'cal' (did you mean 'call'?)"
     ]
+
+
+# --- past what cannot be read: the graph and references are still checked ----------------------
+
+EVERY_KIND = """\
+id: orders
+inputs:
+  amount: {type: number}
+steps:
+  - id: start
+    type: start
+    next: charge
+  - id: charge
+    type: call
+    service: Payments
+    method: charge
+    retires: 3
+    retries: two
+    output: receipt
+    next: notfy
+  - id: notify
+    type: call
+    service: Mail
+    method: send
+    input: {receipt: $receipt, amount: $input.amount, note: $note}
+    next: done
+  - id: charge
+    type: end
+  - id: done
+    type: end
+"""
+
+
+def test_unknown_keys_wrong_types_and_graph_problems_are_reported_at_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "orders.yml"
+    path.write_text(EVERY_KIND, encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        flowkit.load(path)
+    at = f"workflow 'orders' step '{{}}' ({path}:{{}}): "
+    assert info.value.problems == [
+        at.format("charge", 8) + "retries: expected an integer, got a string 'two'",
+        at.format("charge", 8) + "unknown key 'retires' (did you mean 'retries'?)",
+        at.format("charge", 8) + "next: no step 'notfy' (did you mean 'notify'?)",
+        at.format("notify", 16) + "'$note' reads 'note', which no step sets",
+        at.format("charge", 22) + "duplicate step id 'charge' (step ids must be unique)",
+    ]
+    assert str(info.value).startswith("invalid workflow 'orders' (5 problems):\n")
+    assert flowkit.check(path) == info.value.problems
+
+
+def test_a_step_reached_only_through_a_misspelt_target_is_still_checked() -> None:
+    found = check(
+        steps(
+            """
+            - {id: a, type: assign, set: {x: 1}, next: bb}
+            - {id: b, type: end, result: [$x, $nobody]}
+            """
+        )
+    )
+    assert found == [
+        problem("a", "next: no step 'bb' (did you mean 'b'?)"),
+        problem("b", "'$nobody' reads 'nobody', which no step sets"),
+    ]
+
+
+def test_a_step_no_target_leads_to_is_unreachable_beside_a_target_with_no_likely_step() -> None:
+    found = check(
+        steps(
+            """
+            - {id: a, type: assign, set: {x: 1}, next: elsewhere}
+            - {id: b, type: end}
+            """
+        )
+    )
+    assert found == [
+        problem("a", "next: no step 'elsewhere'"),
+        problem(
+            "b",
+            "unreachable: no path from the first step leads here (point a next, route or "
+            "on_error at it, or remove it)",
+        ),
+    ]
+
+
+def test_a_misspelt_key_naming_a_step_may_lead_there() -> None:
+    found = check(
+        steps(
+            """
+            - id: r
+              type: router
+              defualt: done
+            - {id: done, type: end, result: $nobody}
+            """
+        )
+    )
+    # not "a router needs at least one route or a default", nor 'done' unreachable
+    assert found == [
+        problem("r", "unknown key 'defualt' (did you mean 'default'?)"),
+        problem("done", "'$nobody' reads 'nobody', which no step sets"),
+    ]
+
+
+def test_a_name_a_misspelt_key_would_set_is_no_mistake_of_its_own() -> None:
+    found = check(
+        steps(
+            """
+            - {id: c, type: call, service: S, method: m, ouptut: total, next: d}
+            - {id: d, type: end, result: [$total, $totl]}
+            """
+        )
+    )
+    assert found == [
+        problem("c", "unknown key 'ouptut' (did you mean 'output'?)"),
+        problem("d", "'$totl' reads 'totl', which no step sets"),
+    ]
+
+
+def test_a_misspelt_type_is_checked_as_the_type_it_likely_names() -> None:
+    found = check(
+        steps(
+            """
+            - {id: c, type: cal, service: S, method: m, input: $missing, output: total, next: d}
+            - {id: d, type: end, result: [$total, $nobody]}
+            - {id: orphan, type: end}
+            """
+        )
+    )
+    # 'c' is read as a call: '$total' is defined after it, and what it reads is checked
+    assert found == [
+        problem("c", "unknown step type 'cal' (did you mean 'call'?)"),
+        problem("c", "'$missing' reads 'missing', which no step sets"),
+        problem("d", "'$nobody' reads 'nobody', which no step sets"),
+        problem(
+            "orphan",
+            "unreachable: no path from the first step leads here (point a next, route or "
+            "on_error at it, or remove it)",
+        ),
+    ]
+
+
+def test_a_step_that_cannot_be_read_keeps_its_place_and_may_set_any_name() -> None:
+    found = check(
+        steps(
+            """
+            - {id: v, type: quorum, voters: [a, b], on_veto: held, next: done}
+            - {id: done, type: end, result: [$votes, $x]}
+            - {id: held, type: assign, set: {x: 1}}
+            - {id: orphan, type: end}
+            """
+        )
+    )
+    # 'quorum' is not installed: 'held' may follow it (its keys name it), and it may
+    # set '$votes'; '$x' is set by another step, but not on every path to 'done'
+    known = ", ".join(sorted(step_types()))
+    assert found == [
+        problem("v", f"unknown step type 'quorum' (known types: {known})"),
+        problem(
+            "done",
+            "'$x' reads 'x', which is not set on every path to this step (set by 'held'); "
+            "set it on every path, e.g. with an assign step earlier",
+        ),
+        problem(
+            "orphan",
+            "unreachable: no path from the first step leads here (point a next, route or "
+            "on_error at it, or remove it)",
+        ),
+    ]
+
+
+def test_a_step_that_cannot_be_read_in_a_loop_body() -> None:
+    found = check(
+        steps(
+            """
+            - id: l
+              type: loop
+              over: [1]
+              mx: 2
+              do:
+                - {id: x, type: asign, set: {v: 1}}
+                - {id: y, type: assign, set: {w: $v}}
+                - {id: z, type: assign, set: {u: $nobody}}
+            """
+        )
+    )
+    assert found == [
+        problem("l", "unknown key 'mx' (did you mean 'max'?)"),
+        problem("l:x", "unknown step type 'asign' (did you mean 'assign'?)"),
+        problem("l:z", "'$nobody' reads 'nobody', which no step sets"),
+    ]
+
+
+def test_steps_without_an_id_or_not_a_mapping_keep_their_place() -> None:
+    found = flowkit.check(
+        {
+            "steps": [
+                {"id": "a", "type": "assign", "set": {"x": 1}, "next": "zz"},
+                3,
+                {"type": "end"},
+            ]
+        }
+    )
+    # nothing can lead to a step without an id: it is not called unreachable as well
+    assert found == [
+        "missing 'id' (a non-empty string naming the workflow)",
+        "step '#2': a step must be a mapping with 'id' and 'type', got 3",
+        "step '#3': every step needs an 'id' (a non-empty string)",
+        "step 'a': next: no step 'zz'",
+    ]
+
+
+def test_extension_checks_wait_for_the_extension_keys_to_be_read() -> None:
+    data = {
+        "id": "w",
+        "agents": 5,
+        "steps": [{"id": "a", "type": "agent", "agent_id": "x", "prompt": "hi"}],
+    }
+    # not also "agent_id: no agent 'x'", which follows from 'agents' not being read
+    assert flowkit.check(data) == ["workflow 'w': 'agents': expected a list of agents, got int"]
+
+
+# --- warnings ---------------------------------------------------------------------------------
+
+ROUTER_WITH_NEXT = """
+- id: r
+  type: router
+  routes: [{when: {field: input.name, op: exists}, then: a}]
+  default: b
+  next: b
+- {id: a, type: end}
+- {id: b, type: end}
+"""
+NEXT_NEVER_USED = "'next' is never used: a 'router' step never continues to it; remove 'next'"
+
+
+def test_next_beside_a_routers_routes_is_a_warning() -> None:
+    text = steps(ROUTER_WITH_NEXT, inputs="inputs: {name: {type: string}}\n")
+    assert check(text) == []
+    [warning] = flowkit.check(yaml.safe_load(text), warnings=True)
+    assert warning == problem("r", NEXT_NEVER_USED)
+    assert isinstance(warning, Problem)
+    assert warning.severity == "warning"
+    assert warning.to_json()["severity"] == "warning"
+    assert flowkit.load(text).step("r") is not None  # accepted, as the gem did
+
+
+def test_warnings_are_listed_with_errors_by_line_but_never_raised() -> None:
+    text = steps(ROUTER_WITH_NEXT + "- {id: c, type: end}\n")
+    found = flowkit.check(text, warnings=True)
+    unreachable = (
+        "unreachable: no path from the first step leads here (point a next, route or "
+        "on_error at it, or remove it)"
+    )
+    assert found == [
+        f"workflow 'w' step 'r' (line 5): {NEXT_NEVER_USED}",
+        f"workflow 'w' step 'c' (line 12): {unreachable}",
+    ]
+    assert [getattr(item, "severity", None) for item in found] == ["warning", "error"]
+    with pytest.raises(ValidationError) as info:
+        flowkit.load(text)
+    assert info.value.problems == [found[1]]
+
+
+def test_problems_are_errors_unless_they_say_otherwise() -> None:
+    assert Problem("x").severity == "error"
+    located = Problem("x", location=flowkit.SourceLocation(file="f.yml", line=3, column=7))
+    assert located.to_json() == {
+        "severity": "error",
+        "message": "x",
+        "workflow": None,
+        "step": None,
+        "file": "f.yml",
+        "line": 3,
+        "column": 7,
+    }

@@ -12,11 +12,19 @@ import os
 import re
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import attrs
 
-from flowkit.definitions import EXPR, OUTPUT, converter, error_messages, target
+from flowkit.definitions import (
+    EXPR,
+    OUTPUT,
+    SECONDS,
+    converter,
+    duration,
+    error_messages,
+    target,
+)
 from flowkit.expressions import pattern_error
 from flowkit.frozen import FrozenDict, freeze
 
@@ -51,13 +59,6 @@ def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
 def _opt_non_empty(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
         _non_empty(inst, attribute, value)
-
-
-def _opt_positive(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"'{attribute.name}' must be a positive number, got {value!r}")
 
 
 def _str_mapping(value: Any) -> FrozenDict[str, str]:
@@ -185,7 +186,7 @@ class MCPConfig:
     output: str | None = attrs.field(
         default=None, validator=_opt_non_empty, metadata={OUTPUT: True}
     )
-    timeout: float | None = attrs.field(default=None, validator=_opt_positive)
+    timeout: Annotated[float | None, SECONDS] = duration(default=None, positive=True)
 
 
 # --- agents and tools -------------------------------------------------------------------------
@@ -244,7 +245,7 @@ class ToolParam:
     Attributes:
         name: the argument name passed to the service method.
         type: ``string``, ``integer``, ``number``, ``boolean``, ``array`` or ``object``.
-        required: whether the model must pass it (default false, as in the gem).
+        required: whether the model must pass it (default true, as in the gem).
         description: what it means, shown to the model.
         enum: the allowed values, when limited.
         items: the element type of an ``array``.
@@ -252,7 +253,7 @@ class ToolParam:
 
     name: str = attrs.field(validator=_non_empty)
     type: str = attrs.field(default="string", validator=_param_type)
-    required: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    required: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     description: str | None = attrs.field(default=None, validator=_opt_str)
     enum: tuple[Any, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     items: str | None = attrs.field(default=None, validator=attrs.validators.optional(_param_type))
@@ -448,7 +449,8 @@ class GuardrailConfig:
 @attrs.frozen(kw_only=True)
 class HandoffConfig:
     """``handoff``: runs agent ``to`` (or the gem's ``target_agent``; references
-    allowed) with ``context`` and ``reason``, and stores its reply in ``output``."""
+    allowed; without either, the agent ctx ``_handoff_to`` names, as in the gem)
+    with ``context`` and ``reason``, and stores its reply in ``output``."""
 
     to: str | None = attrs.field(default=None, validator=_opt_non_empty, metadata={EXPR: True})
     target_agent: str | None = attrs.field(
@@ -463,15 +465,20 @@ class HandoffConfig:
     max_turns: int | None = attrs.field(default=None, validator=_opt_positive_int)
 
     def __attrs_post_init__(self) -> None:
-        if (self.to is None) == (self.target_agent is None):
-            raise ValueError("a handoff needs exactly one of 'to' or 'target_agent'")
+        if self.to is not None and self.target_agent is not None:
+            raise ValueError("a handoff takes 'to' or 'target_agent', not both")
 
     @property
     def agent(self) -> str:
-        """The target: ``to`` or ``target_agent`` (may be a reference)."""
-        found = self.to if self.to is not None else self.target_agent
-        assert found is not None
-        return found
+        """The target: ``to``, ``target_agent``, or else ``"$_handoff_to"`` (may be a reference)."""
+        return self.to or self.target_agent or "$_handoff_to"
+
+    @property
+    def target_key(self) -> str:
+        """The key the target comes from: ``to``, ``target_agent`` or ``_handoff_to``."""
+        if self.to is not None:
+            return "to"
+        return "target_agent" if self.target_agent is not None else "_handoff_to"
 
 
 def _files(value: Any) -> Any:
@@ -675,10 +682,9 @@ def check_workflow(wf: Any) -> list[str]:
             report(f"agent_id: no agent '{config.agent_id}'{hint}", step, path)
         elif isinstance(config, HandoffConfig):
             target = config.agent
-            key = "to" if config.to is not None else "target_agent"
             if not target.startswith("$") and target not in agent_ids:
                 hint = did_you_mean(target, agent_ids) or _declared(agent_ids, "agents")
-                report(f"{key}: no agent '{target}'{hint}", step, path)
+                report(f"{config.target_key}: no agent '{target}'{hint}", step, path)
         elif isinstance(config, MCPConfig) and config.server not in servers:
             hint = did_you_mean(config.server, list(servers)) or _declared(
                 list(servers), "mcp_servers"

@@ -8,7 +8,7 @@ loop bodies and parallel branches built from it)::
     wf.mcp_server("docs", url=..., headers=...)                 # declare an MCP server
     wf.agent("triage", agent=triage, prompt="...", output="triage_result")
     wf.guardrail("screen", content="$input.message", checks=["pii"], on_fail="rejected")
-    wf.handoff("handle", target_agent="$_handoff_to", context={...}, output="reply")
+    wf.handoff("handle", context={...}, output="reply")         # to the agent in $_handoff_to
     wf.file_search("find", query="$input.question", files=["docs/*.md"], output="hits")
     wf.mcp("lookup", server="docs", tool="search", arguments={...}, output="found")
 
@@ -30,7 +30,7 @@ from typing import Any
 import attrs
 
 from flowkit.abc import IMPLICIT, Builder
-from flowkit.definitions import Problem, StepDef
+from flowkit.definitions import Duration, Problem, StepDef
 from flowkit.dsl import caller, register_method
 from flowkit.errors import ValidationError
 
@@ -559,7 +559,10 @@ def build_handoff(
     next: Any = IMPLICIT,
     on_error: str | None = None,
 ) -> StepDef:
-    """A ``handoff`` step to ``to`` (or the gem's ``target_agent``): an agent or a reference."""
+    """A ``handoff`` step to ``to`` (or the gem's ``target_agent``): an agent or a reference.
+
+    Without either, the step hands over to the agent ctx ``_handoff_to`` names.
+    """
     options = {
         "to": None if to is None else _agent_id(graph, to, id),
         "target_agent": None if target_agent is None else _agent_id(graph, target_agent, id),
@@ -600,7 +603,7 @@ def build_mcp(
     tool: str,
     arguments: Any = None,
     output: str | None = None,
-    timeout: float | None = None,
+    timeout: Duration | None = None,
     next: Any = IMPLICIT,
     on_error: str | None = None,
 ) -> StepDef:

@@ -1,11 +1,12 @@
 """The ``handoff`` step: hand the conversation to another agent and store its reply.
 
-``to`` (or the gem's ``target_agent``) names the agent, usually through a
-reference such as ``$_handoff_to`` set by an ``agent`` step whose model
-called ``transfer_to_<agent>``. The target agent runs the same checkpointed
-loop as an ``agent`` step, on a message built from ``prompt`` (optional),
-``reason`` (default: the reason the model gave when it called
-``transfer_to_<agent>``, ``$_handoff_reason``) and ``context``.
+``to`` (or the gem's ``target_agent``) names the agent, an id or a reference;
+without either, as in the gem, the agent is the one ctx ``_handoff_to`` names,
+set by an ``agent`` step whose model called ``transfer_to_<agent>``. The step
+fails when that names no agent of the workflow. The target agent runs the
+same checkpointed loop as an ``agent`` step, on a message built from
+``prompt`` (optional), ``reason`` (default: the reason the model gave when it
+called ``transfer_to_<agent>``, ``$_handoff_reason``) and ``context``.
 
 Afterwards ctx holds the reply under ``output``, ``_current_agent`` (the
 target), ``_handoff_context`` (``{from, to, reason, context}``), and
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowkit.abc import Outcome, Runtime, StepType
+from flowkit.errors import ExecutionError
 
 from ._agent import AgentFinal, advance, agent_named, conversation, first_user_message, prompt_text
 from ._definitions import HandoffConfig
@@ -37,7 +39,6 @@ class HandoffStep(StepType):
 
     def run(self, run: Runtime) -> Outcome:
         config: HandoffConfig = run.step.config
-        key = "to" if config.to is not None else "target_agent"
         if run.state is not None and isinstance(run.state.get("handoff"), dict):
             handoff = dict(run.state["handoff"])  # resolved on the first run of this visit
         else:
@@ -49,7 +50,13 @@ class HandoffStep(StepType):
                 else run.scope.ctx.get("_handoff_reason"),
                 "context": run.resolve(config.context),
             }
-        agent = agent_named(run, handoff["to"], key)
+        if handoff["to"] is None and config.target_key == "_handoff_to":
+            raise ExecutionError(
+                f"step '{run.path}': no agent to hand over to: the step has no 'to' and ctx "
+                "'_handoff_to' is not set (an agent step sets it when its model calls "
+                "transfer_to_<agent>)"
+            )
+        agent = agent_named(run, handoff["to"], config.target_key)
         if run.state is None:
             intro = run.resolve(config.prompt)
             if intro is None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..abc import Drivable, Driver
 from ..adapters import optional_import
 from ..config import settings
+from ..definitions.workflows import import_workflows
 from ..engine import Advance, Engine
 from ..errors import ConfigError, ConflictError
 from ..records import Execution, Status
@@ -57,6 +58,9 @@ DEFAULT_QUEUE = "flowkit"
 QUEUE_VAR = "FLOWKIT_QUEUE"
 #: The environment variable that sets how often workers run recover() and wake_due().
 MAINTENANCE_VAR = "FLOWKIT_MAINTENANCE_SECONDS"
+#: The environment variable that tells worker processes which modules to import
+#: (``flowkit worker MODULE…`` sets it): the workflows they define are registered.
+MODULES_VAR = "FLOWKIT_WORKER_MODULES"
 # Steps have their own timeouts; Dramatiq's default 10-minute limit would kill long ones.
 ACTOR_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
 MAINTENANCE_SECONDS = 5.0
@@ -563,16 +567,19 @@ def _maintenance_seconds() -> float:
 def boot() -> None:
     """Set up this worker process (Dramatiq calls it through ``flowkit worker``).
 
-    Declares the actors on the configured broker and starts the periodic
-    ``recover()``/``wake_due()`` thread (every ``FLOWKIT_MAINTENANCE_SECONDS``,
+    Declares the actors on the configured broker, imports the modules named by
+    ``FLOWKIT_WORKER_MODULES`` and registers the workflows they define, and
+    starts the periodic ``recover()``/``wake_due()`` thread (every ``FLOWKIT_MAINTENANCE_SECONDS``,
     5 by default).
 
     Raises:
-        ConfigError: no broker is configured, or ``FLOWKIT_MAINTENANCE_SECONDS``
-            is not a positive number.
+        ConfigError: no broker is configured, ``FLOWKIT_MAINTENANCE_SECONDS``
+            is not a positive number, or a module cannot be imported.
     """
     rt = get_runtime()
     rt.maintenance_seconds = _maintenance_seconds()
+    modules = os.environ.get(MODULES_VAR, "")
+    import_workflows(name for name in modules.split(",") if name)
     _Maintenance(rt).start()
 
 
@@ -603,6 +610,7 @@ def run_workers(
         get_runtime()  # raises the ConfigError that explains how to configure one
     _maintenance_seconds()
     queue = os.environ[QUEUE_VAR] = _queue(queue)
+    os.environ[MODULES_VAR] = ",".join(modules)
     from dramatiq.cli import main, make_argument_parser
 
     args = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]

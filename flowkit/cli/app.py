@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from .._version import __version__
 from ..adapters import connect
 from ..config import settings
 from ..definitions import WorkflowDef, parse
+from ..definitions.workflows import import_module, import_workflows
 from ..engine import Engine
 from ..errors import ConfigError, FlowkitError, NotFoundError, ValidationError
 from ..records import Status
@@ -95,20 +97,17 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 
 def import_modules(modules: Sequence[str]) -> None:
-    """Import the configured ``imports`` and ``modules`` (they register services and workflows)."""
-    sys.path.insert(0, str(Path.cwd()))
-    for name in [*settings().imports, *modules]:
-        _import(name)
+    """Import the configured ``imports`` and ``modules`` from the working directory:
+    they register their services, and the workflows they define are registered."""
+    _from_working_directory()
+    import_workflows([*settings().imports, *modules])
 
 
-def _import(name: str) -> Any:
-    """Import a user's module; any failure becomes one ``ConfigError`` line."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import module '{name}': {exc}") from exc
-    except Exception as exc:  # the module itself raised: report it without a traceback
-        raise ConfigError(f"cannot import module '{name}': {type(exc).__name__}: {exc}") from exc
+def _from_working_directory() -> None:
+    """Let ``-m`` and ``MODULE:ATTR`` name modules of the working directory, as ``python -m``."""
+    here = str(Path.cwd())
+    if here not in sys.path:
+        sys.path.insert(0, here)
 
 
 @contextmanager
@@ -150,8 +149,8 @@ def load_target(target: str) -> Any:
         raise ConfigError(
             f"'{target}' is neither a YAML file nor MODULE:ATTR (e.g. shop.flows:orders)"
         )
-    sys.path.insert(0, str(Path.cwd()))
-    module = _import(module_name)
+    _from_working_directory()
+    module = import_module(module_name)
     try:
         workflow = getattr(module, attr)
     except AttributeError:
@@ -165,14 +164,31 @@ def load_target(target: str) -> Any:
 
 
 def console() -> Any:
-    """A rich console for stdout; when it is not a terminal (a pipe, a file), lines are
-    not cut to a guessed 80 columns, so ids and values come out whole."""
+    """A rich console for stdout. Into a pipe or a file, it is as wide as the terminal
+    the command runs in (``$COLUMNS``, else the terminal of stderr or stdin), and
+    when there is none, lines are not cut, so ids and values come out whole."""
     from rich.console import Console
 
     console = Console()
     if not console.is_terminal:
-        console = Console(width=max(console.width, 1000))
+        console = Console(width=_terminal_width() or _UNCUT)
     return console
+
+
+_UNCUT = 10_000  # columns: wider than any line flowkit prints
+
+
+def _terminal_width() -> int | None:
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    for stream in (sys.stderr, sys.stdin):
+        try:
+            if stream.isatty():
+                return os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):  # closed, or not a real file
+            continue
+    return None
 
 
 def status_text(status: Status) -> str:

@@ -26,23 +26,27 @@ from .app import echo_json, handles_errors, import_modules, json_option, load_ta
 @json_option
 @handles_errors
 def validate(files: Sequence[str], services: Sequence[str], as_json: bool) -> None:
-    """Check workflow FILES and print every problem (exit 1 if any)."""
+    """Check workflow FILES and print every problem (exit 1 if any).
+
+    Warnings are printed too; they leave the exit status at 0.
+    """
     if services:
         import_modules(services)
     report: dict[str, list[str]] = {}
     for file in files:
         try:
-            problems = check(file)
+            problems = check(file, warnings=True)
         except FlowkitError as exc:
             problems = [str(exc) if file in str(exc) else f"{file}: {exc}"]
-        if services and not problems:
-            problems = _service_problems(file)
+        if services and not _errors(problems):
+            problems += _service_problems(file)
         report[file] = problems
-    total = sum(len(problems) for problems in report.values())
+    errors = sum(len(_errors(problems)) for problems in report.values())
+    warnings = sum(len(problems) for problems in report.values()) - errors
     if as_json:
         echo_json(
             {
-                "valid": total == 0,
+                "valid": errors == 0,
                 "files": {
                     file: [_problem_json(problem) for problem in problems]
                     for file, problems in report.items()
@@ -51,14 +55,38 @@ def validate(files: Sequence[str], services: Sequence[str], as_json: bool) -> No
         )
     else:
         for file, problems in report.items():
-            if not problems:
+            if not _errors(problems):
                 click.secho(f"{file}: ok", fg="green")
             for problem in problems:
-                click.secho(f"error: {problem}", fg="red")
-        if total:
-            click.echo(f"{total} problem{'s' if total != 1 else ''} found", err=True)
-    if total:
+                severity = _severity(problem)
+                click.secho(f"{severity}: {problem}", fg=_COLORS[severity])
+        if errors or warnings:
+            click.echo(_summary(errors, warnings), err=True)
+    if errors:
         sys.exit(1)
+
+
+_COLORS = {"error": "red", "warning": "yellow"}
+
+
+def _severity(problem: str) -> str:
+    """``error`` or ``warning``; a plain message (a file that cannot be read) is an error."""
+    severity: str = getattr(problem, "severity", "error")
+    return severity
+
+
+def _errors(problems: list[str]) -> list[str]:
+    return [problem for problem in problems if _severity(problem) == "error"]
+
+
+def _summary(errors: int, warnings: int) -> str:
+    """``2 problems found, 1 warning``."""
+    counts = []
+    if errors:
+        counts.append(f"{errors} problem{'s' if errors != 1 else ''} found")
+    if warnings:
+        counts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    return ", ".join(counts)
 
 
 def _service_problems(file: str) -> list[str]:
@@ -77,11 +105,11 @@ def _service_problems(file: str) -> list[str]:
 
 def _problem_json(problem: str) -> Any:
     to_json = getattr(problem, "to_json", None)
-    return to_json() if callable(to_json) else {"message": problem}
+    return to_json() if callable(to_json) else {"severity": "error", "message": problem}
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("target", metavar="FILE_OR_MODULE:ATTR")
 @click.option(
     "--format",
     "fmt",
@@ -91,9 +119,10 @@ def _problem_json(problem: str) -> Any:
     help="Mermaid flowchart or Graphviz DOT.",
 )
 @handles_errors
-def graph(file: str, fmt: str) -> None:
-    """Print the step graph of workflow FILE."""
-    click.echo(render(parse(file), fmt), nl=False)
+def graph(target: str, fmt: str) -> None:
+    """Print the step graph of a workflow: a YAML FILE or a Python MODULE:ATTR."""
+    workflow = load_target(target)
+    click.echo(render(parse(getattr(workflow, "definition", workflow)), fmt), nl=False)
 
 
 @main.command()

@@ -13,6 +13,8 @@ from .app import (
     console,
     echo_json,
     handles_errors,
+    import_modules,
+    import_option,
     json_option,
     main,
     open_store,
@@ -28,12 +30,19 @@ from .app import (
     "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="How many to show."
 )
 @store_option
+@import_option
 @json_option
 @handles_errors
 def list_(
-    status: str | None, workflow_id: str | None, limit: int, store_url: str | None, as_json: bool
+    status: str | None,
+    workflow_id: str | None,
+    limit: int,
+    store_url: str | None,
+    imports: Sequence[str],
+    as_json: bool,
 ) -> None:
     """List executions, most recently updated first."""
+    import_modules(imports)  # as every command does: a module may configure the store
     store = open_store(store_url)
     try:
         executions = store.find(workflow_id=workflow_id, status=status, limit=limit)
@@ -64,10 +73,12 @@ def list_(
 @main.command()
 @click.argument("execution_id")
 @store_option
+@import_option
 @json_option
 @handles_errors
-def show(execution_id: str, store_url: str | None, as_json: bool) -> None:
+def show(execution_id: str, store_url: str | None, imports: Sequence[str], as_json: bool) -> None:
     """Show an execution: its record, cursor and entries."""
+    import_modules(imports)  # as every command does: a module may configure the store
     store = open_store(store_url)
     try:
         execution = store.load(execution_id)
@@ -92,6 +103,8 @@ def _show_rich(execution: Execution, entries: Sequence[Entry]) -> None:
 
     out = console()
     record = Table(box=None, show_header=False)
+    record.add_column(no_wrap=True)
+    record.add_column(overflow="fold")  # long values wrap at the width, never cut
     for key, value in (
         ("execution", execution.id),
         ("workflow", f"{execution.workflow_id} (version {execution.workflow_version})"),

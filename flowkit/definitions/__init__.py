@@ -10,7 +10,19 @@ and :mod:`flowkit.expressions` only.
 """
 
 from .convert import InvalidValue, converter, error_messages
-from .fields import EXPR, KEY, OUTPUT, PATH, STEPS, TARGET, target
+from .fields import (
+    EXPR,
+    KEY,
+    OUTPUT,
+    PATH,
+    SECONDS,
+    STEPS,
+    TARGET,
+    Duration,
+    duration,
+    seconds,
+    target,
+)
 from .graph import Edge, condition_text, edges, render
 from .inputs import validate_input
 from .kinds import (
@@ -41,9 +53,11 @@ __all__ = [
     "OUTPUT",
     "PATH",
     "RESERVED",
+    "SECONDS",
     "STEPS",
     "TARGET",
     "Condition",
+    "Duration",
     "Edge",
     "Extension",
     "InputDef",
@@ -65,6 +79,7 @@ __all__ = [
     "defines_of",
     "definition_hash",
     "did_you_mean",
+    "duration",
     "edges",
     "error_messages",
     "load",
@@ -73,6 +88,7 @@ __all__ = [
     "register_check",
     "register_extension",
     "render",
+    "seconds",
     "target",
     "to_dict",
     "to_yaml",

@@ -2,8 +2,9 @@
 
 Structuring is strict (a number is not a string, a typo'd key is an error) and
 reports every problem at once: cattrs collects the errors of a step and
-:func:`cattrs.transform_error` turns them into key paths, which are mapped back
-to step ids and YAML lines.
+:func:`cattrs.transform_error` turns them into key paths. :func:`read_workflow`
+goes on past every problem, keeping what it could read of each step (a
+:class:`Reading`), so that the validator still checks the graph around it.
 
 Step types whose config holds values of their own shape (a ``call``'s output, a
 ``transform``'s ops) register hooks on :data:`converter` next to their config
@@ -18,22 +19,24 @@ from typing import Any, get_origin
 
 import attrs
 import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ..errors import ValidationError
 from ..frozen import FrozenDict, JsonTypeError, freeze, thaw
 from .fields import KEY, STEPS
-from .kinds import extensions, kind, kinds
+from .kinds import StepKind, extensions, kind, kinds
 from .model import InputDef, SourceLocation, StepDef, WorkflowDef
-from .problems import Problem, did_you_mean
+from .problems import Problem, closest, did_you_mean
 
 __all__ = [
+    "NO_ID",
+    "UNREAD",
     "InvalidValue",
+    "Reading",
     "converter",
     "error_messages",
     "freeze_value",
-    "structure_workflow",
+    "read_workflow",
     "type_name",
     "unstructure_workflow",
     "yaml_keys",
@@ -53,15 +56,23 @@ class InvalidValue(ValueError):
 # --- strict scalars -------------------------------------------------------------------------
 
 
+_TYPE_NAMES: tuple[tuple[type[Any] | tuple[type[Any], ...], str], ...] = (
+    (bool, "a boolean"),
+    (str, "a string"),
+    (int, "an integer"),
+    (float, "a number"),
+    (Mapping, "a mapping"),
+    ((list, tuple), "a list"),
+)
+
+
 def type_name(value: object) -> str:
     """``a string``, ``an integer``… for messages about a value of the wrong type."""
-    return {
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        type(None): "null",
-    }.get(type(value), "a list" if isinstance(value, list) else "a mapping")
+    if value is None:
+        return "null"
+    return next(
+        (name for kind, name in _TYPE_NAMES if isinstance(value, kind)), type(value).__name__
+    )
 
 
 def _strict(kind: type[Any], label: str) -> Callable[[Any, Any], Any]:
@@ -160,40 +171,11 @@ def _line(raw: object) -> int | None:
     return line if isinstance(line, int) else None
 
 
-def _structure_step(raw: Any, _type: Any = StepDef) -> StepDef:
-    if not isinstance(raw, Mapping):
-        raise InvalidValue(f"a step must be a mapping with 'id' and 'type', got {raw!r}")
-    step_id = raw.get("id")
-    step_type = raw.get("type")
-    problems = []
-    if not isinstance(step_id, str) or not step_id:
-        problems.append("every step needs an 'id' (a non-empty string)")
-    registered = kind(step_type) if isinstance(step_type, str) else None
-    if registered is None:
-        if step_type is None:
-            problems.append("missing 'type'")
-        else:
-            known = sorted(kinds())
-            hint = did_you_mean(str(step_type), known) or f" (known types: {', '.join(known)})"
-            problems.append(f"unknown step type {step_type!r}{hint}")
-    for key in ("next", "on_error"):
-        if key in raw and not (raw[key] is None or isinstance(raw[key], str)):
-            problems.append(f"'{key}' must be a step id, got {raw[key]!r}")
-    if problems:
-        raise InvalidValue("; ".join(problems))
-    assert registered is not None
-    assert isinstance(step_id, str)
-    config = converter.structure(
-        {key: value for key, value in raw.items() if key not in STEP_KEYS}, registered.config
-    )
-    return StepDef(
-        id=step_id,
-        type=registered.name,
-        config=config,
-        next=raw.get("next"),
-        on_error=raw.get("on_error"),
-        source=SourceLocation(file=getattr(raw, "file", None), line=_line(raw)),
-    )
+def _structure_step(value: Any, _type: Any) -> StepDef:
+    """Nested steps are read on their own before their step's config (see :func:`read_workflow`)."""
+    if not isinstance(value, StepDef):
+        raise InvalidValue(f"nested steps are read with flowkit.parse, got {value!r}")
+    return value
 
 
 def _unstructure_step(step: StepDef) -> dict[str, Any]:
@@ -226,7 +208,8 @@ def _format(exc: BaseException, type_: Any) -> str:
         if any(known.config is exc.cl for known in kinds().values()):
             accepted += STEP_KEYS
         return "; ".join(
-            f"unknown key '{key}'{did_you_mean(key, accepted)}" for key in sorted(exc.extra_fields)
+            f"unknown key '{key}'{did_you_mean(key, accepted)}"
+            for key in sorted(str(key) for key in exc.extra_fields)
         )
     if isinstance(exc, KeyError):
         return "missing required key"
@@ -235,20 +218,48 @@ def _format(exc: BaseException, type_: Any) -> str:
     return f"invalid value ({type(exc).__name__}: {exc})"
 
 
+_FIRST_KEY = re.compile(r"[^.\[]*")
+
+
 def error_messages(exc: BaseException) -> list[str]:
     """What cattrs found wrong while structuring an attrs class, one ``key: problem`` each.
 
-    For extensions that structure their own values with :data:`converter`.
+    Keys are named as written in YAML (``as``, not ``as_``). For extensions
+    that structure their own values with :data:`converter`.
     """
+    names = _yaml_names(exc.cl) if isinstance(exc, ClassValidationError) else {}
     out = []
     for message in cattrs.transform_error(exc, format_exception=_format):
         text, _, path = message.rpartition(" @ ")
         path = path.removeprefix("$").removeprefix(".")
+        first = _FIRST_KEY.match(path)
+        if first is not None and first.group() in names:
+            path = names[first.group()] + path[first.end() :]
         if text == "missing required key":
             out.append(f"missing required key '{path}'")
         else:
             out.append(f"{path}: {text}" if path else text)
     return out
+
+
+def _yaml_names(cls: type[Any]) -> dict[str, str]:
+    """The YAML key of each field of an attrs class, by field name."""
+    if not attrs.has(cls):
+        return {}
+    return {field.name: field.metadata.get(KEY, field.name) for field in attrs.fields(cls)}
+
+
+def _bad_keys(exc: BaseException) -> set[Any]:
+    """The keys whose values cattrs could not structure, unknown keys included."""
+    if not isinstance(exc, ClassValidationError):
+        return set()
+    names = _yaml_names(exc.cl)
+    with_notes, without_notes = exc.group_exceptions()
+    keys: set[Any] = {names.get(note.name, note.name) for _, note in with_notes}
+    for error in without_notes:
+        if isinstance(error, ForbiddenExtraKeysError):
+            keys.update(error.extra_fields)
+    return keys
 
 
 def _message(exc: BaseException) -> str:
@@ -258,202 +269,329 @@ def _message(exc: BaseException) -> str:
     return str(exc)
 
 
-_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
-
-
-def _locate(raw_step: Any, path: str) -> tuple[list[str], Any, str]:
-    """Follow a cattrs path (``$.do[1].retries``) through raw data.
-
-    Returns the nested step ids passed through, the innermost raw step and the
-    remaining key path (``retries``).
-    """
-    ids: list[str] = []
-    node, step_node, keys = raw_step, raw_step, []
-    for name, index in _TOKEN.findall(path):
-        if name:
-            keys.append(name)
-            node = node.get(name) if isinstance(node, Mapping) else None
-        else:
-            node = node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
-            if keys and keys[-1] in _nested_step_keys() and isinstance(node, Mapping):
-                ids.append(str(node.get("id", f"#{index}")))
-                step_node, keys = node, []
-            else:
-                keys[-1:] = [f"{keys[-1]}[{index}]"] if keys else [f"[{index}]"]
-    return ids, step_node, ".".join(keys)
-
-
-def _nested_step_keys() -> set[str]:
-    """The YAML keys under which registered step types hold nested steps (``do``, ``branches``)."""
-    return {
-        field.metadata.get(KEY, field.name)
-        for known in kinds().values()
-        if attrs.has(known.config)
-        for field in attrs.fields(known.config)
-        if field.metadata.get(STEPS)
-    }
-
-
-def _problems_from(
-    exc: BaseException, raw_step: Any, step_id: str, workflow_id: str | None, file: str | None
-) -> Iterator[Problem]:
-    for message in cattrs.transform_error(exc, format_exception=_format):
-        text, _, path = message.rpartition(" @ ")
-        ids, step_node, key = _locate(raw_step, path)
-        where = ":".join([step_id, *ids])
-        if key.startswith("[") or not key:
-            detail = text
-        elif text == "missing required key":
-            detail = f"missing required key '{key}'"
-        else:
-            detail = f"{key}: {text}"
-        yield Problem(
-            detail,
-            workflow_id=workflow_id,
-            step_id=where,
-            location=SourceLocation(file=file, line=_line(step_node)),
-        )
-
-
 # --- workflows ------------------------------------------------------------------------------
 
+UNREAD = "(unread)"
+"""The ``type`` of a step whose config could not be read (its ``config`` is None);
+no step type has this name."""
+NO_ID = "(no id)"
+"""The ``id`` of a workflow read without one; :attr:`Reading.workflow_id` is None."""
 
-def _structure_inputs(raw: Any, problems: list[tuple[str, int | None]]) -> tuple[InputDef, ...]:
-    """The declared inputs; appends ``(message, line)`` for each problem."""
-    if raw is None:
-        return ()
+
+@attrs.frozen(kw_only=True)
+class Reading:
+    """A workflow read from plain data, as far as it could be read.
+
+    A step with problems is kept, so that the validator still checks the graph
+    and the references around it: without the keys that could not be read, or,
+    when its config cannot be read at all, with the type :data:`UNREAD` and no
+    config. A step without an id is named ``#2`` after its place in its list.
+
+    Attributes:
+        workflow: the definition; complete when there are no problems.
+        workflow_id: the workflow's id; None when it has none.
+        problems: what could not be read, in the order found.
+        partial: the steps read in part, by path (``loop:inner``), each with the
+            words (keys and text) of what could not be read: the steps it may
+            lead to and the names it may set are among them.
+        unnamed: the paths of steps read without an id (nothing can lead to them).
+        unread_extensions: extension keys whose value could not be read.
+    """
+
+    workflow: WorkflowDef
+    workflow_id: str | None = attrs.field(
+        default=attrs.Factory(lambda self: self.workflow.id, takes_self=True)
+    )
+    problems: tuple[Problem, ...] = ()
+    partial: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
+    unnamed: frozenset[str] = frozenset()
+    unread_extensions: frozenset[str] = frozenset()
+
+
+def read_workflow(raw: Any, *, file: str | None = None) -> Reading:
+    """Read a workflow from plain data, going on past every problem (see :class:`Reading`)."""
     if not isinstance(raw, Mapping):
-        problems.append(("'inputs' must be a mapping of input name to its spec", _line(raw)))
-        return ()
-    inputs = []
-    for name, spec in raw.items():
-        line = _line(spec) or _line(raw)
+        problem = Problem(f"a workflow must be a mapping, got {type_name(raw)}", location=_at(file))
+        empty = WorkflowDef(id=NO_ID, steps=(), source=_at(file))
+        return Reading(workflow=empty, workflow_id=None, problems=(problem,))
+    return _Reader(raw, file).read()
+
+
+def _words(value: Any) -> Iterator[str]:
+    """The keys and text in plain data, at any depth."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+class _Reader:
+    """Reads one workflow mapping, noting each problem and going on."""
+
+    def __init__(self, raw: Mapping[Any, Any], file: str | None) -> None:
+        self.raw = raw
+        self.file = file
+        self.workflow_id = _text(raw.get("id"))
+        self.problems: list[Problem] = []
+        self.partial: dict[str, frozenset[str]] = {}
+        self.unnamed: set[str] = set()
+
+    def report(self, message: str, *, step: str | None = None, line: int | None = None) -> None:
+        location = SourceLocation(file=self.file, line=line) if line is not None else _at(self.file)
+        self.problems.append(
+            Problem(message, workflow_id=self.workflow_id, step_id=step, location=location)
+        )
+
+    def read(self) -> Reading:
+        registered = extensions()
+        for key in self.raw:
+            if key not in WORKFLOW_KEYS and key not in registered:
+                self.report(f"unknown top-level key '{key}'{did_you_mean(str(key), WORKFLOW_KEYS)}")
+        if self.workflow_id is None:
+            if self.raw.get("id") is None:
+                self.report("missing 'id' (a non-empty string naming the workflow)")
+            else:
+                self.report(
+                    f"'id' must be a non-empty string naming the workflow, got {self.raw['id']!r}"
+                )
+        fields = self.metadata()
+        inputs = self.inputs(self.raw.get("inputs"))
+        raw_steps = self.raw.get("steps")
+        if not isinstance(raw_steps, list) or not raw_steps:
+            self.report("'steps' must be a non-empty list of steps")
+            raw_steps = []
+        steps = self.steps(raw_steps, "")
+        structured: dict[str, Any] = {}
+        unread: set[str] = set()
+        for key, ext in registered.items():
+            if key in self.raw:
+                try:
+                    structured[key] = ext.structure(self.raw[key])
+                except (ValueError, TypeError) as exc:
+                    self.report(f"'{key}': {exc}")
+                    unread.add(key)
+        workflow = WorkflowDef(
+            id=self.workflow_id or NO_ID,
+            steps=steps,
+            inputs=inputs,
+            extensions=FrozenDict(structured),
+            source=_at(self.file),
+            **fields,
+        )
+        return Reading(
+            workflow=workflow,
+            workflow_id=self.workflow_id,
+            problems=tuple(self.problems),
+            partial=self.partial,
+            unnamed=frozenset(self.unnamed),
+            unread_extensions=frozenset(unread),
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        """``name``, ``version``, ``description`` and ``timeout``: those that can be read."""
+        fields: dict[str, Any] = {}
+        for key in ("name", "version", "description", "timeout"):
+            value: Any = self.raw.get(key)
+            if value is None:
+                continue
+            if key == "version" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)
+            try:
+                if key != "timeout":  # the field reads a duration ("1h") itself
+                    value = converter.structure(value, str)
+                WorkflowDef(id=NO_ID, steps=(), **{key: value})  # the field's own checks
+            except InvalidValue as exc:
+                self.report(f"'{key}': {exc}")
+            except (ValueError, TypeError) as exc:
+                self.report(_message(exc))
+            else:
+                fields[key] = value
+        return fields
+
+    def inputs(self, raw: Any) -> tuple[InputDef, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, Mapping):
+            self.report("'inputs' must be a mapping of input name to its spec", line=_line(raw))
+            return ()
+        inputs = (self.input(name, spec, _line(spec) or _line(raw)) for name, spec in raw.items())
+        return tuple(spec for spec in inputs if spec is not None)
+
+    def input(self, name: Any, spec: Any, line: int | None) -> InputDef | None:
+        """One declared input; one with problems is kept by its name alone."""
         if isinstance(spec, str):
             spec = {"type": spec}
         if spec is None:
             spec = {}
         if not isinstance(spec, Mapping):
-            problems.append(
-                (f"input '{name}': expected a mapping of {', '.join(INPUT_KEYS)}", line)
-            )
-            continue
-        unknown = [key for key in spec if key not in INPUT_KEYS]
-        for key in unknown:
-            problems.append(
-                (f"input '{name}': unknown key '{key}'{did_you_mean(key, INPUT_KEYS)}", line)
-            )
-        if unknown:
-            continue
-        try:
-            inputs.append(converter.structure({"name": name, **spec}, InputDef))
-        except (ClassValidationError, IterableValidationError) as exc:
-            for detail in error_messages(exc):
-                problems.append((f"input '{name}': {detail}", line))
-        except (ValueError, TypeError) as exc:
-            problems.append((f"input '{name}': {_message(exc)}", line))
-    return tuple(inputs)
-
-
-def structure_workflow(raw: Any, *, file: str | None = None) -> WorkflowDef:
-    """Build a :class:`WorkflowDef` from plain data.
-
-    Raises:
-        ValidationError: the data does not have the shape of a workflow; every
-            structural problem is listed.
-    """
-    if not isinstance(raw, Mapping):
-        raise ValidationError(
-            [Problem(f"a workflow must be a mapping, got {type_name(raw)}", location=_at(file))]
-        )
-    workflow_id = raw.get("id") if isinstance(raw.get("id"), str) and raw.get("id") else None
-    problems: list[str] = []
-
-    def problem(message: str) -> None:
-        problems.append(Problem(message, workflow_id=workflow_id, location=_at(file)))
-
-    registered = extensions()
-    for key in raw:
-        if key not in WORKFLOW_KEYS and key not in registered:
-            problem(f"unknown top-level key '{key}'{did_you_mean(str(key), WORKFLOW_KEYS)}")
-    if workflow_id is None:
-        if raw.get("id") is None:
-            problem("missing 'id' (a non-empty string naming the workflow)")
+            messages = [f"expected a mapping of {', '.join(INPUT_KEYS)}"]
         else:
-            problem(f"'id' must be a non-empty string naming the workflow, got {raw['id']!r}")
-
-    fields: dict[str, Any] = {}
-    for key in ("name", "version", "description", "timeout"):
-        if raw.get(key) is None:
-            continue
-        value = raw[key]
-        if key == "version" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        expected = float if key == "timeout" else str
-        try:
-            fields[key] = converter.structure(value, expected)
-        except InvalidValue as exc:
-            problem(f"'{key}': {exc}")
-
-    input_problems: list[tuple[str, int | None]] = []
-    fields["inputs"] = _structure_inputs(raw.get("inputs"), input_problems)
-    for message, line in input_problems:
-        problems.append(
-            Problem(message, workflow_id=workflow_id, location=SourceLocation(file=file, line=line))
-        )
-
-    steps: list[StepDef] = []
-    raw_steps = raw.get("steps")
-    if not isinstance(raw_steps, list) or not raw_steps:
-        problem("'steps' must be a non-empty list of steps")
-        raw_steps = []
-    for index, raw_step in enumerate(raw_steps):
-        step_id = raw_step.get("id") if isinstance(raw_step, Mapping) else None
-        label = step_id if isinstance(step_id, str) and step_id else f"#{index + 1}"
-        try:
-            steps.append(_structure_step(raw_step))
-        except (ClassValidationError, IterableValidationError) as exc:
-            problems.extend(_problems_from(exc, raw_step, label, workflow_id, file))
-        except (InvalidValue, ValueError, TypeError) as exc:
-            problems.append(
-                Problem(
-                    str(exc),
-                    workflow_id=workflow_id,
-                    step_id=label,
-                    location=SourceLocation(file=file, line=_line(raw_step)),
-                )
-            )
-
-    structured: dict[str, Any] = {}
-    for key, ext in registered.items():
-        if key in raw:
+            messages = [
+                f"unknown key '{key}'{did_you_mean(str(key), INPUT_KEYS)}"
+                for key in spec
+                if key not in INPUT_KEYS
+            ]
+        if not messages:
             try:
-                structured[key] = ext.structure(raw[key])
-            except (ValueError, TypeError) as exc:
-                problem(f"'{key}': {exc}")
+                return converter.structure({"name": name, **spec}, InputDef)
+            except (ClassValidationError, ValueError, TypeError) as exc:
+                messages = error_messages(exc)
+        for message in messages:
+            self.report(f"input '{name}': {message}", line=line)
+        return InputDef(name=name) if isinstance(name, str) and name else None
 
-    if problems or workflow_id is None:
-        raise ValidationError(problems, subject=_subject(workflow_id))
-    try:
-        return WorkflowDef(
-            id=workflow_id,
-            steps=tuple(steps),
-            extensions=FrozenDict(structured),
-            source=_at(file),
-            **fields,
+    def steps(self, raw_steps: list[Any], prefix: str) -> tuple[StepDef, ...]:
+        """The steps of one list (the top level, a loop's body…); ``prefix`` is ``loop:``."""
+        return tuple(self.step(raw, f"#{place}", prefix) for place, raw in enumerate(raw_steps, 1))
+
+    def step(self, raw: Any, placeholder: str, prefix: str) -> StepDef:
+        """One step, read as far as it can be (see :class:`Reading`)."""
+        given = _text(raw.get("id")) if isinstance(raw, Mapping) else None
+        step_id = given or placeholder
+        path = prefix + step_id
+        line = _line(raw)
+        if given is None:
+            self.unnamed.add(path)
+        if not isinstance(raw, Mapping):
+            self.report(
+                f"a step must be a mapping with 'id' and 'type', got {raw!r}", step=path, line=line
+            )
+            self.partial[path] = frozenset(_words(raw))
+            return StepDef(id=step_id, type=UNREAD, config=None)
+        if given is None:
+            self.report("every step needs an 'id' (a non-empty string)", step=path, line=line)
+        unread: dict[Any, Any] = {}
+        for key in ("next", "on_error"):
+            value = raw.get(key)
+            if value is not None and _text(value) is None:
+                self.report(f"'{key}' must be a step id, got {value!r}", step=path, line=line)
+                unread[key] = value
+        step_type = raw.get("type")
+        known = self.step_kind(step_type, path, line)
+        own = {key: value for key, value in raw.items() if key not in STEP_KEYS}
+        if known is not None:
+            config, left_out = self.config(own, known.config, path, line)
+            unread.update(left_out)
+        else:
+            known, config = self.as_likely_type(step_type, own, path, line)
+            if config is None:
+                unread.update(own)
+        if unread or config is None:
+            self.partial[path] = frozenset(_words(unread))
+        return StepDef(
+            id=step_id,
+            type=known.name if known is not None and config is not None else UNREAD,
+            config=config,
+            next=None if "next" in unread else raw.get("next"),
+            on_error=None if "on_error" in unread else raw.get("on_error"),
+            source=SourceLocation(file=self.file, line=line),
         )
-    except (ValueError, TypeError) as exc:
-        raise ValidationError(
-            [Problem(str(exc), workflow_id=workflow_id, location=_at(file))],
-            subject=_subject(workflow_id),
-        ) from None
+
+    def step_kind(self, step_type: Any, path: str, line: int | None) -> StepKind | None:
+        """The registered type named ``step_type``; reports it when there is none."""
+        if isinstance(step_type, str) and (found := kind(step_type)) is not None:
+            return found
+        if step_type is None:
+            message = "missing 'type'"
+        elif not isinstance(step_type, str):
+            message = f"'type' must be the name of a step type, got {step_type!r}"
+        else:
+            known = sorted(kinds())
+            hint = did_you_mean(step_type, known) or f" (known types: {', '.join(known)})"
+            message = f"unknown step type {step_type!r}{hint}"
+        self.report(message, step=path, line=line)
+        return None
+
+    def as_likely_type(
+        self, step_type: Any, raw: dict[Any, Any], path: str, line: int | None
+    ) -> tuple[StepKind | None, Any]:
+        """The type a misspelt ``step_type`` likely names, and the step's config read as
+        that type, when every key fits it; else ``(None, None)``."""
+        likely = closest(step_type, kinds()) if isinstance(step_type, str) else None
+        if likely is None:
+            return None, None
+        found = kinds()[likely]
+        trial = _Reader(self.raw, self.file)  # what does not fit is no problem of this step
+        config, left_out = trial.config(raw, found.config, path, line)
+        if trial.problems or left_out:
+            return None, None
+        return found, config
+
+    def config(
+        self, raw: dict[Any, Any], cls: type[Any], path: str, line: int | None
+    ) -> tuple[Any, dict[Any, Any]]:
+        """A step's config, and the keys left out of it because they could not be read.
+
+        Nested steps are read first, each on its own; their problems are listed
+        after the step's own.
+        """
+        given = dict(raw)
+        left_out: dict[Any, Any] = {}
+        start = len(self.problems)
+        for key in _steps_keys(cls):
+            if isinstance(raw.get(key), list):
+                given[key] = self.steps(raw[key], f"{path}:")
+            elif key in raw:
+                self.report(
+                    f"{key}: expected a list of steps, got {type_name(raw[key])}",
+                    step=path,
+                    line=line,
+                )
+                given[key], left_out[key] = (), raw[key]
+        nested = self.problems[start:]
+        del self.problems[start:]
+        config, bad = self.structure(given, cls, path, line)
+        self.problems.extend(nested)
+        if config is None:
+            return None, raw
+        return config, {**left_out, **{key: raw[key] for key in bad}}
+
+    def structure(
+        self, given: dict[Any, Any], cls: type[Any], path: str, line: int | None
+    ) -> tuple[Any, set[Any]]:
+        """``given`` as a ``cls``, and the keys left out; None when it cannot be read.
+
+        A config with problems is read again without the keys that had them;
+        when that fails too (what still fails may follow from what was left
+        out), it cannot be read.
+        """
+        try:
+            return converter.structure(given, cls), set()
+        except (ClassValidationError, ValueError, TypeError) as exc:
+            for message in error_messages(exc):
+                self.report(message, step=path, line=line)
+            bad = _bad_keys(exc) & given.keys()
+        if not bad:
+            return None, bad
+        kept = {key: value for key, value in given.items() if key not in bad}
+        try:
+            return converter.structure(kept, cls), bad
+        except (ClassValidationError, ValueError, TypeError):
+            return None, bad
+
+
+def _text(value: Any) -> str | None:
+    """``value`` if it is a non-empty string (an id), else None."""
+    return value if isinstance(value, str) and value else None
+
+
+def _steps_keys(cls: type[Any]) -> list[str]:
+    """The YAML keys under which a config class holds nested steps (``do``, ``branches``)."""
+    return [
+        field.metadata.get(KEY, field.name)
+        for field in attrs.fields(cls)
+        if field.metadata.get(STEPS)
+    ]
 
 
 def _at(file: str | None) -> SourceLocation | None:
     return SourceLocation(file=file) if file else None
-
-
-def _subject(workflow_id: str | None) -> str:
-    return f"workflow '{workflow_id}'" if workflow_id else "workflow"
 
 
 def unstructure_workflow(wf: WorkflowDef) -> dict[str, Any]:

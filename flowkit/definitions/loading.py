@@ -2,6 +2,8 @@
 
 ``parse`` builds a definition (shape only), ``check`` lists every problem,
 ``load`` does both and raises; ``to_dict``/``to_yaml`` write a definition back.
+``check`` and ``load`` go on past problems of shape: the graph and the
+references of what could be read are checked too.
 YAML aliases may repeat at most :data:`MAX_ALIAS_NODES` nodes in all, so that a
 small file cannot expand to a huge one ("billion laughs").
 """
@@ -17,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 import yaml
 
 from ..errors import NotFoundError, ValidationError
-from .convert import structure_workflow, unstructure_workflow
+from .convert import Reading, read_workflow, unstructure_workflow
 from .model import SourceLocation, WorkflowDef
 from .problems import Problem
 from .validate import problems_in
@@ -171,48 +173,66 @@ def _too_many_aliases(event: yaml.AliasEvent, file: str | None) -> ValidationErr
 
 
 def _read_yaml(text: str, file: str | None) -> Any:
-    loader = _Loader(text)
-    loader.file = file
     try:
         if "*" in text:  # no alias without one
             _check_aliases(text, file)
-        node = loader.get_single_node()
-        _keep_version_text(node)
-        return None if node is None else loader.construct_document(node)
+        return _construct(text, file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         detail = " ".join(part for part in (exc.context, exc.problem) if part)
         problem = Problem(f"YAML syntax error: {detail}", location=_location(mark, file))
         raise ValidationError([problem], subject="YAML") from None
-    except yaml.YAMLError as exc:
-        raise ValidationError(
-            [f"{file or '<string>'}: YAML error: {exc}"], subject="YAML"
-        ) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML text may not hold
+        raise _unacceptable(text, text.find(chr(exc.character)), file) from None
+    except UnicodeEncodeError as exc:  # a lone surrogate, which the C parser cannot encode
+        raise _unacceptable(text, exc.start, file) from None
+
+
+def _construct(text: str, file: str | None) -> Any:
+    loader = _Loader(text)
+    loader.file = file
+    try:
+        node = loader.get_single_node()
+        _keep_version_text(node)
+        return None if node is None else loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def _unacceptable(text: str, index: int, file: str | None) -> ValidationError:
+    """The character at ``index`` cannot be read as YAML: a problem at its line and column."""
+    location = SourceLocation(
+        file=file or "<string>",
+        line=text.count("\n", 0, index) + 1,
+        column=index - text.rfind("\n", 0, index),
+    )
+    message = (
+        f"YAML syntax error: unacceptable character #x{ord(text[index]):04x}: "
+        "special characters are not allowed"
+    )
+    return ValidationError([Problem(message, location=location)], subject="YAML")
 
 
 def _looks_like_path(text: str) -> bool:
     if "\n" in text or ":" in text.split(os.sep)[-1]:
         return False
-    return text.endswith((".yml", ".yaml", ".json")) or Path(text).is_file()
+    if text.endswith((".yml", ".yaml", ".json")):
+        return True
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # too long for a file name, or holding a NUL: YAML text
+        return False
 
 
-def parse(src: Source) -> WorkflowDef:
-    """Build a definition from a path, YAML text or a dict, without validating it.
-
-    Only the shape is checked (types of keys, unknown keys, known step types);
-    use :func:`load` or :func:`check` for everything else.
+def _read(src: Source) -> Reading:
+    """Read ``src`` as far as it can be read.
 
     Raises:
-        ValidationError: YAML syntax errors (with line and column) or data that
-            does not have the shape of a workflow.
+        ValidationError: YAML that cannot be parsed, or a file that is not UTF-8.
         NotFoundError: ``src`` names a file that does not exist.
     """
     if isinstance(src, WorkflowDef):
-        return src
-    if isinstance(src, Mapping):
-        return structure_workflow(src)
+        return Reading(workflow=src)
     if isinstance(src, os.PathLike) or (isinstance(src, str) and _looks_like_path(src)):
         path = Path(src)
         try:
@@ -225,40 +245,74 @@ def parse(src: Source) -> WorkflowDef:
                 location=SourceLocation(file=str(path)),
             )
             raise ValidationError([problem], subject="YAML") from None
-        return structure_workflow(_read_yaml(text, str(path)), file=str(path))
+        return read_workflow(_read_yaml(text, str(path)), file=str(path))
     if isinstance(src, str):
-        return structure_workflow(_read_yaml(src, None))
-    raise TypeError(f"cannot parse a workflow from {type(src).__name__}")
+        return read_workflow(_read_yaml(src, None))
+    return read_workflow(src)  # a mapping, or something that is not a workflow at all
+
+
+def _subject(reading: Reading) -> str:
+    return f"workflow '{reading.workflow_id}'" if reading.workflow_id else "workflow"
+
+
+def _errors(problems: list[Problem]) -> list[str]:
+    return [problem for problem in problems if problem.severity == "error"]
+
+
+def parse(src: Source) -> WorkflowDef:
+    """Build a definition from a path, YAML text or a dict, without validating it.
+
+    Only the shape is checked (types of keys, unknown keys, known step types);
+    use :func:`load` or :func:`check` for everything else.
+
+    Raises:
+        ValidationError: YAML syntax errors (with line and column), or data that
+            does not have the shape of a workflow (anything that is not a
+            mapping included); every problem of shape is listed.
+        NotFoundError: ``src`` names a file that does not exist.
+    """
+    reading = _read(src)
+    if reading.problems:
+        raise ValidationError(reading.problems, subject=_subject(reading))
+    return reading.workflow
 
 
 def load(src: Source) -> WorkflowDef:
     """Parse and validate a workflow (a path, YAML text, a dict or a definition).
 
+    Warnings do not stop it (see :func:`check`).
+
     Raises:
-        ValidationError: anything is wrong; ``.problems`` lists every problem.
+        ValidationError: anything is wrong; ``.problems`` lists every problem:
+            those of shape and those of the graph they would hide.
         NotFoundError: ``src`` names a file that does not exist.
     """
-    wf = parse(src)
-    problems = problems_in(wf)
-    if problems:
-        raise ValidationError(problems, subject=f"workflow '{wf.id}'")
-    return wf
+    reading = _read(src)
+    errors = _errors(problems_in(reading))
+    if errors:
+        raise ValidationError(errors, subject=_subject(reading))
+    return reading.workflow
 
 
-def check(src: Source) -> list[str]:
-    """Every problem in a workflow definition; an empty list when it is valid.
+def check(src: Source, *, warnings: bool = False) -> list[str]:
+    """Every problem in a workflow definition, sorted by line; an empty list when it is valid.
+
+    Each is a :class:`~flowkit.definitions.Problem`.
 
     Args:
         src: a :class:`WorkflowDef`, or anything :func:`parse` accepts.
+        warnings: list warnings too: what the workflow says but never uses
+            (``severity == "warning"``); they do not make it invalid.
 
     Raises:
         NotFoundError: ``src`` names a file that does not exist.
     """
     try:
-        wf = parse(src)
+        reading = _read(src)
     except ValidationError as exc:
         return exc.problems
-    return problems_in(wf)
+    found = problems_in(reading)
+    return list(found) if warnings else _errors(found)
 
 
 def to_dict(wf: WorkflowDef) -> dict[str, Any]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import attrs
 
 from ..frozen import FrozenDict, freeze
-from .fields import EXPR, PATH, non_empty, number, optional_text, target
+from .fields import EXPR, PATH, SECONDS, duration, non_empty, optional_text, target
 
 __all__ = [
     "INPUT_TYPES",
@@ -108,9 +108,7 @@ class WorkflowDef:
     name: str | None = attrs.field(default=None, validator=optional_text)
     version: str = attrs.field(default="1.0", validator=non_empty)
     description: str | None = attrs.field(default=None, validator=optional_text)
-    timeout: float | None = attrs.field(
-        default=None, validator=number(0, optional=True, exclusive=True)
-    )
+    timeout: Annotated[float | None, SECONDS] = duration(default=None, positive=True)
     inputs: tuple[InputDef, ...] = attrs.field(default=(), converter=_inputs)
     extensions: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_extensions)
     source: SourceLocation | None = attrs.field(default=None, eq=False, hash=False, repr=False)

@@ -5,22 +5,30 @@ The checks that depend on a step's type come from its step type
 names it defines, the references it reads and the graphs nested in it. What is
 checked here is the same for every type: ids, edges, reachability, cycles, and
 which names are defined on every path to each step.
+
+A workflow is checked as far as it could be read (a
+:class:`~flowkit.definitions.convert.Reading`), and what follows from a problem
+is not reported as a problem of its own: a target with a likely typo is followed
+to the step it likely names; a step read in part may lead to the steps, and set
+the names, that its unread keys mention; a step not read at all may also set
+any name no other step sets.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from ..expressions import SPECIAL_ROOTS, Reference, check_condition, parse_path, references
+from .convert import UNREAD, Reading
 from .fields import EXPR, PATH
-from .graph import CONTINUE_KINDS, Edge, edge_lists, successors_in
+from .graph import CONTINUE_KINDS, Edge, edge_lists
 from .kinds import BODY, checks, defines_of, extensions, kind, kinds, output_schema
-from .model import Condition, StepDef, WorkflowDef
-from .problems import Problem, did_you_mean
+from .model import Condition, StepDef
+from .problems import Problem, Severity, closest, did_you_mean
 
 __all__ = ["NAME", "RESERVED", "all_steps", "problems_in"]
 
@@ -30,11 +38,16 @@ RESERVED = frozenset({"input", *SPECIAL_ROOTS})
 """Names no step may set."""
 RELAXED_OPS = frozenset({"exists", "empty", "truthy", "falsy"})
 """Ops that test whether a value is there: their field may be unset on some paths."""
+MAYBE = "maybe"
+"""The kind of edge from a step read in part to a step its unread keys name."""
 
 
-def problems_in(wf: WorkflowDef) -> list[str]:
-    """Every problem in a parsed definition, sorted by line; empty when it is valid."""
-    return _Checker(wf).run()
+def problems_in(reading: Reading) -> list[Problem]:
+    """Every problem in a definition, warnings included, sorted by line; empty when it is valid.
+
+    The problems found reading it come first on each line.
+    """
+    return _Checker(reading).run()
 
 
 def all_steps(steps: Sequence[StepDef], prefix: str = "") -> Iterator[tuple[str, StepDef]]:
@@ -65,16 +78,22 @@ class _References:
 class _Checker:
     """Holds what is known about one workflow while its graphs are checked."""
 
-    def __init__(self, wf: WorkflowDef) -> None:
+    def __init__(self, reading: Reading) -> None:
+        wf = reading.workflow
+        self.reading = reading
         self.wf = wf
-        self.problems: list[str] = []
+        self.partial = reading.partial
+        self.unread_words = frozenset().union(*reading.partial.values())
+        # A step that could not be read at all may set any name.
+        self.opaque = any(step.type == UNREAD for _, step in all_steps(wf.steps))
+        self.problems: list[Problem] = []
         self.inputs = [spec.name for spec in wf.inputs]
         self.setters: dict[str, list[str]] = {}
         self.schemas: dict[str, list[Mapping[str, Any] | None]] = {}
         self.loop_vars: dict[str, str] = {}
         extension_names: set[str] = set()
         for ext in extensions().values():
-            if ext.key in wf.extensions:
+            if ext.key in wf.extensions or ext.key in reading.unread_extensions:
                 extension_names.update(ext.defines)
         # `input` is the execution's input, readable from the first step on.
         self.always = frozenset(SPECIAL_ROOTS | extension_names | {"input"})
@@ -96,15 +115,35 @@ class _Checker:
 
     # --- reporting ------------------------------------------------------------------------
 
-    def report(self, message: str, path: str | None = None, step: StepDef | None = None) -> None:
+    def report(
+        self,
+        message: str,
+        path: str | None = None,
+        step: StepDef | None = None,
+        *,
+        severity: Severity = "error",
+    ) -> None:
         location = step.source if step is not None else self.wf.source
         self.problems.append(
-            Problem(message, workflow_id=self.wf.id, step_id=path, location=location)
+            Problem(
+                message,
+                workflow_id=self.reading.workflow_id,
+                step_id=path,
+                location=location,
+                severity=severity,
+            )
         )
 
-    def run(self) -> list[str]:
+    def run(self) -> list[Problem]:
         self.check_inputs()
         self.check_graph(self.wf.steps, "", frozenset(), body=False)
+        # Extensions' checks name the workflow, and may find what follows from
+        # an extension's key that could not be read: they wait for both.
+        if self.reading.workflow_id is not None and not self.reading.unread_extensions:
+            self.run_extension_checks()
+        return sorted([*self.reading.problems, *self.problems], key=_line_of)
+
+    def run_extension_checks(self) -> None:
         extra = [
             ext.check
             for ext in extensions().values()
@@ -117,7 +156,6 @@ class _Checker:
                     if isinstance(message, Problem)
                     else Problem(message, workflow_id=self.wf.id, location=self.wf.source)
                 )
-        return sorted(self.problems, key=_line_of)
 
     def check_inputs(self) -> None:
         for spec in self.wf.inputs:
@@ -147,13 +185,13 @@ class _Checker:
             for edge in found:
                 if edge.target not in by_id:
                     self.report_dangling(step, prefix + step.id, edge, ids, body)
-        graph = successors_in(steps, body)
+        graph = self.successors(steps, prefix, body)
 
         if not steps:
             return
         reached = self.flow(steps, graph, by_id, prefix, entry)
         for step in steps if entry is not None else ():
-            if step.id not in reached:
+            if step.id not in reached and prefix + step.id not in self.reading.unnamed:
                 where = "the first step of the loop body" if body else "the first step"
                 self.report(
                     f"unreachable: no path from {where} leads here "
@@ -162,6 +200,24 @@ class _Checker:
                     step,
                 )
         self.check_cycles(steps, graph, by_id, reached, prefix)
+
+    def successors(
+        self, steps: Sequence[StepDef], prefix: str, body: bool
+    ) -> dict[str, list[Edge]]:
+        """The edges of each step of one graph, by id (the first of duplicate ids wins).
+
+        These are the edges the workflow means: a target that names no step goes
+        to the step it likely names, if one is close; a step read in part may go
+        to the steps its unread keys name (:data:`MAYBE`).
+        """
+        ids = dict.fromkeys(step.id for step in steps)
+        graph: dict[str, list[Edge]] = {}
+        for step, found in zip(steps, edge_lists(steps, body), strict=True):
+            meant = [_meant(edge, ids) for edge in found]
+            words = self.partial.get(prefix + step.id, frozenset())
+            meant += [Edge(target, MAYBE) for target in sorted(words.intersection(ids))]
+            graph.setdefault(step.id, meant)
+        return graph
 
     def report_dangling(
         self, step: StepDef, path: str, edge: Edge, ids: list[str], body: bool
@@ -175,8 +231,10 @@ class _Checker:
 
     def check_step(self, step: StepDef, path: str, *, body: bool) -> None:
         known = kind(step.type)
+        partial = path in self.partial  # what could not be read is reported already
         if known is None:
-            self.report(f"unknown step type '{step.type}'", path, step)
+            if not partial:
+                self.report(f"unknown step type '{step.type}'", path, step)
             return
         if not isinstance(step.config, known.config):
             self.report(
@@ -189,7 +247,15 @@ class _Checker:
             self.report(f"{_a(step.type)} step cannot be used inside a loop body", path, step)
         if known.terminal and step.next is not None:
             self.report(f"{_a(step.type)} step finishes the workflow; remove 'next'", path, step)
-        for message in known.check(step):
+        elif not known.falls_through and step.next is not None:
+            self.report(
+                f"'next' is never used: {_a(step.type)} step never continues to it; remove 'next'",
+                path,
+                step,
+                severity="warning",
+            )
+        # What its own checks find in a step read in part may follow from what was left out.
+        for message in () if partial else known.check(step):
             self.report(message, path, step)
         for nested in known.nested(step):
             for name in nested.variables:
@@ -245,7 +311,7 @@ class _Checker:
 
     def carried(self, step: StepDef, edge: Edge) -> frozenset[str]:
         known = kind(step.type)
-        if edge.kind in CONTINUE_KINDS:
+        if edge.kind in CONTINUE_KINDS or edge.kind == MAYBE:
             names = set(defines_of(step))
             if known is not None and known.halts:
                 names.add("response")
@@ -325,6 +391,8 @@ class _Checker:
             message = f"{shown} is only set on paths entered through an on_error edge"
         elif root == "response":
             message = f"{shown} is only set after a halt or approval step is resumed"
+        elif root in self.unread_words or (self.opaque and not setters):
+            return  # a step that could not be read (in full) may set it
         elif setters:
             names = ", ".join(f"'{setter}'" for setter in setters)
             message = (
@@ -401,7 +469,8 @@ class _Checker:
             continues = any(
                 edge.kind in ("next", "continue", "default", "resume_step") for edge in out
             )
-            if (known is not None and known.terminal) or not continues:
+            may_leave = prefix + step.id in self.partial  # by a key that could not be read
+            if (known is not None and known.terminal) or not continues or may_leave:
                 exits.add(step.id)
             for edge in out:
                 incoming[edge.target].append(step.id)
@@ -446,9 +515,16 @@ def _a(step_type: str) -> str:
     return f"{article} '{step_type}'"
 
 
-def _line_of(problem: str) -> int:
-    location = getattr(problem, "location", None)
-    return (location.line or 0) if location is not None else 0
+def _meant(edge: Edge, ids: Collection[str]) -> Edge:
+    """``edge``, or, when its target names no step, an edge to the likely one if any."""
+    if edge.target in ids:
+        return edge
+    likely = closest(edge.target, ids)
+    return edge if likely is None else Edge(likely, edge.kind, edge.label)
+
+
+def _line_of(problem: Problem) -> int:
+    return (problem.location.line or 0) if problem.location is not None else 0
 
 
 def _schema_problem(schema: Mapping[str, Any], path: Sequence[str]) -> str | None:

@@ -5,16 +5,26 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import importlib
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 
 from ..errors import ConfigError, NotFoundError
 from ..records import encode_json
 from .loading import load, to_dict
 from .model import WorkflowDef
 
-__all__ = ["WorkflowRegistry", "default_registry", "definition_hash", "register"]
+__all__ = [
+    "WorkflowRegistry",
+    "default_registry",
+    "definition_hash",
+    "import_module",
+    "import_workflows",
+    "register",
+    "workflows_in",
+]
 
 
 @functools.lru_cache(maxsize=512)
@@ -70,9 +80,10 @@ class WorkflowRegistry:
             found = self._find(workflow_id, digest)
         if found is None:
             raise NotFoundError(
-                f"workflow '{workflow_id}' is not known in this process: call "
-                "flowkit.register(wf), pass workflow=..., or list its file or module under "
-                "'workflows' in [tool.flowkit] / flowkit.toml"
+                f"workflow '{workflow_id}' is not known in this process: on the command line "
+                "pass --workflow FILE|MODULE:ATTR or -m MODULE (a module that defines it); in "
+                "Python call flowkit.register(wf) or pass workflow=...; or list its file or "
+                "module under 'workflows' in [tool.flowkit] / flowkit.toml"
             )
         return found
 
@@ -98,30 +109,67 @@ def _load_source(source: str, base: Path) -> list[WorkflowDef]:
         if not paths and not glob.has_magic(pattern):
             paths = [Path(pattern)]  # load() reports the missing file
         return [load(path) for path in paths]
-    from importlib import import_module
-
     module_name, _, attr = source.partition(":")
-    try:
-        module = import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import workflow module '{module_name}': {exc}") from exc
+    module = import_module(module_name)
     if attr:
-        return [_definition(getattr(module, attr), source)]
-    return [
-        _definition(value, source)
-        for value in vars(module).values()
-        if isinstance(value, WorkflowDef) or hasattr(value, "definition")
-    ]
+        wf = _definition_of(getattr(module, attr, None))
+        if wf is None:
+            raise ConfigError(f"'{source}' is not a workflow (expected a WorkflowDef or Workflow)")
+        return [wf]
+    return workflows_in(module)
 
 
-def _definition(value: object, source: str) -> WorkflowDef:
-    wf = getattr(value, "definition", value)
-    if not isinstance(wf, WorkflowDef):
-        raise ConfigError(f"'{source}' is not a workflow (expected a WorkflowDef or Workflow)")
-    return wf
+def import_module(name: str) -> ModuleType:
+    """Import a user's module (it may register services and workflows as it runs).
+
+    Raises:
+        ConfigError: it cannot be imported, or raised while it ran; the message
+            says which and why, without a traceback.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import module '{name}': {exc}") from exc
+    except Exception as exc:  # the module itself raised
+        raise ConfigError(f"cannot import module '{name}': {type(exc).__name__}: {exc}") from exc
+
+
+def workflows_in(module: ModuleType) -> list[WorkflowDef]:
+    """The workflows a module defines at its top level: each ``WorkflowDef``, and the
+    definition of each Python ``Workflow`` (anything with a ``definition`` that is one)."""
+    found = (_definition_of(value) for value in vars(module).values())
+    return [wf for wf in found if wf is not None]
+
+
+def _definition_of(value: object) -> WorkflowDef | None:
+    if isinstance(value, WorkflowDef):
+        return value
+    if isinstance(value, type | ModuleType):
+        return None  # a class's `definition` is a descriptor, not a workflow
+    definition = getattr(value, "definition", None)
+    return definition if isinstance(definition, WorkflowDef) else None
 
 
 default_registry = WorkflowRegistry()
+
+
+def import_workflows(
+    modules: Iterable[str], registry: WorkflowRegistry = default_registry
+) -> list[WorkflowDef]:
+    """Import ``modules`` and register the workflows each defines in ``registry``.
+
+    This is what ``-m MODULE`` and the ``imports`` setting do: the modules
+    register their services as they are imported, and their workflows are
+    registered here.
+
+    Raises:
+        ConfigError: a module cannot be imported.
+    """
+    registered = []
+    for name in modules:
+        for wf in workflows_in(import_module(name)):
+            registered.append(registry.register(wf))
+    return registered
 
 
 def register(wf: object) -> WorkflowDef:

@@ -35,6 +35,7 @@ from ..definitions import (
     check,
     did_you_mean,
 )
+from ..definitions.fields import Duration
 from ..definitions.kinds import extensions, kinds
 from ..errors import ValidationError
 from ..frozen import FrozenDict
@@ -306,9 +307,9 @@ class Graph:
         output: str | OutputSpec | Mapping[str, Any] | None = None,
         service: str | None = None,
         method: str | None = None,
-        timeout: float | None = None,
+        timeout: Duration | None = None,
         retries: int = 0,
-        retry_delay: float = 1.0,
+        retry_delay: Duration = 1.0,
         retry_backoff: float = 2.0,
         next: Any = IMPLICIT,
         on_error: str | None = None,
@@ -449,7 +450,8 @@ class Workflow(Graph):
         name: a display name.
         version: the workflow's version.
         description: what it does.
-        timeout: seconds the whole execution may take.
+        timeout: how long the whole execution may take: seconds, text such as
+            ``"7d"`` or ``"PT1H"``, or a timedelta.
         inputs: name → Python type (``str``, ``int``, ``float``, ``bool``,
             ``list``, ``dict``, ``Any``), input type name, or :class:`Input`.
         add_start: add a ``start`` step first unless one is declared.
@@ -465,7 +467,7 @@ class Workflow(Graph):
         name: str | None = None,
         version: str = "1.0",
         description: str | None = None,
-        timeout: float | None = None,
+        timeout: Duration | None = None,
         inputs: Mapping[str, Any] | None = None,
         add_start: bool = True,
         register_services: bool = True,

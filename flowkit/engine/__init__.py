@@ -13,14 +13,15 @@ Composed of small parts, one module each:
 - :mod:`~flowkit.engine.leases` — executions in flight and their leases;
 - :mod:`~flowkit.engine.events`, :mod:`~flowkit.engine.results`,
   :mod:`~flowkit.engine.drivers` (inline, thread), :mod:`~flowkit.engine.clock`,
-  :mod:`~flowkit.engine.default` (``flowkit.run``/``flowkit.resume``).
+  :mod:`~flowkit.engine.default` (``flowkit.run``/``flowkit.resume`` and their
+  async twins).
 
 Imports the step types' layer and below; adapters (stores, Dramatiq) are
 chosen through :mod:`flowkit.adapters`, never imported here.
 """
 
 from .clock import SystemClock
-from .default import default_engine, resume, run
+from .default import default_engine, resume, resume_async, run, run_async
 from .drivers import InlineDriver, ThreadDriver
 from .engine import Engine, Handle
 from .events import EVENT_NAMES, Event, EventBus
@@ -44,6 +45,8 @@ __all__ = [
     "default_engine",
     "has_position",
     "resume",
+    "resume_async",
     "run",
+    "run_async",
     "step_levels",
 ]

@@ -1,7 +1,9 @@
-"""The default engine behind ``flowkit.run`` and ``flowkit.resume``, made from the settings."""
+"""The default engine, made from the settings, behind ``flowkit.run``, ``flowkit.resume`` and
+their async twins."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -10,7 +12,7 @@ from ..config import on_change
 from .engine import Engine
 from .results import Result
 
-__all__ = ["default_engine", "resume", "run"]
+__all__ = ["default_engine", "resume", "resume_async", "run", "run_async"]
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -54,6 +56,19 @@ def run(workflow: Any, input: Mapping[str, Any] | None = None, **options: Any) -
     return default_engine().run(workflow, input, **options)
 
 
+async def run_async(
+    workflow: Any, input: Mapping[str, Any] | None = None, **options: Any
+) -> Result:
+    """:func:`run` for asyncio; never blocks the event loop (see :meth:`Engine.run_async`).
+
+    Raises:
+        ValidationError: the definition or the input is invalid; nothing is created.
+        ConfigError: the configuration is wrong (e.g. a store URL without its driver).
+    """
+    engine = await asyncio.to_thread(default_engine)  # the first call opens the store
+    return await engine.run_async(workflow, input, **options)
+
+
 def resume(execution_id: str, **options: Any) -> Result:
     """Resume a halted execution with the configured store (see :meth:`Engine.resume`).
 
@@ -63,3 +78,15 @@ def resume(execution_id: str, **options: Any) -> Result:
         ConflictError: it is running, or another resume won the race.
     """
     return default_engine().resume(execution_id, **options)
+
+
+async def resume_async(execution_id: str, **options: Any) -> Result:
+    """:func:`resume` for asyncio; never blocks the event loop (see :meth:`Engine.resume_async`).
+
+    Raises:
+        NotFoundError: no such execution, or its workflow is not known here.
+        ExecutionError: it cannot be resumed (finished, refused decision…); nothing changed.
+        ConflictError: it is running, or another resume won the race.
+    """
+    engine = await asyncio.to_thread(default_engine)
+    return await engine.resume_async(execution_id, **options)

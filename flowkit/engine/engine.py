@@ -11,6 +11,7 @@ life of an execution: create, drive, resume, timers, recovery.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -19,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_for_future
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from ..definitions import (
     validate_input,
 )
 from ..definitions import default_registry as default_workflows
+from ..definitions.workflows import import_workflows
 from ..errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
 from ..limits import problem_in
 from ..records import Action, Entry, Execution, Status
@@ -70,6 +73,15 @@ class Engine:
         lease_seconds: how long a running execution stays claimed without a
             checkpoint before :meth:`recover` may take it over.
         owner: this engine's name in leases (default: host, pid and a random part).
+        max_recoveries: how many times :meth:`recover` takes over an execution
+            whose step never reaches its next checkpoint before failing it
+            (default: the ``max_recoveries`` setting, 5).
+
+    The modules of the ``imports`` setting are imported first: they register
+    their services, and the workflows they define are registered in ``workflows``.
+
+    Raises:
+        ConfigError: a setting is wrong, or a module of ``imports`` cannot be imported.
 
     Attributes:
         store: the store.
@@ -102,6 +114,8 @@ class Engine:
         if workflows is None and config.workflows:
             base = Path(config.source).parent if config.source else Path.cwd()
             self.workflows.add_sources(config.workflows, base)
+        if config.imports:  # they register services; the workflows they define go here
+            import_workflows(config.imports, self.workflows)
         self.clock: Clock = clock or SystemClock()
         lease = lease_seconds if lease_seconds is not None else config.lease_seconds
         self.lease = timedelta(seconds=lease)
@@ -164,6 +178,33 @@ class Engine:
         """
         return self.start(workflow, input, execution_id=execution_id).result(timeout)
 
+    async def run_async(
+        self,
+        workflow: Any,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        """:meth:`run` for asyncio: the same arguments, result and errors.
+
+        It never blocks the event loop: the execution is created in a worker
+        thread (with the inline driver, it also runs there until it ends or
+        halts), then its result is awaited with :meth:`Handle.result_async`.
+
+        Cancelling the await cancels only the waiting. A created execution goes
+        on until it ends or halts, and its result stays in the store (pass
+        ``execution_id`` to look it up); if the worker thread had not started
+        yet, nothing was created.
+
+        Raises:
+            ValidationError: the definition or the input is invalid; nothing is created.
+            ConflictError: ``execution_id`` is taken.
+            TimeoutError: the execution was still running after ``timeout``.
+        """
+        handle = await asyncio.to_thread(self.start, workflow, input, execution_id=execution_id)
+        return await handle.result_async(timeout)
+
     def start(
         self,
         workflow: Any,
@@ -182,7 +223,7 @@ class Engine:
         """
         execution = self.create(workflow, input, execution_id=execution_id)
         future = self.driver.dispatch(self, execution.id)
-        return Handle(self, execution.id, future)
+        return Handle(self, execution.id, future, workflow_id=execution.workflow_id)
 
     def resume(
         self,
@@ -213,17 +254,58 @@ class Engine:
             ValidationError: ``response`` is not JSON data within the limits of
                 :mod:`flowkit.limits` (or ``by`` cannot be stored); nothing changed.
         """
+        decision = Decision(approved=approved, by=by, response=response)
+        return self._resume(execution_id, decision, allow_changed_definition, workflow).result()
+
+    async def resume_async(
+        self,
+        execution_id: str,
+        *,
+        approved: bool | None = None,
+        response: Any = None,
+        by: str | None = None,
+        allow_changed_definition: bool = False,
+        workflow: Any = None,
+    ) -> Result:
+        """:meth:`resume` for asyncio: the same arguments, result and errors.
+
+        It never blocks the event loop: the resume is applied in a worker
+        thread (with the inline driver, the execution also runs there until it
+        ends or halts again), then its result is awaited with
+        :meth:`Handle.result_async`.
+
+        Cancelling the await cancels only the waiting: an execution that was
+        resumed goes on until it ends or halts; if the worker thread had not
+        started yet, the execution was not resumed.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ExecutionError: it completed or failed, or the resume is refused; nothing changed.
+            ConflictError: it is running, or another resume won the race.
+            ValidationError: ``response`` or ``by`` cannot be stored; nothing changed.
+        """
+        decision = Decision(approved=approved, by=by, response=response)
+        handle = await asyncio.to_thread(
+            self._resume, execution_id, decision, allow_changed_definition, workflow
+        )
+        return await handle.result_async()
+
+    def _resume(
+        self, execution_id: str, decision: Decision, allow_changed_definition: bool, workflow: Any
+    ) -> Handle:
+        """Apply a resume and hand the execution to the driver if it goes on."""
         advance = self.resume_step(
             execution_id,
-            Decision(approved=approved, by=by, response=response),
+            decision,
             allow_changed_definition=allow_changed_definition,
             workflow=workflow,
         )
+        future = None
         if advance.running:
             future = self.driver.dispatch(self, execution_id)
-            return Handle(self, execution_id, future).result()
-        self.notify_parent(advance.execution)
-        return Result.of(advance.execution)
+        else:
+            self.notify_parent(advance.execution)
+        return Handle(self, execution_id, future, workflow_id=advance.execution.workflow_id)
 
     def resume_step(
         self,
@@ -325,16 +407,17 @@ class Engine:
         """Poll the store until the execution is no longer running or pending.
 
         Raises:
-            TimeoutError: it was still running after ``timeout`` seconds.
+            TimeoutError: it was still pending or running after ``timeout``
+                seconds; the message says which, and at which step.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.001
         while True:
             execution = self.load(execution_id)
-            if execution.status not in (Status.RUNNING, Status.PENDING):
+            if not _busy(execution):
                 return Result.of(execution)
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"execution '{execution_id}' is still running after {timeout}s")
+                raise _timed_out(execution, timeout)
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
 
@@ -744,12 +827,24 @@ class _Tracked:
 
 
 class Handle:
-    """A started execution: ask its status, or wait for its result."""
+    """A started execution: ask its status, or wait for its result.
 
-    def __init__(self, engine: Engine, execution_id: str, future: Future[Any] | None) -> None:
+    Attributes:
+        engine: the engine that started it.
+        execution_id: the execution.
+        workflow_id: its workflow.
+    """
+
+    def __init__(
+        self, engine: Engine, execution_id: str, future: Future[Any] | None, *, workflow_id: str
+    ) -> None:
         self.engine = engine
         self.execution_id = execution_id
+        self.workflow_id = workflow_id
         self._future = future
+
+    def __repr__(self) -> str:
+        return f"<Handle execution_id={self.execution_id!r} workflow_id={self.workflow_id!r}>"
 
     def status(self) -> Status:
         """The execution's current status."""
@@ -759,14 +854,73 @@ class Handle:
         """Wait until the execution completes, fails or halts; return its result.
 
         Raises:
-            TimeoutError: it was still running after ``timeout`` seconds.
+            TimeoutError: it was still pending or running after ``timeout``
+                seconds; the message says which, and at which step.
         """
+        if self._future is None:
+            return self.engine.wait(self.execution_id, timeout)
+        if not wait_for_future([self._future], timeout).done:
+            return self._late(timeout)
+        self._future.result()  # raises what the driver raised
+        return Result.of(self.engine.load(self.execution_id))
+
+    async def result_async(self, timeout: float | None = None) -> Result:
+        """:meth:`result` for asyncio: wait without blocking the event loop.
+
+        With the thread executor it awaits the driver's future; with the others
+        it reads the store in a worker thread, less and less often (at least
+        ten times a second). Cancelling the await cancels only the waiting,
+        never the execution.
+
+        Raises:
+            TimeoutError: as for :meth:`result`.
+        """
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await self._ended()
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the driver's own error
+        return await asyncio.to_thread(self._late, timeout)
+
+    async def _ended(self) -> Result:
+        """The result, once the execution ended or halted."""
         if self._future is not None:
-            try:
-                self._future.result(timeout)
-            except TimeoutError:
-                raise TimeoutError(
-                    f"execution '{self.execution_id}' is still running after {timeout}s"
-                ) from None
-            return Result.of(self.engine.load(self.execution_id))
-        return self.engine.wait(self.execution_id, timeout)
+            # Shielded: a cancelled wait must not cancel a drive still queued in the pool.
+            await asyncio.shield(asyncio.wrap_future(self._future))
+            return Result.of(await asyncio.to_thread(self.engine.load, self.execution_id))
+        pause = 0.001
+        while True:
+            execution = await asyncio.to_thread(self.engine.load, self.execution_id)
+            if not _busy(execution):
+                return Result.of(execution)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    def _late(self, timeout: float | None) -> Result:
+        """The result after a wait timed out, if the execution ended meanwhile.
+
+        Raises:
+            TimeoutError: it is still pending or running.
+        """
+        execution = self.engine.load(self.execution_id)
+        if _busy(execution):
+            raise _timed_out(execution, timeout)
+        return Result.of(execution)
+
+
+def _busy(execution: Execution) -> bool:
+    """Whether the execution has yet to end or halt."""
+    return execution.status in (Status.PENDING, Status.RUNNING)
+
+
+def _timed_out(execution: Execution, timeout: float | None) -> TimeoutError:
+    """What a wait for a busy execution raises: where the execution is."""
+    step = position_path(execution.current_step or "", Cursor.of(execution).frames)
+    # Between steps on a queue (Dramatiq), nobody holds the lease until a worker takes it.
+    queued = execution.status is Status.PENDING or execution.lease_owner is None
+    where = f"queued for a worker at step '{step}'" if queued else f"at step '{step}'"
+    return TimeoutError(
+        f"execution '{execution.id}' is still {execution.status.value} after {timeout}s, {where}"
+    )

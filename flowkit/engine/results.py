@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 import attrs
@@ -9,6 +10,10 @@ import attrs
 from ..records import Execution, Status
 
 __all__ = ["Advance", "FanOut", "HaltInfo", "Result", "Sweep"]
+
+# A repr shows the start and the end of a long error, never all of it.
+_brief = reprlib.Repr()
+_brief.maxstring = 80
 
 
 @attrs.frozen(kw_only=True)
@@ -46,6 +51,15 @@ class Result:
     output: Any = None
     error: str | None = None
     halt: HaltInfo | None = None
+
+    def __repr__(self) -> str:
+        text = f"<Result {self.status} execution_id={self.execution_id!r}"
+        text += f" workflow_id={self.workflow_id!r}"
+        if self.halt is not None and self.halt.resume_step is not None:
+            text += f" resume_step={self.halt.resume_step!r}"
+        if self.error is not None:
+            text += f" error={_brief.repr(self.error)}"
+        return text + ">"
 
     @property
     def completed(self) -> bool:

@@ -3,6 +3,10 @@
 Each op has an argument parser, shared by :func:`check_transform` (before anything runs)
 and :func:`apply`, and a runner. Field paths are relative to each element (``""`` or
 ``"."`` is the element itself); ``$`` references in arguments read the outer scope.
+
+``select``, ``reject`` and ``count`` take a condition ``{field, op, value}`` or, as in
+the Ruby gem, a mapping ``{path: value, …}`` that holds when every path equals its
+value; ``map`` takes a mapping of output keys to paths, or one path (like ``pluck``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,18 @@ class _Condition:
 
 
 @attrs.frozen
+class _Filter:
+    """The argument of ``select``, ``reject`` and ``count``: conditions that must all hold."""
+
+    conditions: tuple[_Condition, ...]
+
+    def test(self, scope: Scope) -> Callable[[Any], bool]:
+        """Whether an element passes, with the conditions' values resolved once."""
+        pairs = [(condition, resolve(condition.value, scope)) for condition in self.conditions]
+        return lambda element: all(condition.holds(element, right) for condition, right in pairs)
+
+
+@attrs.frozen
 class _SortKey:
     by: str
     descending: bool
@@ -95,9 +111,11 @@ def _count(minimum: int) -> Callable[[Any], int | None]:
     return parse
 
 
-def _condition(arg: Any) -> _Condition:
-    if not isinstance(arg, Mapping):
-        raise _Problem(f"needs a condition mapping {{field, op, value}}, got {describe(arg)}")
+def _shown(arg: Any) -> str:
+    return "an empty mapping" if isinstance(arg, Mapping) and not arg else describe(arg)
+
+
+def _condition(arg: Mapping[str, Any]) -> _Condition:
     unknown = sorted(set(arg) - {"field", "op", "value"})
     if unknown:
         raise _Problem(f"unknown condition key {unknown[0]!r} (expected field, op, value)")
@@ -112,13 +130,35 @@ def _condition(arg: Any) -> _Condition:
     return _Condition(_relative(field, "condition field"), op, value)
 
 
-def _optional_condition(arg: Any) -> _Condition | None:
-    return None if arg is None or arg is True else _condition(arg)
+def _equal(field: Any, value: Any) -> _Condition:
+    if not isinstance(field, str):
+        raise _Problem(f"key {field!r} must be a field path (a string)")
+    return _Condition(_relative(field, "field path"), "eq", value)
 
 
-def _mapping(arg: Any) -> Mapping[str, str]:
+def _filter(arg: Any) -> _Filter:
+    """A condition ``{field, op, value}``, or the gem's ``{path: value, …}`` (all equal)."""
     if not isinstance(arg, Mapping) or not arg:
-        raise _Problem(f"needs a mapping of output keys to field paths, got {describe(arg)}")
+        raise _Problem(
+            "needs a condition {field, op, value} or a mapping of field paths to values, "
+            f"got {_shown(arg)}"
+        )
+    if "field" in arg or "op" in arg:
+        return _Filter((_condition(arg),))
+    return _Filter(tuple(_equal(field, value) for field, value in arg.items()))
+
+
+def _optional_filter(arg: Any) -> _Filter | None:
+    return None if arg is None or arg is True else _filter(arg)
+
+
+def _mapping(arg: Any) -> str | Mapping[str, str]:
+    if isinstance(arg, str):
+        return _relative(arg, "field path")
+    if not isinstance(arg, Mapping) or not arg:
+        raise _Problem(
+            f"needs a field path or a mapping of output keys to field paths, got {_shown(arg)}"
+        )
     for key, path in arg.items():
         if not isinstance(path, str):
             raise _Problem(f"value for {key!r} must be a field path or a reference, got {path!r}")
@@ -175,7 +215,9 @@ def _not_dict(index: int, element: Any) -> _Problem:
 # --- runners --------------------------------------------------------------------------------
 
 
-def _map(data: Any, arg: Mapping[str, str], scope: Scope) -> list[Any]:
+def _map(data: Any, arg: str | Mapping[str, str], scope: Scope) -> list[Any]:
+    if isinstance(arg, str):
+        return _pluck(data, arg, scope)
     constants = {key: resolve(path, scope) for key, path in arg.items() if has_references(path)}
     return [
         {
@@ -186,10 +228,10 @@ def _map(data: Any, arg: Mapping[str, str], scope: Scope) -> list[Any]:
     ]
 
 
-def _filter(keep: bool) -> Callable[[Any, _Condition, Scope], list[Any]]:
-    def run(data: Any, condition: _Condition, scope: Scope) -> list[Any]:
-        right = resolve(condition.value, scope)
-        return [element for element in _list(data) if condition.holds(element, right) is keep]
+def _keeping(keep: bool) -> Callable[[Any, _Filter, Scope], list[Any]]:
+    def run(data: Any, arg: _Filter, scope: Scope) -> list[Any]:
+        test = arg.test(scope)
+        return [element for element in _list(data) if test(element) is keep]
 
     return run
 
@@ -282,10 +324,10 @@ def _sort(data: Any, key: _SortKey, _scope: Scope) -> list[Any]:
     ]
 
 
-def _count_run(data: Any, condition: _Condition | None, scope: Scope) -> int:
-    if condition is not None:
-        right = resolve(condition.value, scope)
-        return sum(1 for element in _list(data) if condition.holds(element, right))
+def _count_run(data: Any, arg: _Filter | None, scope: Scope) -> int:
+    if arg is not None:
+        test = arg.test(scope)
+        return sum(1 for element in _list(data) if test(element))
     if isinstance(data, (list, tuple, Mapping, str)):
         return len(data)
     raise _Problem(f"expected a list, dict or str, got {describe(data)}")
@@ -350,8 +392,8 @@ _Runner = Callable[[Any, Any, Scope], Any]
 
 _OPS: dict[str, tuple[_Parser, _Runner]] = {
     "map": (_mapping, _map),
-    "select": (_condition, _filter(keep=True)),
-    "reject": (_condition, _filter(keep=False)),
+    "select": (_filter, _keeping(keep=True)),
+    "reject": (_filter, _keeping(keep=False)),
     "pluck": (_path, _pluck),
     "first": (_count(0), _first),
     "last": (_count(0), _last),
@@ -360,7 +402,7 @@ _OPS: dict[str, tuple[_Parser, _Runner]] = {
     "uniq": (_optional_path, _uniq),
     "reverse": (_flag, _reverse),
     "sort": (_sort_key, _sort),
-    "count": (_optional_condition, _count_run),
+    "count": (_optional_filter, _count_run),
     "sum": (_optional_path, _sum),
     "keys": (_flag, _keys_run),
     "values": (_flag, _values),

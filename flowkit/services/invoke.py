@@ -78,6 +78,17 @@ def _timed_out(where: str, timeout: float) -> ExecutionError:
     return ExecutionError(f"{where[0].upper()}{where[1:]} timed out after {timeout:g}s")
 
 
+class _Runner:
+    """This thread's asyncio runner for async services, closed with the thread's locals
+    (a loop left open is a ResourceWarning, and leaks its sockets)."""
+
+    def __init__(self) -> None:
+        self.runner = asyncio.Runner()
+
+    def __del__(self) -> None:
+        self.runner.close()
+
+
 _loops = threading.local()
 
 
@@ -93,10 +104,10 @@ def _run_async(coroutine: Any, timeout: float | None, where: str) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        runner = getattr(_loops, "runner", None)
-        if runner is None:
-            runner = _loops.runner = asyncio.Runner()
-        return runner.run(bounded())
+        holder = getattr(_loops, "holder", None)
+        if holder is None:
+            holder = _loops.holder = _Runner()
+        return holder.runner.run(bounded())
     # Called from inside an event loop: run the coroutine on a loop of its own.
     box: dict[str, Any] = {}
     context = contextvars.copy_context()

@@ -11,13 +11,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 import attrs
 
 from ..abc import IMPLICIT, Builder, Decision, Outcome, Runtime, StepType, register_step_type
 from ..definitions import EXPR, StepDef
-from ..definitions.fields import names, non_empty, number, optional_text, target
+from ..definitions.fields import (
+    SECONDS,
+    Duration,
+    duration,
+    names,
+    non_empty,
+    optional_text,
+    target,
+)
 from ..errors import ExecutionError
 from ..frozen import freeze
 from ..records import Action
@@ -35,9 +43,7 @@ class ApprovalConfig:
         default=(), converter=names, validator=attrs.validators.deep_iterable(non_empty)
     )
     on_reject: str | None = target()
-    timeout: float | None = attrs.field(
-        default=None, validator=number(0, optional=True, exclusive=True)
-    )
+    timeout: Annotated[float | None, SECONDS] = duration(default=None, positive=True)
     on_timeout: str | None = target()
 
 
@@ -49,7 +55,7 @@ def approval(
     context: Any = None,
     approvers: Sequence[str] = (),
     on_reject: str | None = None,
-    timeout: float | None = None,
+    timeout: Duration | None = None,
     on_timeout: str | None = None,
     next: Any = IMPLICIT,
     on_error: str | None = None,

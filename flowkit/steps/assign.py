@@ -1,7 +1,8 @@
 """``assign``: resolves each value of ``set`` and stores it in ctx, in order.
 
 Later keys see earlier ones, both when the step runs and when the validator
-checks which names are defined.
+checks which names are defined. Without ``set`` (as in the Ruby gem) the step
+assigns nothing and only moves on.
 """
 
 from __future__ import annotations
@@ -25,19 +26,22 @@ __all__ = ["Assign", "AssignConfig", "assign"]
 class AssignConfig:
     """``assign``: resolves each value of ``set`` and stores it in ctx, in order."""
 
-    set: FrozenDict[str, Any] = attrs.field(converter=frozen_mapping, metadata={EXPR: True})
+    set: FrozenDict[str, Any] = attrs.field(
+        factory=FrozenDict, converter=frozen_mapping, metadata={EXPR: True}
+    )
 
 
 def assign(
     graph: Builder,
     id: str,
     *,
-    set: Mapping[str, Any],
+    set: Mapping[str, Any] | None = None,
     next: Any = IMPLICIT,
     on_error: str | None = None,
 ) -> StepDef:
-    """An ``assign`` step storing each value of ``set`` in ctx, in order."""
-    return graph.add_step(id, "assign", graph.config(AssignConfig, id, set=set), next, on_error)
+    """An ``assign`` step storing each value of ``set`` in ctx, in order (none: only moves on)."""
+    config = graph.config(AssignConfig, id, set={} if set is None else set)
+    return graph.add_step(id, "assign", config, next, on_error)
 
 
 class Assign(StepType):

@@ -9,14 +9,22 @@ Retries are the engine's: any config with ``retries`` is retried.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import attrs
 from cattrs.gen import make_dict_structure_fn
 
 from ..abc import IMPLICIT, Builder, Outcome, Runtime, StepType, register_step_type
 from ..definitions import EXPR, OUTPUT, InvalidValue, StepDef, converter
-from ..definitions.fields import frozen_mapping, integer, non_empty, number
+from ..definitions.fields import (
+    SECONDS,
+    Duration,
+    duration,
+    frozen_mapping,
+    integer,
+    non_empty,
+    number,
+)
 from ..frozen import FrozenDict, freeze, thaw
 from ..services import validate_output
 
@@ -51,11 +59,9 @@ class CallConfig:
     output: OutputSpec | None = attrs.field(
         default=None, converter=_output_spec, metadata={OUTPUT: True}
     )
-    timeout: float | None = attrs.field(
-        default=None, validator=number(0, optional=True, exclusive=True)
-    )
+    timeout: Annotated[float | None, SECONDS] = duration(default=None, positive=True)
     retries: int = attrs.field(default=0, validator=integer(0))
-    retry_delay: float = attrs.field(default=1.0, validator=number(0))
+    retry_delay: Annotated[float, SECONDS] = duration(default=1.0)
     retry_backoff: float = attrs.field(default=2.0, validator=number(1))
 
 
@@ -96,9 +102,9 @@ def call(
     method: str,
     input: Any = None,
     output: str | OutputSpec | Mapping[str, Any] | None = None,
-    timeout: float | None = None,
+    timeout: Duration | None = None,
     retries: int = 0,
-    retry_delay: float = 1.0,
+    retry_delay: Duration = 1.0,
     retry_backoff: float = 2.0,
     next: Any = IMPLICIT,
     on_error: str | None = None,

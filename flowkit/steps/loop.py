@@ -137,7 +137,15 @@ def over_items(value: Any, scope: Scope) -> Any:
 
 
 class _Exhausted(ExecutionError):
-    """The loop ran out of iterations (``max``)."""
+    """The loop ran out of iterations (``max``); ``fix`` says how to give it more.
+
+    Attributes:
+        fix: what to change in the loop, shown when it has no ``on_exhausted``.
+    """
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class Loop(StepType):
@@ -224,7 +232,9 @@ class Loop(StepType):
             )
         if len(items) > config.max:
             raise _Exhausted(
-                f"loop '{run.path}' has {len(items)} items, more than its max of {config.max}"
+                f"loop '{run.path}' has {len(items)} items, more than its max of {config.max}",
+                fix=f"raise its 'max' to at least {len(items)}, or set 'on_exhausted' "
+                "to go to another step instead",
             )
         if not items:
             return None
@@ -263,7 +273,9 @@ class Loop(StepType):
                 return self._done(run, config, self._outputs(run, frame))
             if index >= config.max:
                 exhausted = _Exhausted(
-                    f"loop '{run.path}' ran {config.max} iterations, its max, and was not done"
+                    f"loop '{run.path}' ran {config.max} iterations, its max, and was not done",
+                    fix="raise its 'max' if it needs more, or set 'on_exhausted' "
+                    "to go to another step instead",
                 )
                 return self._exhausted(config, exhausted)
         return Outcome(inside=(frame.moved(at=config.do[0].id, index=index),))
@@ -287,13 +299,12 @@ class Loop(StepType):
 
     def _exhausted(self, config: LoopConfig, exc: _Exhausted) -> Outcome:
         # Users see (and `_last_error` names) the public type.
-        error = ExecutionError(str(exc))
         if config.on_exhausted is None:
-            raise error
+            raise ExecutionError(f"{exc}: {exc.fix}")
         return Outcome(
             target=config.on_exhausted,
             action=Action.FAILED,
-            error=f"{type(error).__name__}: {error}",
+            error=f"ExecutionError: {exc}",
         )
 
 

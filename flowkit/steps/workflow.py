@@ -9,13 +9,13 @@ parent; resuming the parent resumes the child.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import attrs
 
 from ..abc import IMPLICIT, Builder, Decision, Outcome, Runtime, StepType, register_step_type
 from ..definitions import EXPR, OUTPUT, StepDef, register
-from ..definitions.fields import non_empty, number, optional_non_empty
+from ..definitions.fields import SECONDS, Duration, duration, non_empty, optional_non_empty
 from ..errors import ExecutionError
 from ..frozen import freeze
 from ..records import Action, Status
@@ -32,9 +32,7 @@ class WorkflowConfig:
     output: str | None = attrs.field(
         default=None, validator=optional_non_empty, metadata={OUTPUT: True}
     )
-    timeout: float | None = attrs.field(
-        default=None, validator=number(0, optional=True, exclusive=True)
-    )
+    timeout: Annotated[float | None, SECONDS] = duration(default=None, positive=True)
 
 
 def subworkflow(
@@ -44,7 +42,7 @@ def subworkflow(
     workflow: Any,
     input: Any = None,
     output: str | None = None,
-    timeout: float | None = None,
+    timeout: Duration | None = None,
     next: Any = IMPLICIT,
     on_error: str | None = None,
 ) -> StepDef:

@@ -26,7 +26,8 @@ store it created when the test ends::
 
 Call ``pytest.register_assert_rewrite("flowkit.testing.conformance")`` in a
 ``conftest.py`` before the import so that failures show pytest's detailed
-assertion messages. The suite needs pytest and hypothesis.
+assertion messages. The suite needs pytest and hypothesis (the ``testing`` extra:
+``pip install 'flowkit-workflows[testing]'``).
 
 The builders (:func:`make_execution`, :func:`make_entry`,
 :func:`next_checkpoint`), :func:`snapshot` and :func:`assert_json_equal` are
@@ -45,9 +46,14 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, Phase, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import (
+
+from ..adapters import optional_import
+
+optional_import("hypothesis", extra="testing", purpose="flowkit.testing.conformance")
+
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402 - after the check above
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import (  # noqa: E402
     RuleBasedStateMachine,
     initialize,
     invariant,
@@ -55,9 +61,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ..abc import Store
-from ..errors import ConflictError, FlowkitError
-from ..records import (
+from ..abc import Store  # noqa: E402
+from ..errors import ConflictError, FlowkitError  # noqa: E402
+from ..records import (  # noqa: E402
     Action,
     Entry,
     Execution,

@@ -84,15 +84,19 @@ def test_the_gems_support_agent_loads_into_typed_definitions(
     assert billing.max_turns == 10
     tools = tools_of(wf)
     assert tools["refund_order"].parameters[2] == ToolParam(
-        name="amount", type="number", description="Partial refund amount (omit for full refund)"
+        name="amount",
+        type="number",
+        required=True,
+        description="Partial refund amount (omit for full refund)",
     )
+    # as in the gem, a parameter without `required: false` is required
     assert tools["lookup_order"].json_schema() == {
         "type": "object",
         "properties": {
             "order_id": {"type": "string", "description": "Order ID to look up"},
             "email": {"type": "string", "description": "Customer email to find orders"},
         },
-        "required": [],
+        "required": ["order_id", "email"],
     }
     steps = {step.id: step for step in wf.steps}
     assert steps["moderate_input"].config == GuardrailConfig(
@@ -249,6 +253,23 @@ def test_every_ai_key_and_step_type_round_trips() -> None:
     )
 
 
+def test_a_handoff_without_to_loads_and_reads_handoff_to_when_it_runs() -> None:
+    data = {
+        "id": "wf",
+        "agents": [{"id": "expert"}],
+        "steps": [
+            {"id": "start", "type": "start", "next": "hand_over"},
+            {"id": "hand_over", "type": "handoff", "output": "reply"},
+        ],
+    }
+    wf = flowkit.load(data)  # no agent step sets `_handoff_to` on the way: not a problem
+    config = wf.steps[1].config
+    assert config == HandoffConfig(output="reply")
+    assert (config.agent, config.target_key) == ("$_handoff_to", "_handoff_to")
+    assert flowkit.to_dict(wf)["steps"][1] == data["steps"][1]
+    assert flowkit.parse(flowkit.to_yaml(wf)) == wf
+
+
 def test_mcp_headers_are_interpolated_from_the_environment_only_when_used() -> None:
     server = mcp_servers_of(flowkit.load(FULL))["docs"]
     assert server.headers["Authorization"] == "Bearer ${TOKEN}"
@@ -263,6 +284,19 @@ def test_a_command_string_is_split_like_a_shell_would() -> None:
     server = mcp_servers_of(flowkit.load(data))["local"]
     assert server.command == ("python", "-m", "my server")
     assert server.transport == "stdio"
+
+
+def test_a_tool_parameter_is_required_unless_it_says_required_false() -> None:
+    parameters = [{"name": "q"}, {"name": "page", "type": "integer", "required": False}]
+    tool = {"id": "search", "service": "Search", "method": "run", "parameters": parameters}
+    wf = flowkit.load(_minimal(tools=[tool]))
+    search = tools_of(wf)["search"]
+    assert [param.required for param in search.parameters] == [True, False]
+    assert search.json_schema()["required"] == ["q"]
+    assert ToolParam(name="q").required is True
+    # the default is left out of plain data, `required: false` is kept
+    assert flowkit.to_dict(wf)["tools"][0]["parameters"] == parameters
+    assert flowkit.parse(flowkit.to_yaml(wf)) == wf
 
 
 _names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
@@ -414,7 +448,7 @@ def test_malformed_top_level_keys_are_reported(extra: dict[str, Any], problem: s
         ),
         (
             {"type": "handoff", "to": "a", "target_agent": "b"},
-            "a handoff needs exactly one of 'to' or 'target_agent'",
+            "a handoff takes 'to' or 'target_agent', not both",
         ),
         ({"type": "file_search", "query": "x"}, "missing required key 'files'"),
         ({"type": "mcp", "server": "s"}, "missing required key 'tool'"),

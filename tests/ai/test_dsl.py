@@ -55,15 +55,23 @@ def test_a_tools_schema_comes_from_its_type_hints_and_docstring() -> None:
     assert (tool.service, tool.method) == ("Tickets", "create_ticket")
     assert tool.description == "Create a support ticket."
     assert tool.parameters == (
-        ToolParam(name="subject", required=True, description="The ticket's subject line"),
-        ToolParam(name="body", required=True, description="What happened, in several lines."),
-        ToolParam(name="priority", enum=("low", "high"), description="How urgent it is"),
-        ToolParam(name="tags", type="array", items="string", description="Labels for the ticket"),
-        ToolParam(name="channel", enum=("email", "chat")),
-        ToolParam(name="amount", type="number"),
-        ToolParam(name="count", type="integer", description="How many tickets"),
-        ToolParam(name="urgent", type="boolean"),
-        ToolParam(name="extra", type="object"),
+        ToolParam(name="subject", description="The ticket's subject line"),
+        ToolParam(name="body", description="What happened, in several lines."),
+        ToolParam(
+            name="priority", required=False, enum=("low", "high"), description="How urgent it is"
+        ),
+        ToolParam(
+            name="tags",
+            type="array",
+            required=False,
+            items="string",
+            description="Labels for the ticket",
+        ),
+        ToolParam(name="channel", required=False, enum=("email", "chat")),
+        ToolParam(name="amount", type="number", required=False),
+        ToolParam(name="count", type="integer", required=False, description="How many tickets"),
+        ToolParam(name="urgent", type="boolean", required=False),
+        ToolParam(name="extra", type="object", required=False),
     )
     schema = tool.json_schema()
     assert schema["required"] == ["subject", "body"]
@@ -299,4 +307,20 @@ def test_handoff_targets_are_declared_with_the_agent() -> None:
     assert list(ai.agents_of(wf.definition)) == ["front", "expert"]
     assert ai.agents_of(wf.definition)["front"].handoffs == (
         ai.HandoffDef(agent_id="expert", description="Hard ones"),
+    )
+
+
+def test_a_handoff_without_to_compiles_like_the_yaml_form() -> None:
+    wf = flowkit.Workflow("implicit_handoff")
+    wf.agents(Agent("expert"))
+    wf.handoff("hand_over", output="reply", next=None)
+    assert wf.definition == flowkit.load(
+        {
+            "id": "implicit_handoff",
+            "agents": [{"id": "expert"}],
+            "steps": [
+                {"id": "start", "type": "start", "next": "hand_over"},
+                {"id": "hand_over", "type": "handoff", "output": "reply"},
+            ],
+        }
     )

@@ -9,6 +9,7 @@ definition and the same run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,7 +206,10 @@ def test_the_python_twin_is_the_same_workflow_and_runs_the_same(
 ) -> None:
     from examples.support_agent import workflow
 
-    assert workflow.definition == gem_support_agent
+    # The example is the gem's file with `required: false` on the tool parameters the
+    # services give defaults to (the gem's own file makes every parameter required).
+    example = Path(__file__).parents[2] / "examples" / "support_agent.yml"
+    assert workflow.definition == flowkit.load(example)
     runs: list[Any] = []
     for definition in (gem_support_agent, workflow.definition):
         support.reset()

@@ -120,3 +120,63 @@ def test_a_reference_to_an_unknown_agent_fails_naming_the_key(make_engine: Engin
     assert result.error == (
         "ExecutionError: step 'hand_over': target_agent resolved to null: there is no agent to run"
     )
+
+
+def test_without_to_it_hands_over_to_the_agent_in_handoff_to(make_engine: EngineFactory) -> None:
+    provider = ScriptedProvider(
+        [
+            reply("One moment.", tool_calls=[tool_call("transfer_to_expert", reason="too hard")]),
+            reply("The expert answer."),
+        ]
+    )
+    engine = make_engine(provider)
+    result = engine.run(workflow({"context": {"q": "$input.message"}}), {"message": "Why?"})
+    assert result.completed, result.error
+    ctx = engine.load(result.execution_id).ctx
+    assert ctx["reply"] == "The expert answer."
+    assert ctx["_current_agent"] == "expert"
+    assert ctx["_handoff_context"]["to"] == "expert"
+    assert provider.calls[1].messages[0] == {"role": "system", "content": "You are the expert."}
+
+
+def test_without_to_and_without_handoff_to_it_fails_naming_the_step(
+    make_engine: EngineFactory,
+) -> None:
+    provider = ScriptedProvider([reply("Answered it myself.")])
+    engine = make_engine(provider)
+    result = engine.run(workflow({}), {"message": "x"})
+    assert result.failed
+    assert result.error == (
+        "ExecutionError: step 'hand_over': no agent to hand over to: the step has no 'to' and "
+        "ctx '_handoff_to' is not set (an agent step sets it when its model calls "
+        "transfer_to_<agent>)"
+    )
+    provider.assert_called(1)  # the handoff called no model
+
+
+def test_without_to_a_handoff_to_naming_no_agent_fails_naming_the_step(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine(ScriptedProvider([]))
+    wf = flowkit.load(
+        {
+            "id": "handoffs",
+            "agents": [{"id": "front"}, {"id": "expert"}],
+            "steps": [
+                {"id": "start", "type": "start", "next": "pick"},
+                {
+                    "id": "pick",
+                    "type": "assign",
+                    "set": {"_handoff_to": "sales"},
+                    "next": "hand_over",
+                },
+                {"id": "hand_over", "type": "handoff"},
+            ],
+        }
+    )
+    result = engine.run(wf)
+    assert result.failed
+    assert result.error == (
+        "ExecutionError: step 'hand_over': _handoff_to 'sales' names no agent of workflow "
+        "'handoffs' (agents: front, expert)"
+    )

@@ -7,6 +7,9 @@ command it runs start a private ``redis-server`` on another loopback port.
 
 Run as a module (``python -m tests.backends.redis_helpers COMMAND …``) it is
 the other process of the multi-process tests.
+
+redis-py is imported only by the helpers that talk to a server, so test modules
+of other backends can import :data:`REDIS_URL` without the ``redis`` extra.
 """
 
 from __future__ import annotations
@@ -20,19 +23,38 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 import flowkit
 from flowkit.backends.redis import RedisStore
 from flowkit.testing.conformance import next_checkpoint
 
+if TYPE_CHECKING:
+    import redis
+
 #: The shared server the tests use (loopback only); override with this variable.
 REDIS_URL = os.environ.get("FLOWKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def shown_url(url: str = REDIS_URL) -> str:
+    """``url`` as the store shows it in reprs and errors: no query, password masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user, colon, _ = credentials.partition(":")
+        netloc = f"{user}:***@{host}" if colon else netloc
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+def client_url(url: str = REDIS_URL) -> str:
+    """How the store describes a ready client made from ``url``: host, port and db only."""
+    parts = urlsplit(url)
+    db = dict(parse_qsl(parts.query)).get("db") or parts.path.strip("/") or "0"  # as redis-py
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}/{db}"
 
 
 def unique_prefix() -> str:
@@ -105,10 +127,16 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self, **options: Any) -> redis.Redis:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         options.setdefault("retry", Retry(NoBackoff(), 0))
         return redis.Redis(host="127.0.0.1", port=self.port, **options)
 
     def start(self) -> None:
+        import redis
+
         executable = shutil.which("redis-server")
         assert executable is not None, "redis-server is not on PATH"
         args = [
@@ -147,6 +175,8 @@ class RedisServer:
 
     def shutdown(self) -> None:
         """``SHUTDOWN NOSAVE``, and wait for the process to exit."""
+        import redis
+
         assert self.process is not None
         probe = self.client(socket_timeout=5)
         try:

@@ -76,6 +76,19 @@ def test_unknown_scheme_lists_the_known_ones() -> None:
         assert scheme in message
 
 
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [("postgress://db", "postgres"), ("sqllite:///x.db", "sqlite"), ("redsi://x", "redis")],
+)
+def test_a_misspelled_scheme_gets_a_did_you_mean(url: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        connect(url)
+    scheme = url.partition(":")[0]
+    assert str(raised.value).startswith(
+        f"no adapter for '{scheme}' in flowkit.stores (did you mean '{hint}'?) (known: mariadb, "
+    )
+
+
 @pytest.mark.parametrize("url", ["runs.db", "", "://nothing"])
 def test_url_without_scheme_is_refused(url: str) -> None:
     with pytest.raises(ConfigError, match=r"not a store URL: .*memory://"):

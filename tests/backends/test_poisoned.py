@@ -29,7 +29,8 @@ from flowkit.redaction import REDACTED
 from flowkit.testing.conformance import snapshot
 
 from .poison_flows import CRASH_EXIT_CODE, CRASHING, FINE
-from .redis_helpers import REDIS_URL
+from .redis_helpers import REDIS_URL, with_options
+from .redis_helpers import scratch_store as redis_scratch
 from .redis_helpers import unique_prefix as redis_prefix
 from .sql_helpers import MYSQL_URL, POSTGRESQL_URL, scratch_store, unique_prefix, with_prefix
 
@@ -411,18 +412,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path}/poisoned.db"
         return
     if name == "redis":
-        url = f"{REDIS_URL}?prefix={redis_prefix()}"
-    else:
-        url = with_prefix(POSTGRESQL_URL if name == "postgresql" else MYSQL_URL, unique_prefix())
-    yield url
-    # Empty it again: the scratch stores drop what their prefix holds when they close.
-    if name == "redis":
-        from .redis_helpers import scratch_store as redis_scratch
-
-        redis_scratch(REDIS_URL, prefix=url.rpartition("=")[2]).close()
-    else:
-        base, _, prefix = url.partition("?prefix=")
-        scratch_store(base, prefix=prefix).close()
+        prefix = redis_prefix()
+        yield with_options(REDIS_URL, prefix=prefix)
+        redis_scratch(REDIS_URL, prefix=prefix).close()  # deletes what the prefix holds
+        return
+    base = POSTGRESQL_URL if name == "postgresql" else MYSQL_URL
+    prefix = unique_prefix()
+    yield with_prefix(base, prefix)
+    scratch_store(base, prefix=prefix).close()  # drops the prefix's tables
 
 
 SHARED_STORES = [
@@ -515,9 +512,10 @@ def test_recover_goes_on_past_an_execution_it_cannot_recover(store_url: str) -> 
         assert result.stdout.splitlines() == ["1 execution recovered", f"  {fine}  completed"]
         assert result.stderr.splitlines() == [
             f"error: execution {lost} could not be recovered: NotFoundError: workflow "
-            "'only_here' is not known in this process: call flowkit.register(wf), pass "
-            "workflow=..., or list its file or module under 'workflows' in [tool.flowkit] / "
-            "flowkit.toml"
+            "'only_here' is not known in this process: on the command line pass --workflow "
+            "FILE|MODULE:ATTR or -m MODULE (a module that defines it); in Python call "
+            "flowkit.register(wf) or pass workflow=...; or list its file or module under "
+            "'workflows' in [tool.flowkit] / flowkit.toml"
         ]
         assert engine.load(fine).result == 42
         assert engine.load(lost).status is Status.RUNNING  # untouched: another process may know it

@@ -44,9 +44,11 @@ from flowkit.testing.conformance import T0, make_entry, make_execution, next_che
 from .redis_helpers import (
     REDIS_URL,
     RedisServer,
+    client_url,
     drop_keys,
     free_port,
     scratch_store,
+    shown_url,
     store_keys,
     unique_prefix,
     with_options,
@@ -219,7 +221,7 @@ def test_connect_opens_the_redis_store_with_options_from_the_url() -> None:
         assert kwargs["socket_timeout"] == 3.0
         assert kwargs["client_name"] == "flowkit-options-test"
         assert not {"prefix", "ttl", "retry_timeout"} & set(kwargs)
-        assert repr(store) == f"RedisStore('redis://127.0.0.1:6379/0', prefix={prefix!r})"
+        assert repr(store) == f"RedisStore({shown_url()!r}, prefix={prefix!r})"
         store.create(make_execution())
         assert len(store.find()) == 1
     finally:
@@ -268,15 +270,23 @@ def test_rediss_url_speaks_tls(server: RedisServer) -> None:
 @pytest.mark.parametrize(
     ("url", "options", "message"),
     [
-        (f"{REDIS_URL}?ttl=soon", {}, "store option 'ttl' must be a number of seconds, got 'soon'"),
-        (f"{REDIS_URL}?ttl=0", {}, "store option 'ttl' must be more than 0 seconds, got '0'"),
+        (
+            with_options(REDIS_URL, ttl="soon"),
+            {},
+            "store option 'ttl' must be a number of seconds, got 'soon'",
+        ),
+        (
+            with_options(REDIS_URL, ttl=0),
+            {},
+            "store option 'ttl' must be more than 0 seconds, got '0'",
+        ),
         (REDIS_URL, {"ttl": -1}, "store option 'ttl' must be more than 0 seconds, got -1"),
         (
             REDIS_URL,
             {"retry_timeout": -1},
             "store option 'retry_timeout' must be 0 or more seconds, got -1",
         ),
-        (f"{REDIS_URL}?bogus=1", {}, "bad Redis option for redis://127.0.0.1:6379/0: "),
+        (with_options(REDIS_URL, bogus=1), {}, f"bad Redis option for {shown_url()}: "),
         ("http://127.0.0.1:6379/0", {}, "RedisStore needs a redis://, rediss:// or unix:// URL"),
         (42, {}, "RedisStore needs a redis://, rediss:// or unix:// URL or a redis.Redis client"),
     ],
@@ -312,7 +322,7 @@ def test_a_ready_client_is_used_and_never_closed() -> None:
     try:
         store = RedisStore(client, prefix=prefix)
         assert store.client is client
-        assert repr(store) == f"RedisStore('redis://127.0.0.1:6379/0', prefix={prefix!r})"
+        assert repr(store) == f"RedisStore({client_url()!r}, prefix={prefix!r})"
         execution = make_execution(ctx={"ü": [1, 2**70]})
         store.create(execution)
         record, entries = next_checkpoint(execution, 2)

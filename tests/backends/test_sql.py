@@ -754,11 +754,11 @@ def test_sqlite_in_memory_is_shared_by_threads() -> None:
 @pytest.mark.parametrize(
     ("module", "url", "extra"),
     [
+        pytest.param("psycopg", POSTGRESQL_URL, "postgres", marks=pytest.mark.postgresql),
+        pytest.param("pymysql", MYSQL_URL, "mysql", marks=pytest.mark.mysql),
         pytest.param(
-            "psycopg", "postgresql://u@127.0.0.1/db", "postgres", marks=pytest.mark.postgresql
+            "pymysql", MYSQL_URL.replace("mysql", "mariadb", 1), "mysql", marks=pytest.mark.mysql
         ),
-        pytest.param("pymysql", "mysql://u@127.0.0.1/db", "mysql", marks=pytest.mark.mysql),
-        pytest.param("pymysql", "mariadb://u@127.0.0.1/db", "mysql", marks=pytest.mark.mysql),
     ],
 )
 def test_missing_driver_names_the_extra(

@@ -300,7 +300,8 @@ def test_while_loop_beyond_max_fails(
     result = engine.run(_while_wf(3, max=2))
     assert result.failed
     assert result.error == (
-        "ExecutionError: loop 'grow' ran 2 iterations, its max, and was not done"
+        "ExecutionError: loop 'grow' ran 2 iterations, its max, and was not done: raise its "
+        "'max' if it needs more, or set 'on_exhausted' to go to another step instead"
     )
     assert calls == [0, 1]
     assert log(engine, result.execution_id)[-1] == ("grow", "failed")
@@ -346,18 +347,36 @@ def _foreach_wf(**loop: Any) -> flowkit.WorkflowDef:
 def test_foreach_over_more_items_than_max_fails(engine: flowkit.Engine) -> None:
     result = engine.run(_foreach_wf(max=2), {"items": [1, 2, 3]})
     assert result.failed
-    assert result.error == "ExecutionError: loop 'each' has 3 items, more than its max of 2"
+    assert result.error == (
+        "ExecutionError: loop 'each' has 3 items, more than its max of 2: raise its 'max' to "
+        "at least 3, or set 'on_exhausted' to go to another step instead"
+    )
     assert log(engine, result.execution_id) == [("start", "completed"), ("each", "failed")]
 
 
 def test_foreach_over_more_items_than_max_goes_to_on_exhausted(engine: flowkit.Engine) -> None:
     result = engine.run(_foreach_wf(max=2, on_exhausted="tired"), {"items": [1, 2, 3]})
     assert result.output == "too many"
+    entry = engine.store.entries(result.execution_id)[1]
+    assert (entry.step_id, entry.action) == ("each", Action.FAILED)
+    # the loop has an `on_exhausted`: the error tells what happened, not how to fix it
+    assert entry.error == "ExecutionError: loop 'each' has 3 items, more than its max of 2"
 
 
 def test_foreach_max_defaults_to_100(engine: flowkit.Engine) -> None:
     assert engine.run(_foreach_wf(), {"items": list(range(100))}).completed
-    assert engine.run(_foreach_wf(), {"items": list(range(101))}).failed
+    result = engine.run(_foreach_wf(), {"items": list(range(101))})
+    assert result.error == (
+        "ExecutionError: loop 'each' has 101 items, more than its max of 100: raise its 'max' "
+        "to at least 101, or set 'on_exhausted' to go to another step instead"
+    )
+
+
+def test_a_foreach_with_a_max_as_long_as_its_list_runs_every_item(
+    engine: flowkit.Engine,
+) -> None:
+    result = engine.run(_foreach_wf(max=101), {"items": list(range(101))})
+    assert result.output == [{"v": item} for item in range(101)]
 
 
 def test_foreach_over_nothing_runs_zero_iterations(engine: flowkit.Engine) -> None:

@@ -122,6 +122,30 @@ def test_assign_resolves_in_order_later_keys_see_earlier(engine: flowkit.Engine)
     assert entry.output == {"a": 7, "b": 7, "c": "7-7", "d": {"nested": "7-7"}}
 
 
+def test_assign_without_set_only_moves_on(engine: flowkit.Engine) -> None:
+    wf = workflow(
+        {"id": "start", "type": "start", "next": "noop"},
+        {"id": "noop", "type": "assign", "next": "done"},
+        {"id": "done", "type": "end", "result": "$input.n"},
+        inputs={"n": {"type": "integer"}},
+    )
+    result = engine.run(wf, {"n": 7})
+    assert result.output == 7
+    entry = engine.store.entries(result.execution_id)[1]
+    assert (entry.step_id, entry.action, entry.output) == ("noop", Action.COMPLETED, {})
+    assert flowkit.to_dict(wf)["steps"][1] == {"id": "noop", "type": "assign", "next": "done"}
+
+
+def test_the_dsl_assign_without_set_compiles_like_the_yaml_form() -> None:
+    wf = flowkit.Workflow("noop")
+    wf.assign("noop", next=None)
+    assert wf.definition == workflow(
+        {"id": "start", "type": "start", "next": "noop"},
+        {"id": "noop", "type": "assign"},
+        id="noop",
+    )
+
+
 def _router_wf() -> flowkit.WorkflowDef:
     return workflow(
         {"id": "start", "type": "start", "next": "route"},
@@ -197,6 +221,56 @@ def test_transform_applies_ops_in_order(engine: flowkit.Engine) -> None:
     result = engine.run(wf, {"items": items})
     assert result.output == {"skus": ["a", "c"], "n": 2}
     assert engine.store.entries(result.execution_id)[1].output == ["a", "c"]
+
+
+def test_transform_takes_the_gems_select_reject_and_map_forms(engine: flowkit.Engine) -> None:
+    wf = workflow(
+        {"id": "start", "type": "start", "next": "t"},
+        {
+            "id": "t",
+            "type": "transform",
+            "input": "input.orders",
+            "expression": [
+                {"select": {"status": "paid", "customer.tier": "$input.tier"}},
+                {"reject": {"total": 0}},
+                {"map": "id"},
+            ],
+            "output": "ids",
+        },
+        inputs={"orders": {"type": "array"}, "tier": {"type": "string"}},
+    )
+    orders = [
+        {"id": 1, "status": "paid", "total": 5, "customer": {"tier": "gold"}},
+        {"id": 2, "status": "open", "total": 7, "customer": {"tier": "gold"}},
+        {"id": 3, "status": "paid", "total": 0, "customer": {"tier": "gold"}},
+        {"id": 4, "status": "paid", "total": 9, "customer": {"tier": "basic"}},
+        {"id": 5, "status": "paid", "total": 2, "customer": {"tier": "gold"}},
+    ]
+    result = engine.run(wf, {"orders": orders, "tier": "gold"})
+    assert engine.load(result.execution_id).ctx["ids"] == [1, 5]
+
+
+def test_a_malformed_transform_op_is_reported_naming_the_step_and_the_op() -> None:
+    wf = flowkit.parse(
+        {
+            "id": "wf",
+            "steps": [
+                {"id": "start", "type": "start", "next": "t"},
+                {
+                    "id": "t",
+                    "type": "transform",
+                    "expression": {"select": "paid", "map": 3},
+                    "output": "o",
+                },
+            ],
+        }
+    )
+    assert [str(problem) for problem in flowkit.check(wf)] == [
+        "workflow 'wf' step 't': expression: select: needs a condition {field, op, value} "
+        "or a mapping of field paths to values, got a str",
+        "workflow 'wf' step 't': expression: map: needs a field path or a mapping of output "
+        "keys to field paths, got an int",
+    ]
 
 
 def test_transform_without_input_reads_the_whole_ctx(engine: flowkit.Engine) -> None:
