@@ -97,10 +97,15 @@ class Recording(MemoryStore):
         super().create(execution)
 
     def checkpoint(
-        self, execution: Execution, entries: Sequence[Entry], expected_version: int
+        self,
+        execution: Execution,
+        entries: Sequence[Entry],
+        expected_version: int,
+        *,
+        changed: Any = None,
     ) -> None:
         self.writes.append((execution, list(entries), expected_version))
-        super().checkpoint(execution, entries, expected_version)
+        super().checkpoint(execution, entries, expected_version, changed=changed)
 
 
 class NullStore:
@@ -124,7 +129,12 @@ class NullStore:
         return self._records.get(execution_id)
 
     def checkpoint(
-        self, execution: Execution, entries: Sequence[Entry], expected_version: int
+        self,
+        execution: Execution,
+        entries: Sequence[Entry],
+        expected_version: int,
+        *,
+        changed: Any = None,
     ) -> None:
         if self._records[execution.id].version != expected_version:
             raise flowkit.ConflictError(f"execution {execution.id!r}: stale version")

@@ -223,8 +223,10 @@ class SleepingStore(NullStore):
     """:class:`NullStore` that blocks in the kernel for :data:`SLEEP` per checkpoint, as a
     store blocks on its fsync or round trip, with no work of its own."""
 
-    def checkpoint(self, execution: Any, entries: Any, expected_version: int) -> None:
-        super().checkpoint(execution, entries, expected_version)
+    def checkpoint(
+        self, execution: Any, entries: Any, expected_version: int, *, changed: Any = None
+    ) -> None:
+        super().checkpoint(execution, entries, expected_version, changed=changed)
         time.sleep(SLEEP)
 
 

@@ -19,7 +19,7 @@ Imports :mod:`flowkit.services`, :mod:`flowkit.definitions` and the layers below
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -481,9 +481,23 @@ class Store(Protocol):
         """The execution with this id, or None."""
 
     def checkpoint(
-        self, execution: Execution, entries: Sequence[Entry], expected_version: int
+        self,
+        execution: Execution,
+        entries: Sequence[Entry],
+        expected_version: int,
+        *,
+        changed: Collection[str] | None = None,
     ) -> None:
         """Replace the execution and append ``entries``, atomically.
+
+        ``changed`` says which ctx values changed since ``expected_version``:
+        the names set, in the order they were set (a name new to ctx comes
+        after those already there). The store may then write only those values
+        and keep the others as stored, so that the cost of a checkpoint does
+        not grow with the ctx (SPEC §18); ``load`` still returns the whole ctx.
+        Every name in ``changed`` is in ``execution.ctx``: a checkpoint that
+        removes keys passes ``None``, and so does a caller that does not know;
+        with ``None`` the store writes ctx whole.
 
         ``execution.version`` is ``expected_version + 1``. The write happens
         only if the stored version is ``expected_version``; either the record

@@ -6,7 +6,7 @@ refuses the same bad arguments with the same errors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 import attrs
@@ -69,14 +69,20 @@ def utc_entry(entry: Entry) -> Entry:
     return attrs.evolve(entry, timestamp=utc(entry.timestamp, f"entry {entry.id!r} timestamp"))
 
 
-def check_checkpoint(execution: Execution, entries: Sequence[Entry], expected_version: int) -> None:
+def check_checkpoint(
+    execution: Execution,
+    entries: Sequence[Entry],
+    expected_version: int,
+    changed: Collection[str] | None = None,
+) -> None:
     """The checks on a checkpoint's arguments alone, made before the store is touched.
 
     Raises:
-        ValueError: ``execution.version`` is not ``expected_version + 1``; an
-            entry belongs to another execution, or its id is not
-            ``"<execution_id>:<seq>"``; the entries' seqs are not consecutive
-            from 1 or more; ``execution.seq`` is not the seq of the last entry.
+        ValueError: ``execution.version`` is not ``expected_version + 1``; a
+            name in ``changed`` is not in ``execution.ctx``; an entry belongs
+            to another execution, or its id is not ``"<execution_id>:<seq>"``;
+            the entries' seqs are not consecutive from 1 or more;
+            ``execution.seq`` is not the seq of the last entry.
     """
     where = f"checkpoint of execution {execution.id!r}"
     if execution.version != expected_version + 1:
@@ -84,6 +90,13 @@ def check_checkpoint(execution: Execution, entries: Sequence[Entry], expected_ve
             f"{where}: execution.version must be expected_version + 1 = "
             f"{expected_version + 1}, got {execution.version}"
         )
+    if changed:
+        missing = [name for name in changed if name not in execution.ctx]
+        if missing:
+            raise ValueError(
+                f"{where}: changed names {missing[0]!r}, which is not in ctx (a checkpoint "
+                "that removes ctx keys passes changed=None)"
+            )
     if not entries:
         return
     first = entries[0].seq

@@ -3,7 +3,9 @@
 It behaves like a database-backed store in every observable way: records are
 kept as JSON text (so nothing a caller holds aliases stored state, and tuples
 come back as lists exactly as from a database), times come back in UTC, every
-method is thread-safe, and a checkpoint is atomic and version-guarded.
+method is thread-safe, and a checkpoint is atomic and version-guarded. Like the
+database stores, it keeps each ctx value on its own, so a checkpoint encodes
+only the values that changed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -50,8 +52,10 @@ def _first_frame_outside_flowkit() -> int:
 
 #: Fields set by ``create`` that a checkpoint never rewrites, but the input (kept as text).
 _FIXED = tuple(name for name in FIXED_FIELDS if name != "input")
+#: What a checkpoint rewrites as one text: everything but ctx, whose values are kept apart.
+_STATE = tuple(name for name in CHECKPOINT_FIELDS if name != "ctx")
 _fixed_document = DOCUMENT.document(Execution, _FIXED)
-_record_document = DOCUMENT.document(Execution, CHECKPOINT_FIELDS)
+_record_document = DOCUMENT.document(Execution, _STATE)
 _entry_document = DOCUMENT.document(Entry, ENTRY_FIELDS)
 
 
@@ -59,17 +63,38 @@ def _record_text(execution: Execution) -> str:
     return encode_json(_record_document(execution))
 
 
-class _Slot:
-    """One stored execution: JSON texts for its record and entries, and index data."""
+def _ctx_texts(ctx: dict[str, Any], names: Iterable[str]) -> dict[str, str]:
+    """The JSON text of each of ``names`` still in ``ctx``, in the order of ``names``."""
+    return {name: encode_json(ctx[name]) for name in names if name in ctx}
 
-    __slots__ = ("base", "entries", "fixed", "input_json", "record", "seq", "state", "version")
+
+class _Slot:
+    """One stored execution: JSON texts for its record, ctx values and entries, and index data."""
+
+    __slots__ = (
+        "base",
+        "ctx",
+        "entries",
+        "fixed",
+        "input_json",
+        "record",
+        "seq",
+        "state",
+        "version",
+    )
 
     def __init__(
-        self, execution: Execution, fixed: dict[str, Any], input_json: str, record: str
+        self,
+        execution: Execution,
+        fixed: dict[str, Any],
+        input_json: str,
+        record: str,
+        ctx: dict[str, str],
     ) -> None:
         self.fixed = fixed  # the _FIXED fields as JSON scalars (immutable values)
         self.input_json = input_json  # the input as JSON text, written once by create
-        self.record = record  # every other field's JSON text, rewritten by each checkpoint
+        self.record = record  # the _STATE fields' JSON text, rewritten by each checkpoint
+        self.ctx = ctx  # ctx name -> its value's JSON text, in ctx order
         self.version = execution.version
         self.seq = execution.seq
         # entries[i] holds seq base + 1 + i, so `after=` is a slice, not a scan.
@@ -78,13 +103,16 @@ class _Slot:
         # Read only for status, updated_at, wake_at and lease_expires_at (immutable values).
         self.state = execution
 
-    def texts(self) -> tuple[str, dict[str, Any], str]:
-        return self.record, self.fixed, self.input_json
+    def texts(self) -> tuple[str, dict[str, str], dict[str, Any], str]:
+        return self.record, dict(self.ctx), self.fixed, self.input_json
 
 
-def _decode(record: str, fixed: dict[str, Any], input_json: str) -> Execution:
+def _decode(
+    record: str, ctx: dict[str, str], fixed: dict[str, Any], input_json: str
+) -> Execution:
     data = decode_json(record)
     data.update(fixed)
+    data["ctx"] = {name: decode_json(text) for name, text in ctx.items()}
     data["input"] = decode_json(input_json)
     return DOCUMENT.execution(data)
 
@@ -141,12 +169,13 @@ class MemoryStore:
         execution = utc_execution(execution)
         input_json = encode_json(execution.input)
         record = _record_text(execution)
+        ctx = _ctx_texts(execution.ctx, execution.ctx)
         fixed = _fixed_document(execution)
         with self._lock:
             self._check_open()
             if execution.id in self._slots:
                 raise ConflictError(f"execution {execution.id!r} already exists")
-            self._slots[execution.id] = _Slot(execution, fixed, input_json, record)
+            self._slots[execution.id] = _Slot(execution, fixed, input_json, record, ctx)
 
     def load(self, execution_id: str) -> Execution | None:
         """The execution with this id, or None.
@@ -161,9 +190,17 @@ class MemoryStore:
         return None if texts is None else _decode(*texts)
 
     def checkpoint(
-        self, execution: Execution, entries: Sequence[Entry], expected_version: int
+        self,
+        execution: Execution,
+        entries: Sequence[Entry],
+        expected_version: int,
+        *,
+        changed: Collection[str] | None = None,
     ) -> None:
         """Replace the execution and append ``entries``, atomically.
+
+        With ``changed``, only those ctx values are encoded and written (see
+        ``Store.checkpoint``).
 
         Raises:
             ConflictError: the execution does not exist, its stored version is
@@ -176,8 +213,9 @@ class MemoryStore:
         """
         self._check_open()
         execution = utc_execution(execution)
-        check_checkpoint(execution, entries, expected_version)
+        check_checkpoint(execution, entries, expected_version, changed)
         record = _record_text(execution)
+        ctx = _ctx_texts(execution.ctx, execution.ctx if changed is None else changed)
         texts = [encode_json(_entry_document(utc_entry(entry))) for entry in entries]
         previous_seq = execution.seq - len(entries)
         with self._lock:
@@ -200,6 +238,10 @@ class MemoryStore:
                     f"{slot.seq + 1}, got {previous_seq + 1}; nothing was written"
                 )
             slot.record = record
+            if changed is None:
+                slot.ctx = ctx
+            else:
+                slot.ctx.update(ctx)  # a value set again keeps its place; new ones go last
             slot.version = execution.version
             slot.seq = execution.seq
             slot.state = execution

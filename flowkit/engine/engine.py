@@ -711,7 +711,7 @@ class Engine:
             lease_owner=owner,
             lease_expires_at=now + self.lease,
         )
-        self.store.checkpoint(claimed, (), execution.version)
+        self.store.checkpoint(claimed, (), execution.version, changed=())
         return claimed
 
     def _take_over(self, execution: Execution, *, owner: str | None) -> Execution:
@@ -767,7 +767,7 @@ class Engine:
             lease_owner=None,
             lease_expires_at=None,
         )
-        self.store.checkpoint(failed, [entry], execution.version)
+        self.store.checkpoint(failed, [entry], execution.version, changed=())
         log.error("flowkit: %s", error)
         self._stepper.emit(failed, "workflow.failed", None, {"error": error})
         self.notify_parent(failed)

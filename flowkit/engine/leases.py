@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -71,11 +71,13 @@ class InFlight:
         build: Callable[[Execution], Execution],
         entries: Sequence[Entry],
         base_version: int,
+        changed: Collection[str] = (),
     ) -> Execution:
         """Write a change computed from the record at ``base_version``, with its entries.
 
         ``build`` gets the latest record (which may differ from the base only
-        by lease renewals) and returns the new one.
+        by lease renewals, which never change ctx) and returns the new one;
+        ``changed`` names the ctx values it sets (see ``Store.checkpoint``).
 
         Raises:
             ConflictError: the record changed since ``base_version`` (besides
@@ -89,7 +91,7 @@ class InFlight:
                     f"(version {base_version}, now {latest.version})"
                 )
             record = build(latest)
-            store.checkpoint(record, entries, latest.version)
+            store.checkpoint(record, entries, latest.version, changed=changed)
             self.record = record
             self.content_version = record.version
             return record
@@ -188,7 +190,7 @@ class LeaseKeeper:
                 lease_expires_at=now + leases.duration,
             )
             try:
-                leases.store.checkpoint(renewed, (), record.version)
+                leases.store.checkpoint(renewed, (), record.version, changed=())
             except ConflictError:
                 return
             except FlowkitError as exc:

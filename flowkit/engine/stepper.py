@@ -269,7 +269,9 @@ class Stepper:
             )
 
         try:
-            record = inflight.write(self.store, build, tx.entries, tx.base.version)
+            record = inflight.write(
+                self.store, build, tx.entries, tx.base.version, tuple(tx.changed)
+            )
         except UNSTORABLE as exc:
             if isinstance(exc, FlowkitError):
                 raise

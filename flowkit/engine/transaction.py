@@ -33,6 +33,7 @@ class Transaction:
         inflight: the execution's in-process state, when it is being advanced here.
         cursor: the cursor of ``base`` (read once per checkpoint).
         ctx: ctx with this checkpoint's updates.
+        changed: the names of ctx that this checkpoint sets, in the order they were set.
         entries: the entries this checkpoint writes.
         seq: the seq of the last entry (this checkpoint's included).
         loops: path → start seq of the loops the step is inside (their outputs
@@ -62,6 +63,7 @@ class Transaction:
         self.cursor: Cursor = EMPTY
         self.loops: dict[str, int] = {}
         self.ctx = execution.ctx
+        self.changed: dict[str, None] = {}  # the ctx names set, in order (an ordered set)
         self.entries: list[Entry] = []
         self.seq = execution.seq
         self.status = Status.RUNNING
@@ -87,6 +89,7 @@ class Transaction:
         """Apply ctx changes (a new mapping: the record read before stays as it was)."""
         if updates:
             self.ctx = {**self.ctx, **updates}
+            self.changed.update(dict.fromkeys(updates))
 
     def keep(self, *, visit: int, attempt: int | None = None, state: Any = None) -> None:
         """Keep the innermost step's bookkeeping in the cursor: it is not finished."""

@@ -74,6 +74,7 @@ from ..records import (  # noqa: E402
 )
 
 __all__ = [
+    "TestChangedCtx",
     "TestCheckpoint",
     "TestConcurrency",
     "TestCreateLoad",
@@ -986,6 +987,79 @@ class TestMessages:
         assert loaded.error == error
 
 
+class TestChangedCtx:
+    """Checkpoints that name the ctx values they set (``changed``): the others are kept."""
+
+    def test_only_named_values_change_and_the_others_are_kept(self, store: Store) -> None:
+        big = {"blob": "x" * 1_000_000, "rows": [{"i": i} for i in range(2_000)]}
+        execution = _created(store, ctx={"a": 1, "big": big})
+        current = execution
+        for step in range(1, 6):
+            ctx = {**current.ctx, "a": step, f"s{step}": [step]}
+            record, entries = next_checkpoint(current, 1, ctx=ctx)
+            store.checkpoint(record, entries, current.version, changed=("a", f"s{step}"))
+            current = record
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert loaded.ctx == current.ctx
+        assert list(loaded.ctx) == ["a", "big", "s1", "s2", "s3", "s4", "s5"]
+        assert [found.ctx for found in store.find()] == [current.ctx]
+
+    def test_new_names_go_last_in_the_order_they_were_set(self, store: Store) -> None:
+        execution = _created(store, ctx={"m": 0, "a": 0})
+        ctx = {"m": 1, "a": 0, "z": 2, "b": 3}
+        record, entries = next_checkpoint(execution, 1, ctx=ctx)
+        store.checkpoint(record, entries, execution.version, changed=("m", "z", "b"))
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert list(loaded.ctx.items()) == [("m", 1), ("a", 0), ("z", 2), ("b", 3)]
+
+    def test_nothing_changed_keeps_ctx(self, store: Store) -> None:
+        # A lease renewal, a claim: record-only checkpoints.
+        execution = _created(store, ctx={"a": [1, 2], "b": {"c": None}})
+        record, entries = next_checkpoint(execution, 0, ctx=execution.ctx)
+        store.checkpoint(record, entries, execution.version, changed=())
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert loaded.ctx == {"a": [1, 2], "b": {"c": None}}
+
+    def test_none_writes_ctx_whole(self, store: Store) -> None:
+        execution = _created(store, ctx={"gone": 1, "kept": 2})
+        record, entries = next_checkpoint(execution, 1, ctx={"kept": 3, "new": 4})
+        store.checkpoint(record, entries, execution.version, changed=None)
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert list(loaded.ctx.items()) == [("kept", 3), ("new", 4)]
+
+    def test_many_names(self, store: Store) -> None:
+        execution = _created(store, ctx={f"k{i}": i for i in range(2_000)})
+        ctx = {**execution.ctx, "k7": "seven", "k2000": 2000}
+        record, entries = next_checkpoint(execution, 1, ctx=ctx)
+        store.checkpoint(record, entries, execution.version, changed=("k7", "k2000"))
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert list(loaded.ctx.items()) == list(ctx.items())
+
+    def test_a_name_not_in_ctx_is_refused_and_nothing_written(self, store: Store) -> None:
+        execution = _created(store, ctx={"a": 1})
+        before = snapshot(store, execution.id)
+        record, entries = next_checkpoint(execution, 1, ctx={"a": 2})
+        with pytest.raises(ValueError, match="changed names 'b', which is not in ctx"):
+            store.checkpoint(record, entries, execution.version, changed=("a", "b"))
+        assert snapshot(store, execution.id) == before
+
+    def test_a_conflict_writes_none_of_the_named_values(self, store: Store) -> None:
+        execution = _created(store, ctx={"a": 1})
+        record, entries = next_checkpoint(execution, 1, ctx={"a": 2})
+        store.checkpoint(record, entries, execution.version, changed=("a",))
+        stale, stale_entries = next_checkpoint(execution, 1, ctx={"a": 3, "b": 4})
+        with pytest.raises(ConflictError):
+            store.checkpoint(stale, stale_entries, execution.version, changed=("a", "b"))
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert loaded.ctx == {"a": 2}
+
+
 # --- concurrency ---------------------------------------------------------------------------------
 
 
@@ -1185,7 +1259,8 @@ def test_store_matches_model(store_factory: StoreFactory) -> None:
     The model is the last record written per id and the list of entries per
     id; creates of existing ids, checkpoints with stale versions and
     checkpoints of missing executions must raise ConflictError and change
-    nothing.
+    nothing. Checkpoints that replace ctx whole (``changed=None``) and ones
+    that name the values they set are mixed in any order.
     """
 
     class StoreMachine(RuleBasedStateMachine):
@@ -1245,6 +1320,22 @@ def test_store_matches_model(store_factory: StoreFactory) -> None:
                 self.logs[execution_id] += entries
                 written = self.store.entries(execution_id, after=base.seq)
                 assert [canonical(e) for e in written] == [canonical(e) for e in entries]
+
+        @rule(pick=_PICKS, updates=_CTX, state=_STATE, count=st.integers(0, 2))
+        def checkpoint_changed(
+            self, pick: int, updates: dict[str, Any], state: _State, count: int
+        ) -> None:
+            """A checkpoint that names the ctx values it sets (the engine's kind)."""
+            execution_id = self.pick(pick)
+            base = self.records.get(execution_id)
+            if base is None:
+                return
+            changes = _with_state(base, state)
+            changes["ctx"] = {**base.ctx, **updates}
+            record, entries = next_checkpoint(base, count, **changes)
+            self.store.checkpoint(record, entries, base.version, changed=tuple(updates))
+            self.records[execution_id] = record
+            self.logs[execution_id] += entries
 
         @rule(execution_id=_IDS, workflow_id=_WORKFLOWS, state=_STATE)
         def create(self, execution_id: str, workflow_id: str, state: _State) -> None:

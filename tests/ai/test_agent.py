@@ -155,9 +155,11 @@ class RecordingStore(MemoryStore):
         super().__init__(warn=False)
         self.cursors: list[dict[str, Any]] = []
 
-    def checkpoint(self, execution: Any, entries: Any, expected_version: int) -> Any:
+    def checkpoint(
+        self, execution: Any, entries: Any, expected_version: int, *, changed: Any = None
+    ) -> Any:
         self.cursors.append(json.loads(json.dumps(execution.cursor)))
-        return super().checkpoint(execution, entries, expected_version)
+        return super().checkpoint(execution, entries, expected_version, changed=changed)
 
 
 def test_every_model_reply_and_every_tool_result_is_checkpointed(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import attrs
 import pytest
@@ -12,7 +13,7 @@ import flowkit.backends.memory as memory_module
 from flowkit import Store, connect
 from flowkit.backends.memory import DurabilityWarning, MemoryStore
 from flowkit.errors import ConfigError, ConflictError, FlowkitError
-from flowkit.records import Status, decode_json
+from flowkit.records import Status, decode_json, encode_json
 from flowkit.testing.conformance import T0, make_entry, make_execution, next_checkpoint
 
 pytestmark = pytest.mark.memory
@@ -139,11 +140,31 @@ def test_found_records_do_not_alias_the_store(store: MemoryStore) -> None:
 
 
 def test_stored_as_json_text(store: MemoryStore) -> None:
-    execution = make_execution(id="ex-1", ctx={"t": (1, 2)})
+    execution = make_execution(id="ex-1", ctx={"t": (1, 2), "big": "x" * 1000})
     store.create(execution)
     slot = store._slots["ex-1"]
     assert isinstance(slot.record, str)
-    assert decode_json(slot.record)["ctx"] == {"t": [1, 2]}
+    assert "ctx" not in decode_json(slot.record)  # each ctx value is kept on its own
+    assert slot.ctx == {"t": "[1,2]", "big": encode_json("x" * 1000)}
+
+
+def test_a_checkpoint_encodes_only_the_ctx_values_that_changed(
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execution = make_execution(id="ex-1", ctx={"big": "x" * 1000})
+    store.create(execution)
+    encoded: list[Any] = []
+    real = memory_module.encode_json
+
+    def encode(value: Any) -> str:
+        encoded.append(value)
+        return real(value)
+
+    monkeypatch.setattr(memory_module, "encode_json", encode)
+    record, entries = next_checkpoint(execution, 1, ctx={"big": "x" * 1000, "n": 1})
+    store.checkpoint(record, entries, execution.version, changed=("n",))
+    assert "x" * 1000 not in encoded
+    assert 1 in encoded
 
 
 # --- messages ------------------------------------------------------------------------------------

@@ -206,9 +206,14 @@ class _Renewals:
         self.renewed = threading.Event()
 
     def checkpoint(
-        self, execution: flowkit.Execution, entries: Sequence[flowkit.Entry], expected: int
+        self,
+        execution: flowkit.Execution,
+        entries: Sequence[flowkit.Entry],
+        expected: int,
+        *,
+        changed: Any = None,
     ) -> None:
-        self._store.checkpoint(execution, entries, expected)
+        self._store.checkpoint(execution, entries, expected, changed=changed)
         if not entries and execution.status is Status.RUNNING:
             self.renewed.set()
 

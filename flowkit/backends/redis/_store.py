@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -513,7 +513,12 @@ class RedisStore:
         return _execution(*found)
 
     def checkpoint(
-        self, execution: Execution, entries: Sequence[Entry], expected_version: int
+        self,
+        execution: Execution,
+        entries: Sequence[Entry],
+        expected_version: int,
+        *,
+        changed: Collection[str] | None = None,
     ) -> None:
         """Replace the execution and append ``entries``, atomically.
 
@@ -536,7 +541,7 @@ class RedisStore:
         if self._closed:
             raise self._closed_error()
         execution = utc_execution(execution)
-        check_checkpoint(execution, entries, expected_version)
+        check_checkpoint(execution, entries, expected_version, changed)
         texts = [_entry_text(utc_entry(entry)) for entry in entries]
         wake, lease = execution.wake_at, execution.lease_expires_at
         execution_id = execution.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, TypeVar
@@ -508,7 +508,12 @@ class SQLStore:
         return self._execution(rows[0]) if rows else None
 
     def checkpoint(
-        self, execution: Execution, entries: Sequence[Entry], expected_version: int
+        self,
+        execution: Execution,
+        entries: Sequence[Entry],
+        expected_version: int,
+        *,
+        changed: Collection[str] | None = None,
     ) -> None:
         """Replace the execution and append ``entries``, atomically.
 
@@ -530,7 +535,7 @@ class SQLStore:
         if self._blocked:
             self._check_open()
         execution = utc_execution(execution)
-        check_checkpoint(execution, entries, expected_version)
+        check_checkpoint(execution, entries, expected_version, changed)
         update = self._update_row(execution, expected_version, execution.seq - len(entries))
         entry_row = self._entry_row
         rows = [entry_row(utc_entry(entry)) for entry in entries]
