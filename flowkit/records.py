@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import json
+import json.encoder
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -235,6 +236,14 @@ def field_kinds(cls: type[Execution] | type[Entry]) -> dict[str, FieldKind]:
 
 # Built once: json.dumps with non-default options builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# CPython's C encoder, called directly: JSONEncoder.encode builds it anew and wraps it in
+# Python on every call, which costs more than encoding a small value. (None on PyPy.)
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_encode_text: Any = json.encoder.encode_basestring
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def encode_json(value: Any) -> str:
@@ -245,7 +254,19 @@ def encode_json(value: Any) -> str:
         ValueError: it holds NaN or an infinity, or a circular reference.
         UnicodeEncodeError: it holds a lone surrogate, which no store can keep.
     """
-    text = _ENCODER.encode(value)
+    text: str
+    kind = type(value)
+    if kind is int:  # the common small values, as the encoder writes them
+        return repr(value)
+    if kind is str:
+        text = _encode_text(value)
+    elif value is None:
+        return "null"
+    elif _make_encoder is None:
+        text = _ENCODER.encode(value)
+    else:  # a fresh encoder each time: its circular-reference markers must start empty
+        encode = _make_encoder({}, _not_json, _encode_text, None, ":", ",", False, False, False)
+        text = "".join(encode(value, 0))
     if not text.isascii():
         text.encode("utf-8")  # every store refuses a lone surrogate: so does this
     return text
@@ -282,8 +303,9 @@ class RecordCodec:
     build records from values by field name.
 
     Args:
-        time_in: a UTC datetime as the store writes it (default: ISO-8601 text).
-        time_out: the inverse of ``time_in``.
+        time_in: a UTC datetime as the store writes it (default: ISO-8601 text;
+            None: the datetime itself).
+        time_out: the inverse of ``time_in`` (None: the value itself).
         json_text: whether JSON fields are written as JSON text (a column) or
             left as JSON data (inside a document that is encoded as a whole).
     """
@@ -291,8 +313,8 @@ class RecordCodec:
     def __init__(
         self,
         *,
-        time_in: Convert = _iso,
-        time_out: Convert = datetime.fromisoformat,
+        time_in: Convert | None = _iso,
+        time_out: Convert | None = datetime.fromisoformat,
         json_text: bool = False,
     ) -> None:
         identity = None
@@ -313,7 +335,7 @@ class RecordCodec:
             FieldKind.TEXT: identity,
             FieldKind.MESSAGE: identity,
             FieldKind.JSON: _optional(decode_json) if json_text else identity,
-            FieldKind.TIME: _optional(time_out),
+            FieldKind.TIME: identity if time_out is None else _optional(time_out),
             FieldKind.INT: _optional(int),
             FieldKind.FLOAT: float,
             FieldKind.STATUS: Status,

@@ -1,9 +1,10 @@
 """The in-memory store (``memory://``): for tests, nothing is durable.
 
 It behaves like a database-backed store in every observable way: records are
-kept as JSON text (so nothing a caller holds aliases stored state, and tuples
-come back as lists exactly as from a database), times come back in UTC, every
-method is thread-safe, and a checkpoint is atomic and version-guarded. Like the
+kept as a database keeps them, JSON as text (so nothing a caller holds aliases
+stored state, and tuples come back as lists exactly as from a database), times
+come back in UTC, every method is thread-safe, and a checkpoint is atomic and
+version-guarded. Like the
 database stores, it keeps each ctx value on its own, so a checkpoint encodes
 only the values that changed.
 """
@@ -21,13 +22,12 @@ from ..adapters import scheme_of
 from ..errors import ConfigError, ConflictError, FlowkitError
 from ..records import (
     CHECKPOINT_FIELDS,
-    DOCUMENT,
     ENTRY_FIELDS,
     FIXED_FIELDS,
     Entry,
     Execution,
+    RecordCodec,
     Status,
-    decode_json,
     encode_json,
 )
 from .checks import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
@@ -50,17 +50,16 @@ def _first_frame_outside_flowkit() -> int:
     return level
 
 
-#: Fields set by ``create`` that a checkpoint never rewrites, but the input (kept as text).
+#: Written once by ``create``: every fixed field but the input (kept as JSON text).
 _FIXED = tuple(name for name in FIXED_FIELDS if name != "input")
-#: What a checkpoint rewrites as one text: everything but ctx, whose values are kept apart.
+#: Rewritten by each checkpoint: every other field but ctx, whose values are kept apart.
 _STATE = tuple(name for name in CHECKPOINT_FIELDS if name != "ctx")
-_fixed_document = DOCUMENT.document(Execution, _FIXED)
-_record_document = DOCUMENT.document(Execution, _STATE)
-_entry_document = DOCUMENT.document(Entry, ENTRY_FIELDS)
-
-
-def _record_text(execution: Execution) -> str:
-    return encode_json(_record_document(execution))
+#: Records as the values a database would hold: JSON fields as text, times and
+#: scalars as they are (immutable), so that nothing stored aliases a caller's data.
+_VALUES = RecordCodec(time_in=None, time_out=None, json_text=True)
+_fixed_values = _VALUES.document(Execution, _FIXED)
+_state_values = _VALUES.encoder(Execution, _STATE)
+_entry_values = _VALUES.encoder(Entry, ENTRY_FIELDS)
 
 
 def _ctx_texts(ctx: dict[str, Any], names: Iterable[str]) -> dict[str, str]:
@@ -69,7 +68,7 @@ def _ctx_texts(ctx: dict[str, Any], names: Iterable[str]) -> dict[str, str]:
 
 
 class _Slot:
-    """One stored execution: JSON texts for its record, ctx values and entries, and index data."""
+    """One stored execution: its values (JSON as text), ctx value texts, entries, index data."""
 
     __slots__ = (
         "base",
@@ -88,33 +87,38 @@ class _Slot:
         execution: Execution,
         fixed: dict[str, Any],
         input_json: str,
-        record: str,
+        record: list[Any],
         ctx: dict[str, str],
     ) -> None:
-        self.fixed = fixed  # the _FIXED fields as JSON scalars (immutable values)
+        self.fixed = fixed  # the _FIXED fields (immutable values)
         self.input_json = input_json  # the input as JSON text, written once by create
-        self.record = record  # the _STATE fields' JSON text, rewritten by each checkpoint
+        self.record = record  # the _STATE fields' values, rewritten by each checkpoint
         self.ctx = ctx  # ctx name -> its value's JSON text, in ctx order
         self.version = execution.version
         self.seq = execution.seq
         # entries[i] holds seq base + 1 + i, so `after=` is a slice, not a scan.
         self.base = execution.seq
-        self.entries: list[str] = []
+        self.entries: list[list[Any]] = []
         # Read only for status, updated_at, wake_at and lease_expires_at (immutable values).
         self.state = execution
 
-    def texts(self) -> tuple[str, dict[str, str], dict[str, Any], str]:
+    def texts(self) -> tuple[list[Any], dict[str, str], dict[str, Any], str]:
         return self.record, dict(self.ctx), self.fixed, self.input_json
 
 
 def _decode(
-    record: str, ctx: dict[str, str], fixed: dict[str, Any], input_json: str
+    record: list[Any], ctx: dict[str, str], fixed: dict[str, Any], input_json: str
 ) -> Execution:
-    data = decode_json(record)
+    data = dict(zip(_STATE, record, strict=True))
     data.update(fixed)
-    data["ctx"] = {name: decode_json(text) for name, text in ctx.items()}
-    data["input"] = decode_json(input_json)
-    return DOCUMENT.execution(data)
+    # One JSON object of the value texts, in order: the codec decodes it as it does input.
+    data["ctx"] = "{" + ",".join(f"{encode_json(name)}:{text}" for name, text in ctx.items()) + "}"
+    data["input"] = input_json
+    return _VALUES.execution(data)
+
+
+def _entry(values: list[Any]) -> Entry:
+    return _VALUES.entry(dict(zip(ENTRY_FIELDS, values, strict=True)))
 
 
 class MemoryStore:
@@ -168,9 +172,9 @@ class MemoryStore:
         self._check_open()
         execution = utc_execution(execution)
         input_json = encode_json(execution.input)
-        record = _record_text(execution)
+        record = _state_values(execution)
         ctx = _ctx_texts(execution.ctx, execution.ctx)
-        fixed = _fixed_document(execution)
+        fixed = _fixed_values(execution)
         with self._lock:
             self._check_open()
             if execution.id in self._slots:
@@ -214,9 +218,9 @@ class MemoryStore:
         self._check_open()
         execution = utc_execution(execution)
         check_checkpoint(execution, entries, expected_version, changed)
-        record = _record_text(execution)
+        record = _state_values(execution)
         ctx = _ctx_texts(execution.ctx, execution.ctx if changed is None else changed)
-        texts = [encode_json(_entry_document(utc_entry(entry))) for entry in entries]
+        rows = [_entry_values(utc_entry(entry)) for entry in entries]
         previous_seq = execution.seq - len(entries)
         with self._lock:
             self._check_open()
@@ -245,7 +249,7 @@ class MemoryStore:
             slot.version = execution.version
             slot.seq = execution.seq
             slot.state = execution
-            slot.entries.extend(texts)
+            slot.entries.extend(rows)
 
     def entries(self, execution_id: str, *, after: int = 0) -> list[Entry]:
         """The entries with ``seq > after``, in ``seq`` order (none for an unknown id).
@@ -258,8 +262,8 @@ class MemoryStore:
             slot = self._slots.get(execution_id)
             if slot is None:
                 return []
-            texts = slot.entries[max(0, after - slot.base) :]
-        return [DOCUMENT.entry(decode_json(text)) for text in texts]
+            rows = slot.entries[max(0, after - slot.base) :]
+        return [_entry(values) for values in rows]
 
     def find(
         self,

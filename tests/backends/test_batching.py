@@ -1,0 +1,132 @@
+"""Group commit: batches of what queued meanwhile, one outcome per item."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from flowkit.backends.batching import GroupCommit
+
+
+class Recorder:
+    """A batch writer that keeps every batch, can hold the first one, and fails on request."""
+
+    def __init__(self, *, hold_first: bool = False) -> None:
+        self.batches: list[list[int]] = []
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+        self.writing = threading.Event()
+        self.fail_batch: int | None = None
+
+    def __call__(self, items: Sequence[int]) -> list[int | BaseException]:
+        self.batches.append(list(items))
+        self.writing.set()
+        self.release.wait()
+        if self.fail_batch == len(self.batches):
+            raise OSError("the connection dropped")
+        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+
+
+def wait_queued(commit: GroupCommit[int, int], count: int) -> None:
+    # The queue is private; the test reads it to know the followers have arrived.
+    deadline = time.monotonic() + 10
+    while len(commit._queue) < count:
+        assert time.monotonic() < deadline, "followers did not queue up"
+        time.sleep(0.001)
+
+
+def test_a_lone_caller_writes_at_once() -> None:
+    writer = Recorder()
+    commit = GroupCommit(writer)
+    assert commit(2) == 20
+    assert commit(4) == 40
+    assert writer.batches == [[2], [4]]
+
+
+def test_callers_arriving_during_a_write_share_the_next_batch() -> None:
+    writer = Recorder(hold_first=True)
+    commit = GroupCommit(writer)
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(commit, 0)
+        assert writer.writing.wait(10)
+        rest = [pool.submit(commit, i) for i in (2, 4, 6, 8, 10, 12)]
+        wait_queued(commit, 6)
+        writer.release.set()
+        assert first.result() == 0
+        assert [f.result() for f in rest] == [20, 40, 60, 80, 100, 120]
+    assert writer.batches == [[0], [2, 4, 6, 8, 10, 12]]
+
+
+def test_each_item_keeps_its_own_outcome() -> None:
+    writer = Recorder(hold_first=True)
+    commit = GroupCommit(writer)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(commit, 0)
+        assert writer.writing.wait(10)
+        odd, even = pool.submit(commit, 3), pool.submit(commit, 4)
+        wait_queued(commit, 2)
+        writer.release.set()
+        assert first.result() == 0
+        with pytest.raises(ValueError, match="odd 3"):
+            odd.result()
+        assert even.result() == 40
+    assert writer.batches == [[0], [3, 4]]
+
+
+def test_a_failed_batch_fails_its_items_and_the_next_batch_goes_on() -> None:
+    writer = Recorder(hold_first=True)
+    writer.fail_batch = 2
+    commit = GroupCommit(writer)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(commit, 0)
+        assert writer.writing.wait(10)
+        failing = [pool.submit(commit, i) for i in (2, 4)]
+        wait_queued(commit, 2)
+        writer.release.set()
+        assert first.result() == 0
+        for future in failing:
+            with pytest.raises(OSError, match="connection dropped"):
+                future.result()
+    assert commit(6) == 60
+    assert writer.batches == [[0], [2, 4], [6]]
+
+
+def test_batches_hold_at_most_max_batch_items() -> None:
+    writer = Recorder(hold_first=True)
+    commit = GroupCommit(writer, max_batch=2)
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(commit, 0)
+        assert writer.writing.wait(10)
+        rest = [pool.submit(commit, i) for i in (2, 4, 6, 8, 10)]
+        wait_queued(commit, 5)
+        writer.release.set()
+        assert first.result() == 0
+        assert sorted(f.result() for f in rest) == [20, 40, 60, 80, 100]
+    assert [len(batch) for batch in writer.batches] == [1, 2, 2, 1]
+    assert sorted(i for batch in writer.batches for i in batch) == [0, 2, 4, 6, 8, 10]
+
+
+def test_many_threads_every_item_written_once_with_its_own_result() -> None:
+    writer = Recorder()
+    commit = GroupCommit(writer)
+    items = list(range(0, 4000, 2))
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(commit, items))
+    assert results == [i * 10 for i in items]
+    assert sorted(i for batch in writer.batches for i in batch) == items
+
+
+def test_a_writer_with_the_wrong_number_of_outcomes_fails_the_batch() -> None:
+    commit: GroupCommit[int, int] = GroupCommit(lambda items: [])
+    with pytest.raises(RuntimeError, match="0 outcomes for 1 items"):
+        commit(1)
+
+
+def test_max_batch_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_batch must be at least 1"):
+        GroupCommit(Recorder(), max_batch=0)
