@@ -1040,6 +1040,42 @@ class TestChangedCtx:
         assert loaded is not None
         assert list(loaded.ctx.items()) == list(ctx.items())
 
+    def test_many_names_changed_at_once(self, store: Store) -> None:
+        execution = _created(store, ctx={"first": 0})
+        ctx = {"first": 1, **{f"n{i}": {"i": i} for i in range(1_000)}}
+        record, entries = next_checkpoint(execution, 1, ctx=ctx)
+        store.checkpoint(record, entries, execution.version, changed=tuple(ctx))
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert list(loaded.ctx.items()) == list(ctx.items())
+
+    def test_names_of_any_text(self, store: Store) -> None:
+        names = ["", "nul\x00in", "ü 🦆", 'q"uo\\te', "a.b[0]", "$input", "\u2028", "n" * 1_000]
+        execution = _created(store, ctx={"seed": 0})
+        ctx = {"seed": 0, **{name: index for index, name in enumerate(names)}}
+        record, entries = next_checkpoint(execution, 1, ctx=ctx)
+        store.checkpoint(record, entries, record.version - 1, changed=tuple(names))
+        current = record
+        ctx = {**ctx, "nul\x00in": "again", "": [None]}
+        record, entries = next_checkpoint(current, 1, ctx=ctx)
+        store.checkpoint(record, entries, current.version, changed=("nul\x00in", ""))
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert list(loaded.ctx.items()) == list(ctx.items())
+
+    def test_a_big_value_replaced_by_a_small_one_and_back(self, store: Store) -> None:
+        big = "b" * 2_000_000
+        execution = _created(store, ctx={"v": big, "w": 1})
+        current = execution
+        for value in ("small", big + "!", None):
+            ctx = {**current.ctx, "v": value}
+            record, entries = next_checkpoint(current, 1, ctx=ctx)
+            store.checkpoint(record, entries, current.version, changed=("v",))
+            current = record
+            loaded = store.load(execution.id)
+            assert loaded is not None
+            assert loaded.ctx == {"v": value, "w": 1}
+
     def test_a_name_not_in_ctx_is_refused_and_nothing_written(self, store: Store) -> None:
         execution = _created(store, ctx={"a": 1})
         before = snapshot(store, execution.id)
