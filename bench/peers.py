@@ -17,7 +17,9 @@ prefix each; PostgreSQL in a scratch database made for the run and dropped after
   - PostgreSQL (synchronous_commit=on, the server's default, for everyone):
     flowkit, DBOS, LangGraph's PostgresSaver (sync and async), the raw floor as
     one statement (what the store sends) and as UPDATE + INSERT in a transaction;
-  - Redis (if flowkit's Redis store is installed): flowkit and the raw floor.
+  - Redis (if flowkit's Redis store is installed): flowkit and the raw floor;
+  - memory (in process, no I/O: the engines' own overhead, issue #16 item 3):
+    flowkit on ``memory://`` and LangGraph's InMemorySaver (sync and async).
   Plus, as diagnostics: flowkit's engine alone (on a store that keeps the objects
   it is given and encodes nothing), flowkit's store adapter alone
   (``store.checkpoint`` replaying a run's checkpoints, no engine) and, on SQLite,
@@ -36,7 +38,7 @@ warms everything up.
 
 Writes bench/results/peers.json and bench/results/peers.md.
 
-Usage: python bench/peers.py [--repeat 9] [--only sqlite,postgresql,redis] [--profile]
+Usage: python bench/peers.py [--repeat 9] [--only sqlite,postgresql,redis,memory] [--profile]
        python bench/peers.py --from-json bench/results/peers.json   # the table again
 Servers (loopback): FLOWKIT_BENCH_POSTGRESQL_ADMIN_URL (default
 postgresql://postgres@127.0.0.1:5432/postgres; used to create and drop the scratch
@@ -156,6 +158,10 @@ class Flowkit(Contestant):
             return NullStore()
         if self.url == "sleeping://":
             return SleepingStore()
+        if self.url == "memory://":
+            from flowkit.backends.memory import MemoryStore
+
+            return MemoryStore(warn=False)
         if self.url.startswith(("redis://", "rediss://", "unix://")):
             from flowkit.backends.redis import RedisStore
 
@@ -406,15 +412,22 @@ class LangGraph(Contestant):
             )
             return graph.compile(checkpointer=self.saver)
 
-        if self.url.startswith("sqlite:///"):
+        self.connection: Any = None
+        if self.url == "memory://":
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            self.saver: Any = InMemorySaver()
+            settings: dict[str, Any] = {}
+            package = "langgraph-checkpoint"
+        elif self.url.startswith("sqlite:///"):
             from langgraph.checkpoint.sqlite import SqliteSaver
 
             # As SqliteSaver.from_conn_string opens it, with synchronous made explicit.
-            self.connection: Any = sqlite3.connect(
+            self.connection = sqlite3.connect(
                 self.url.removeprefix("sqlite:///"), check_same_thread=False
             )
             self.connection.execute("PRAGMA synchronous=FULL")
-            self.saver: Any = SqliteSaver(self.connection)
+            self.saver = SqliteSaver(self.connection)
             self.saver.setup()
             settings = _sqlite_settings(self.connection)
             package = "langgraph-checkpoint-sqlite"
@@ -456,7 +469,8 @@ class LangGraph(Contestant):
         return elapsed
 
     def close(self) -> None:
-        self.connection.close()
+        if self.connection is not None:
+            self.connection.close()
 
 
 def worker(connection: Any, make: Callable[[], Contestant]) -> None:
@@ -587,6 +601,23 @@ def contestants(store: str, where: dict[str, str]) -> list[tuple[str, str, str, 
         "flowkit engine alone (a store that keeps references)",
         DIAGNOSTIC,
     )
+    if store == "memory":
+        return [
+            ("flowkit", "flowkit on memory://", FLOWKIT, partial(Flowkit, "memory://")),
+            (*engine_alone, partial(Flowkit, "null://")),
+            (
+                "langgraph-sync",
+                'LangGraph InMemorySaver, durability="sync"',
+                PEER,
+                partial(LangGraph, "memory://", "sync"),
+            ),
+            (
+                "langgraph-async",
+                'LangGraph InMemorySaver, durability="async" (its default)',
+                PEER,
+                partial(LangGraph, "memory://", "async"),
+            ),
+        ]
     if store == "sqlite":
         directory = where["directory"]
         return [
@@ -798,8 +829,13 @@ def derive(samples: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
-def ratios(rows: dict[str, Any]) -> dict[str, Any]:
-    """flowkit ÷ each other row, and the targets of issue #8, on medians and on best runs."""
+#: Issue #16's target in process: flowkit's µs per step ≤ 0.10 x the fastest peer's.
+MEMORY_SPEEDUP_TARGET = 10.0
+
+
+def ratios(rows: dict[str, Any], store: str) -> dict[str, Any]:
+    """flowkit ÷ each other row, and the targets of issues #8 and #16, on medians and on
+    best runs."""
     if "flowkit" not in rows:
         return {}
     mine = rows["flowkit"]
@@ -824,10 +860,15 @@ def ratios(rows: dict[str, Any]) -> dict[str, Any]:
                 found[f"speedup_over_fastest_peer{suffix}"] = get(peers[fastest], field) / get(
                     mine, field
                 )
-            found["peer_target_met"] = (
-                found["speedup_over_fastest_peer"] >= 2
-                and found["speedup_over_fastest_peer_loop"] >= 2
-            )
+            if store == "memory":
+                found["peer_target_met"] = (
+                    found["speedup_over_fastest_peer"] >= MEMORY_SPEEDUP_TARGET
+                )
+            else:
+                found["peer_target_met"] = (
+                    found["speedup_over_fastest_peer"] >= 2
+                    and found["speedup_over_fastest_peer_loop"] >= 2
+                )
         if "floor" in rows:
             floor = rows["floor"]
             found["over_floor"] = get(mine, "us_per_step") / get(floor, "us_per_step")
@@ -929,7 +970,9 @@ def packages() -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9, help="repetitions (≥ 5)")
-    parser.add_argument("--only", default="", help="comma-separated: sqlite,postgresql,redis")
+    parser.add_argument(
+        "--only", default="", help="comma-separated: sqlite,postgresql,redis,memory"
+    )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile flowkit on SQLite and PostgreSQL"
     )
@@ -945,8 +988,9 @@ def main() -> None:
         return
     if args.repeat < 5:
         parser.error("--repeat must be 5 or more")
-    chosen = [name for name in args.only.split(",") if name] or ["sqlite", "postgresql", "redis"]
-    unknown = set(chosen) - {"sqlite", "postgresql", "redis"}
+    stores = ["sqlite", "postgresql", "redis", "memory"]
+    chosen = [name for name in args.only.split(",") if name] or stores
+    unknown = set(chosen) - set(stores)
     if unknown:
         parser.error(f"unknown store(s): {', '.join(sorted(unknown))}")
 
@@ -981,7 +1025,7 @@ def main() -> None:
             else:
                 results[store] = measure(store, where, args, profiled)
                 results[store]["servers"] = server_versions({})
-            results[store]["targets"] = ratios(results[store]["rows"])
+            results[store]["targets"] = ratios(results[store]["rows"], store)
     elapsed = time.perf_counter() - began
 
     document = {
@@ -1012,7 +1056,12 @@ def main() -> None:
 
 # --- the report --------------------------------------------------------------------------------
 
-TITLES = {"sqlite": "SQLite (file)", "postgresql": "PostgreSQL", "redis": "Redis"}
+TITLES = {
+    "sqlite": "SQLite (file)",
+    "postgresql": "PostgreSQL",
+    "redis": "Redis",
+    "memory": "memory (in process, no I/O)",
+}
 
 
 def _settings(settings: dict[str, Any]) -> str:
@@ -1082,7 +1131,7 @@ def _store_report(store: str, result: dict[str, Any]) -> list[str]:
         lines.append(f"| {key} | failed: {error.splitlines()[-1][:120]} |" + " |" * 8)
     lines.append("")
     for name, targets in result.get("targets", {}).items():
-        lines += _targets(rows, name, targets)
+        lines += _targets(rows, name, targets, store)
     if {"flowkit", "flowkit-adapter", "flowkit-engine", "floor"} <= set(rows):
         lines += ["", *_where_time_goes(rows)]
     lines.append("")
@@ -1095,10 +1144,18 @@ def _spread(cell: dict[str, float]) -> str:
     return f"{cell['median']:,.0f} ({cell['min']:,.0f}-{cell['max']:,.0f})"
 
 
-def _targets(rows: dict[str, Any], name: str, targets: dict[str, Any]) -> list[str]:
+def _targets(rows: dict[str, Any], name: str, targets: dict[str, Any], store: str) -> list[str]:
     on = "medians" if name == "median" else "best runs"
     lines = []
-    if "speedup_over_fastest_peer" in targets:
+    if store == "memory" and "speedup_over_fastest_peer" in targets:
+        met = "met" if targets["peer_target_met"] else "**missed**"
+        lines.append(
+            f"- On {on}: flowkit costs {1 / targets['speedup_over_fastest_peer']:.3f}x what "
+            f"the fastest peer ({rows[targets['fastest_peer']]['label']}) costs per step, "
+            f"{1 / targets['speedup_over_fastest_peer_loop']:.3f}x per loop iteration. "
+            f"Target per step ≤ {1 / MEMORY_SPEEDUP_TARGET:.2f}x: {met}."
+        )
+    elif "speedup_over_fastest_peer" in targets:
         met = "met" if targets["peer_target_met"] else "**missed**"
         lines.append(
             f"- On {on}: flowkit is {targets['speedup_over_fastest_peer']:.2f}x faster per "
