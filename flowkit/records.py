@@ -55,24 +55,31 @@ class Status(enum.StrEnum):
 
     PENDING = "pending"
     RUNNING = "running"
-    COMPLETED = "completed"
+    WAITING = "waiting"
     HALTED = "halted"
+    COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        """Completed or failed: the execution can never run again."""
-        return self in (Status.COMPLETED, Status.FAILED)
+        """Completed, failed or cancelled: nothing moves the execution on by itself
+        (only :meth:`flowkit.Engine.retry` takes a failed one up again)."""
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 
 class Action(enum.StrEnum):
-    """What an entry records about a step."""
+    """What an entry records about a step (or about the execution, for ``cancelled``)."""
 
     COMPLETED = "completed"
     HALTED = "halted"
     FAILED = "failed"
     RETRIED = "retried"
     RESUMED = "resumed"
+    CANCELLED = "cancelled"
 
 
 class FieldKind(enum.Enum):

@@ -193,7 +193,8 @@ def _terminal_width() -> int | None:
 
 def status_text(status: Status) -> str:
     """A status in its colour, as rich markup."""
-    style = {"completed": "green", "failed": "red", "halted": "yellow"}.get(status.value, "cyan")
+    styles = {"completed": "green", "failed": "red", "cancelled": "red", "halted": "yellow"}
+    style = styles.get(status.value, "cyan")
     return f"[{style}]{status.value}[/]"
 
 

@@ -213,6 +213,43 @@ def resume(
     _print_result(result, as_json, _resume_options(workflow_target, store_url, imports))
 
 
+@main.command()
+@click.argument("execution_id")
+@click.option(
+    "--workflow",
+    "workflow_target",
+    metavar="FILE_OR_MODULE:ATTR",
+    help="The workflow's definition, when it is not configured.",
+)
+@click.option(
+    "--allow-changed-definition", is_flag=True, help="Retry although the definition changed."
+)
+@click.option("--watch", is_flag=True, help="Show each step live.")
+@store_option
+@import_option
+@json_option
+@handles_errors
+def retry(
+    execution_id: str,
+    workflow_target: str | None,
+    allow_changed_definition: bool,
+    watch: bool,
+    store_url: str | None,
+    imports: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Continue a failed execution at the step that failed (steps that completed do not
+    run again)."""
+    with open_engine(store_url, imports) as engine:
+        workflow = load_target(workflow_target) if workflow_target else None
+        if watch:
+            _watch(engine)
+        result = engine.retry(
+            execution_id, workflow=workflow, allow_changed_definition=allow_changed_definition
+        )
+    _print_result(result, as_json, _resume_options(workflow_target, store_url, imports))
+
+
 workflows_option = click.option(
     "--workflow",
     "workflow_targets",

@@ -47,6 +47,7 @@ from ..records import Action, Entry, Execution, Status
 from ..services import ServiceRegistry
 from ..services import default_registry as default_services
 from .clock import SystemClock
+from .control import check_retryable, child_to_retry, retried
 from .events import Event, EventBus
 from .fanout import Fanout
 from .leases import InFlight, Leases, Tracker
@@ -336,6 +337,71 @@ class Engine:
                 tx.adopt = digest  # from now on the execution runs the new definition
             tx.event("workflow.resumed", None, by=decision.by, approved=decision.approved)
             return self._stepper.run_top(tx, inflight, RESUME, decision)
+
+    def retry(
+        self,
+        execution_id: str,
+        *,
+        allow_changed_definition: bool = False,
+        workflow: Any = None,
+    ) -> Result:
+        """Continue a failed execution at the step that failed, and run it until it ends
+        or halts.
+
+        The step runs again with the ctx it had and where it was: steps,
+        loop iterations and parallel branches that completed do not run again
+        (failed branches do), and the step keeps its idempotency key. A
+        sub-workflow that failed under it is retried the same way. The step
+        gets its ``retries`` afresh. An execution that failed because the
+        workflow's ``timeout`` passed fails again at once.
+
+        Args:
+            execution_id: the failed execution.
+            allow_changed_definition: continue with a definition that changed
+                since the execution started (the step must still exist).
+            workflow: the definition to use when it is not registered.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ExecutionError: it is not failed, or its definition changed; nothing changed.
+            ConflictError: another process retried it first; nothing changed.
+        """
+        record = self.retry_step(
+            execution_id, allow_changed_definition=allow_changed_definition, workflow=workflow
+        )
+        future = self.driver.dispatch(self, execution_id)
+        return Handle(self, execution_id, future, workflow_id=record.workflow_id).result()
+
+    def retry_step(
+        self, execution_id: str, *, allow_changed_definition: bool = False, workflow: Any = None
+    ) -> Execution:
+        """Take a failed execution (and the failed sub-workflow under it) up again at the
+        step that failed: one checkpoint each, no step run. Returns the running record.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ExecutionError: it is not failed, or its definition changed; nothing changed.
+            ConflictError: another process changed it first; nothing changed.
+        """
+        execution = self.load(execution_id)
+        check_retryable(execution)
+        wf = self._definition_for(execution, workflow, allow_changed_definition)
+        child_id = child_to_retry(execution)
+        child = None if child_id is None else self.store.load(child_id)
+        if child is not None and child.parent_id == execution.id and child.status is Status.FAILED:
+            self.retry_step(child.id, allow_changed_definition=allow_changed_definition)
+        last = self.store.entries(execution.id, after=execution.seq - 1)
+        record, entry = retried(
+            execution,
+            last[-1] if last else None,
+            now=self.clock.now(),
+            lease=self.lease,
+            definition_hash=definition_hash(wf),
+            workflow_version=wf.version,
+        )
+        self.store.checkpoint(record, [entry], execution.version, changed=())
+        self._stepper.emit(record, "workflow.retried", entry.step_id, {})
+        return record
 
     def wake_due(self, *, limit: int = 100) -> Sweep:
         """Move on halted executions whose timer fired (approval timeouts).

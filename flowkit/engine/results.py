@@ -76,6 +76,16 @@ class Result:
         """Whether the execution failed."""
         return self.status is Status.FAILED
 
+    @property
+    def waiting(self) -> bool:
+        """Whether the execution waits for time or a signal (no person is needed)."""
+        return self.status is Status.WAITING
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the execution was cancelled."""
+        return self.status is Status.CANCELLED
+
     @classmethod
     def of(cls, execution: Execution) -> Result:
         """The result an execution record shows."""

@@ -166,13 +166,15 @@ class Stepper:
 
     def transaction(self, wf: WorkflowDef, inflight: InFlight) -> Transaction:
         """A new transaction on the latest record of an execution being advanced."""
-        return Transaction(
+        tx = Transaction(
             wf,
             inflight.record,
             now=self.clock.now(),
             listening=self.events.active,
             inflight=inflight,
         )
+        tx.cursor = inflight.cursor_of(inflight.record)
+        return tx
 
     def step(self, wf: WorkflowDef, inflight: InFlight, deadline: float | None) -> Advance:
         """Run the step at the execution's position; past ``deadline`` the execution fails."""
@@ -199,7 +201,6 @@ class Stepper:
                 f"execution '{execution.id}' is at step '{execution.current_step}', which "
                 f"workflow '{tx.wf.id}' does not have"
             )
-        tx.cursor = inflight.cursor_of(execution)
         moved = self._level(tx, step, "", tx.cursor.frames, None, None, mode, decision)
         return self._settle(tx, inflight, moved)
 
@@ -220,6 +221,10 @@ class Stepper:
             tx.status = Status.FAILED
             tx.error = error_text(moved.error)
             tx.event("workflow.failed", None, error=tx.error)
+            # The failed step's position stays in the record, for Engine.retry.
+            frames = tx.cursor.frames
+            if tx.visit is None and tx.cursor.visit is not None:
+                tx.keep(visit=tx.cursor.visit, state=tx.cursor.state)
         if tx.status is Status.HALTED:
             tx.event("workflow.halted", None, halt=tx.halt_data)
         return self.commit(tx, inflight, frames)
@@ -313,7 +318,7 @@ class Stepper:
             return attrs.evolve(
                 latest,
                 status=Status.FAILED,
-                cursor={},
+                cursor=tx.base.cursor,  # the step's position, for Engine.retry
                 error=error,
                 version=latest.version + 1,
                 seq=tx.base.seq + len(entries),
@@ -378,6 +383,7 @@ class Stepper:
                 return Inner()  # the graph at this level ended
             return Inner(target=ran.outcome.target)
         if isinstance(ran, Fail) and step.on_error is not None:
+            tx.forget()  # the failed step is over: its visit is not kept
             error = ran.error
             tx.update(
                 {
@@ -525,6 +531,9 @@ class Stepper:
         )
         if delay is None:
             tx.event("step.failed", run.path, attempt=run.attempt, error=error)
+            # Unless a step handles it, the execution fails here; a retry of the
+            # execution runs the step again with the same visit (idempotency key, child).
+            tx.keep(visit=run.visit, state=run.state)
             return Fail(exc)
         # Progress made before the failure is kept.
         tx.keep(visit=run.visit, attempt=run.attempt + 1, state=run.state)

@@ -97,6 +97,10 @@ class Transaction:
         self.attempt = attempt
         self.state = state
 
+    def forget(self) -> None:
+        """The innermost step is over (its failure was handled): nothing of it is kept."""
+        self.visit = self.attempt = self.state = None
+
     def entry(
         self,
         path: str,

@@ -1052,7 +1052,7 @@ class TestChangedCtx:
     def test_names_of_any_text(self, store: Store) -> None:
         names = ["", "nul\x00in", "ü 🦆", 'q"uo\\te', "a.b[0]", "$input", "\u2028", "n" * 1_000]
         execution = _created(store, ctx={"seed": 0})
-        ctx = {"seed": 0, **{name: index for index, name in enumerate(names)}}
+        ctx: dict[str, Any] = {"seed": 0, **{name: index for index, name in enumerate(names)}}
         record, entries = next_checkpoint(execution, 1, ctx=ctx)
         store.checkpoint(record, entries, record.version - 1, changed=tuple(names))
         current = record

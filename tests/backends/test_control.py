@@ -1,0 +1,273 @@
+"""Operating on executions from outside their run, on every store (SPEC §15): retry.
+
+A service that fails until the test "deploys a fix" stands for a real outage;
+each test counts the calls, so a step that ran again where it should not is
+caught.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import flowkit
+from flowkit import Action, Status, Store
+from flowkit.definitions import WorkflowRegistry
+
+
+class Flaky:
+    """``Flaky.work(name)`` returns ``name`` upper-cased, or raises while ``name`` is broken."""
+
+    def __init__(self) -> None:
+        self.broken: set[str] = set()
+        self.calls: Counter[str] = Counter()
+        self.keys: list[tuple[str, str | None]] = []
+
+    def work(self, name: str) -> str:
+        self.calls[name] += 1
+        self.keys.append((name, flowkit.current().idempotency_key))
+        if name in self.broken:
+            raise RuntimeError(f"{name} is down")
+        return name.upper()
+
+
+def _call(step_id: str, name: str, **more: Any) -> dict[str, Any]:
+    return {
+        "id": step_id,
+        "type": "call",
+        "service": "Flaky",
+        "method": "work",
+        "input": {"name": name},
+        **more,
+    }
+
+
+CHAIN = {
+    "id": "chain",
+    "steps": [
+        {"id": "start", "type": "start", "next": "a"},
+        _call("a", "a", output="a", next="b"),
+        _call("b", "b", output="b", next="c", retries=1, retry_delay=0),
+        _call("c", "c", output="c", next="done"),
+        {"id": "done", "type": "end", "result": {"a": "$a", "b": "$b", "c": "$c"}},
+    ],
+}
+
+LOOP = {
+    "id": "each",
+    "inputs": {"items": {"type": "array"}},
+    "steps": [
+        {"id": "start", "type": "start", "next": "each"},
+        {
+            "id": "each",
+            "type": "loop",
+            "over": "$input.items",
+            "output": "done",
+            "do": [_call("work", "$item")],
+            "next": "end",
+        },
+        {"id": "end", "type": "end", "result": "$done"},
+    ],
+}
+
+FANOUT = {
+    "id": "fanout",
+    "steps": [
+        {"id": "start", "type": "start", "next": "all"},
+        {
+            "id": "all",
+            "type": "parallel",
+            "branches": [_call("x", "x"), _call("y", "y"), _call("z", "z")],
+            "output": "outputs",
+            "next": "end",
+        },
+        {"id": "end", "type": "end", "result": "$outputs"},
+    ],
+}
+
+CHILD = {
+    "id": "child",
+    "steps": [
+        {"id": "start", "type": "start", "next": "first"},
+        _call("first", "first", output="first", next="second"),
+        _call("second", "second", output="second", next="done"),
+        {"id": "done", "type": "end", "result": ["$first", "$second"]},
+    ],
+}
+
+PARENT = {
+    "id": "parent",
+    "steps": [
+        {"id": "start", "type": "start", "next": "before"},
+        _call("before", "before", next="sub"),
+        {"id": "sub", "type": "workflow", "workflow_id": "child", "output": "got", "next": "end"},
+        {"id": "end", "type": "end", "result": "$got"},
+    ],
+}
+
+
+FLOWS = {source["id"]: flowkit.load(source) for source in (CHAIN, LOOP, FANOUT, CHILD, PARENT)}
+
+
+@pytest.fixture(params=["inline", "thread"])
+def executor(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def flaky() -> Flaky:
+    return Flaky()
+
+
+@pytest.fixture
+def make_engine(
+    store_factory: Callable[[], Store], flaky: Flaky, executor: str
+) -> Iterator[Callable[[], flowkit.Engine]]:
+    """Engines on one store, as separate processes would open them."""
+    store = store_factory()
+    services = flowkit.ServiceRegistry()
+    services.register("Flaky", flaky)
+    workflows = WorkflowRegistry()
+    for wf in FLOWS.values():
+        workflows.register(wf)
+    made: list[flowkit.Engine] = []
+
+    def make() -> flowkit.Engine:
+        engine = flowkit.Engine(
+            store=store, services=services, workflows=workflows, executor=executor
+        )
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.close()
+
+
+def _actions(engine: flowkit.Engine, execution_id: str) -> list[tuple[str, str]]:
+    return [(e.step_id, e.action.value) for e in engine.store.entries(execution_id)]
+
+
+def test_a_retried_execution_continues_at_the_failed_step_with_its_ctx(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky
+) -> None:
+    flaky.broken = {"b"}
+    failed = make_engine().run(FLOWS["chain"])
+    assert failed.failed
+    assert failed.error == "RuntimeError: b is down"
+    assert flaky.calls == {"a": 1, "b": 2}  # one retry of its own
+
+    flaky.broken = set()  # the fix is deployed
+    result = make_engine().retry(failed.execution_id)  # e.g. another process
+    assert result.completed, result.error
+    assert result.output == {"a": "A", "b": "B", "c": "C"}
+    assert flaky.calls == {"a": 1, "b": 3, "c": 1}  # a did not run again
+    assert _actions(make_engine(), failed.execution_id)[1:] == [
+        ("a", "completed"),
+        ("b", "retried"),
+        ("b", "failed"),
+        ("b", "retried"),
+        ("b", "completed"),
+        ("c", "completed"),
+        ("done", "completed"),
+    ]
+    # The step kept its idempotency key across the retry of the execution.
+    assert len({key for name, key in flaky.keys if name == "b"}) == 1
+
+
+def test_the_failed_step_gets_its_retries_afresh(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky
+) -> None:
+    flaky.broken = {"b"}
+    engine = make_engine()
+    failed = engine.run(FLOWS["chain"])
+    again = engine.retry(failed.execution_id)
+    assert again.failed
+    assert flaky.calls["b"] == 4  # two attempts each time
+    flaky.broken = set()
+    assert engine.retry(failed.execution_id).completed
+
+
+def test_a_retried_loop_runs_only_the_iterations_not_yet_done(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky
+) -> None:
+    flaky.broken = {"p3"}
+    engine = make_engine()
+    failed = engine.run(FLOWS["each"], {"items": ["p0", "p1", "p2", "p3", "p4"]})
+    assert failed.failed
+    assert flaky.calls == {"p0": 1, "p1": 1, "p2": 1, "p3": 1}
+    flaky.broken = set()
+    result = engine.retry(failed.execution_id)
+    assert result.completed, result.error
+    assert result.output == ["P0", "P1", "P2", "P3", "P4"]
+    assert flaky.calls == {"p0": 1, "p1": 1, "p2": 1, "p3": 2, "p4": 1}
+
+
+def test_a_retried_parallel_step_runs_only_the_failed_branches(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky
+) -> None:
+    flaky.broken = {"y"}
+    engine = make_engine()
+    failed = engine.run(FLOWS["fanout"])
+    assert failed.failed
+    assert (flaky.calls["x"], flaky.calls["y"]) == (1, 1)  # z may not start: y failed first
+    flaky.broken = set()
+    result = engine.retry(failed.execution_id)
+    assert result.completed, result.error
+    assert result.output == ["X", "Y", "Z"]
+    # x completed before the failure and is kept; z, if it ran then, finished after the
+    # join and was not recorded, so it runs again.
+    assert (flaky.calls["x"], flaky.calls["y"]) == (1, 2)
+    assert 1 <= flaky.calls["z"] <= 2
+
+
+def test_a_retry_retries_the_failed_sub_workflow_where_it_failed(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky
+) -> None:
+    flaky.broken = {"second"}
+    engine = make_engine()
+    failed = engine.run(FLOWS["parent"])
+    assert failed.failed
+    assert "sub-workflow 'child'" in (failed.error or "")
+    (child,) = engine.store.find(workflow_id="child")
+    assert child.status is Status.FAILED
+    flaky.broken = set()
+    result = engine.retry(failed.execution_id)
+    assert result.completed, result.error
+    assert result.output == ["FIRST", "SECOND"]
+    assert flaky.calls == {"before": 1, "first": 1, "second": 2}
+    assert engine.load(child.id).status is Status.COMPLETED
+    assert engine.store.find(workflow_id="child") == [engine.load(child.id)]
+
+
+def test_only_a_failed_execution_can_be_retried(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky
+) -> None:
+    engine = make_engine()
+    done = engine.run(FLOWS["chain"])
+    assert done.completed
+    with pytest.raises(flowkit.ExecutionError, match="is completed; only a failed execution"):
+        engine.retry(done.execution_id)
+    with pytest.raises(flowkit.NotFoundError):
+        engine.retry("no-such-execution")
+    assert engine.load(done.execution_id).version == engine.load(done.execution_id).version
+
+
+def test_two_retries_at_once_run_the_step_once(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky
+) -> None:
+    flaky.broken = {"c"}
+    failed = make_engine().run(FLOWS["chain"])
+    flaky.broken = set()
+    first, second = make_engine(), make_engine()
+    record = first.retry_step(failed.execution_id)
+    assert record.status is Status.RUNNING
+    with pytest.raises(flowkit.ExecutionError, match="is running"):
+        second.retry(failed.execution_id)
+    assert first.drive(failed.execution_id).completed
+    assert flaky.calls["c"] == 2
+    entries = first.store.entries(failed.execution_id)
+    assert [e.action for e in entries].count(Action.RETRIED) == 1
