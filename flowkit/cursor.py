@@ -19,7 +19,16 @@ import attrs
 
 from .records import Execution
 
-__all__ = ["EMPTY", "BranchResult", "Cursor", "Frame", "Joined", "LoopFrame", "ParallelFrame"]
+__all__ = [
+    "EMPTY",
+    "BranchResult",
+    "Cursor",
+    "Frame",
+    "Joined",
+    "LoopFrame",
+    "ParallelFrame",
+    "with_cancel_of",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -195,6 +204,8 @@ class Cursor:
         state: the progress the innermost step saved (``Outcome(progress=…)``).
         recoveries: how many times ``recover`` took the execution over since its
             last checkpoint (every checkpoint starts again from 0).
+        cancel: a cancel asked for while the execution ran (``reason``, ``by``):
+            it ends cancelled instead of running its next step.
     """
 
     frames: tuple[Frame, ...] = ()
@@ -202,6 +213,7 @@ class Cursor:
     visit: int | None = None
     state: Any = None
     recoveries: int = 0
+    cancel: Mapping[str, Any] | None = None
 
     @property
     def idle(self) -> bool:
@@ -224,6 +236,7 @@ class Cursor:
             visit=data.get("visit"),
             state=data.get("state"),
             recoveries=data.get("recoveries", 0),
+            cancel=data.get("cancel"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -239,8 +252,17 @@ class Cursor:
             data["frames"] = [frame.to_json() for frame in self.frames]
         if self.recoveries:
             data["recoveries"] = self.recoveries
+        if self.cancel is not None:
+            data["cancel"] = dict(self.cancel)
         return data
 
 
 EMPTY = Cursor()
 """The cursor between two top-level steps."""
+
+
+def with_cancel_of(written: dict[str, Any], latest: Mapping[str, Any]) -> dict[str, Any]:
+    """``written`` (a new cursor's JSON), keeping a cancel request ``latest`` holds:
+    a checkpoint never drops a cancel that was asked for while its step ran."""
+    request = latest.get("cancel")
+    return written if request is None else {**written, "cancel": request}

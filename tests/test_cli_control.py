@@ -82,3 +82,43 @@ def test_retry_of_an_execution_that_did_not_fail_exits_1(tmp_path: Path, flows: 
         f"error: execution '{done['execution_id']}' is completed; only a failed execution "
         "can be retried"
     )
+
+
+APPROVAL_YML = """\
+id: cli_approval
+steps:
+  - {id: start, type: start, next: ask}
+  - {id: ask, type: approval, prompt: "ok?", next: done}
+  - {id: done, type: end}
+"""
+
+
+def test_cancel_a_halted_execution(tmp_path: Path, flows: str) -> None:
+    (tmp_path / "approval.yml").write_text(APPROVAL_YML)
+    store = ("--store", f"sqlite:///{tmp_path / 'runs.db'}")
+    halted = invoke_json("run", "approval.yml", *store)
+    execution_id = halted["execution_id"]
+    data = invoke_json(
+        "cancel",
+        execution_id,
+        "--reason",
+        "withdrawn",
+        "--by",
+        "ops",
+        "--workflow",
+        "approval.yml",
+        *store,
+    )
+    assert data == {
+        "execution_id": execution_id,
+        "workflow_id": "cli_approval",
+        "status": "cancelled",
+        "error": "withdrawn",
+    }
+    (listed,) = invoke_json("list", "--status", "cancelled", *store)
+    assert listed["id"] == execution_id
+    line = error_line(invoke("cancel", execution_id, *store))
+    assert line == (
+        f"error: execution '{execution_id}' is cancelled; only an execution that has not "
+        "finished can be cancelled"
+    )

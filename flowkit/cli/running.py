@@ -1,4 +1,5 @@
-"""Commands that move executions: ``flowkit run``, ``resume``, ``recover``, ``wake``, ``worker``."""
+"""Commands that move executions: ``flowkit run``, ``resume``, ``retry``, ``cancel``,
+``recover``, ``wake``, ``worker``."""
 
 from __future__ import annotations
 
@@ -248,6 +249,48 @@ def retry(
             execution_id, workflow=workflow, allow_changed_definition=allow_changed_definition
         )
     _print_result(result, as_json, _resume_options(workflow_target, store_url, imports))
+
+
+@main.command()
+@click.argument("execution_id")
+@click.option("--reason", metavar="TEXT", help="Why; kept as the execution's error.")
+@click.option("--by", metavar="NAME", help="Who cancels (kept in the cancelled entry).")
+@click.option(
+    "--workflow",
+    "workflow_target",
+    metavar="FILE_OR_MODULE:ATTR",
+    help="The workflow's definition, when it is not configured.",
+)
+@store_option
+@import_option
+@json_option
+@handles_errors
+def cancel(
+    execution_id: str,
+    reason: str | None,
+    by: str | None,
+    workflow_target: str | None,
+    store_url: str | None,
+    imports: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Cancel an execution: at once unless it is running, else after its current step."""
+    with open_engine(store_url, imports) as engine:
+        workflow = load_target(workflow_target) if workflow_target else None
+        result = engine.cancel(execution_id, reason=reason, by=by, workflow=workflow)
+    if as_json:
+        echo_json(
+            {
+                "execution_id": result.execution_id,
+                "workflow_id": result.workflow_id,
+                "status": result.status.value,
+                "error": result.error,
+            }
+        )
+    elif result.cancelled:
+        click.secho(f"cancelled: {result.execution_id}", fg="red", bold=True)
+    else:
+        click.echo(f"cancelling: {result.execution_id} is running; it stops after its current step")
 
 
 workflows_option = click.option(

@@ -21,7 +21,7 @@ from ..cursor import Cursor, Frame, ParallelFrame
 from ..errors import ExecutionError
 from ..records import Action, Entry, Execution, Status
 
-__all__ = ["check_retryable", "child_to_retry", "retried"]
+__all__ = ["cancel_requested", "check_cancellable", "check_retryable", "child_of", "retried"]
 
 
 def check_retryable(execution: Execution) -> None:
@@ -37,9 +37,31 @@ def check_retryable(execution: Execution) -> None:
         )
 
 
-def child_to_retry(execution: Execution) -> str | None:
-    """The id of the sub-workflow the failed step ran, if it had one (it may not exist)."""
-    visit = Cursor.of(execution).visit
+def check_cancellable(execution: Execution) -> None:
+    """Refuse a finished execution.
+
+    Raises:
+        ExecutionError: it completed, failed or was cancelled.
+    """
+    if execution.status.finished:
+        raise ExecutionError(
+            f"execution '{execution.id}' is {execution.status.value}; only an execution "
+            "that has not finished can be cancelled"
+        )
+
+
+def cancel_requested(execution: Execution) -> bool:
+    """Whether a cancel was asked for while the execution ran."""
+    return Cursor.of(execution).cancel is not None
+
+
+def child_of(execution: Execution) -> str | None:
+    """The id of the sub-workflow the step at the execution's position runs (or ran),
+    if it is a ``workflow`` step; the execution may not exist."""
+    cursor = Cursor.of(execution)
+    visit = cursor.visit
+    if visit is None and execution.status is Status.RUNNING:
+        visit = execution.seq + 1  # the step under way started after the last entry
     return None if visit is None else f"{execution.id}.{visit}"
 
 

@@ -47,7 +47,7 @@ from ..records import Action, Entry, Execution, Status
 from ..services import ServiceRegistry
 from ..services import default_registry as default_services
 from .clock import SystemClock
-from .control import check_retryable, child_to_retry, retried
+from .control import cancel_requested, check_cancellable, check_retryable, child_of, retried
 from .events import Event, EventBus
 from .fanout import Fanout
 from .leases import InFlight, Leases, Tracker
@@ -59,6 +59,9 @@ from .transaction import Transaction, error_text
 __all__ = ["Engine", "Handle"]
 
 log = logging.getLogger("flowkit")
+
+#: How many times ``cancel`` reads an execution again that moved on while it was cancelled.
+CANCEL_ATTEMPTS = 5
 
 
 class Engine:
@@ -386,7 +389,7 @@ class Engine:
         execution = self.load(execution_id)
         check_retryable(execution)
         wf = self._definition_for(execution, workflow, allow_changed_definition)
-        child_id = child_to_retry(execution)
+        child_id = child_of(execution)
         child = None if child_id is None else self.store.load(child_id)
         if child is not None and child.parent_id == execution.id and child.status is Status.FAILED:
             self.retry_step(child.id, allow_changed_definition=allow_changed_definition)
@@ -402,6 +405,104 @@ class Engine:
         self.store.checkpoint(record, [entry], execution.version, changed=())
         self._stepper.emit(record, "workflow.retried", entry.step_id, {})
         return record
+
+    def cancel(
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        by: str | None = None,
+        workflow: Any = None,
+    ) -> Result:
+        """Cancel an execution, with the sub-workflow it is running.
+
+        A pending, waiting or halted execution is cancelled at once. A running
+        one is asked to stop: the step under way finishes, but the execution
+        ends cancelled instead of writing that step's result (a long service
+        can see it coming with ``flowkit.current().cancel_requested``); its
+        result says ``running`` until then (``engine.wait`` gives the final
+        one). Either way the log gets a ``cancelled`` entry with the reason and
+        who asked, and ``error`` holds the reason. Like :meth:`resume`, it
+        needs the workflow's definition: registered, or given as ``workflow``.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ExecutionError: it completed, failed or was cancelled already; nothing changed.
+            ValidationError: ``reason`` or ``by`` is not storable text; nothing changed.
+        """
+        problems = [
+            problem
+            for problem in (problem_in(reason, "reason"), problem_in(by, "by"))
+            if problem is not None
+        ]
+        if problems:
+            raise ValidationError(problems, subject=f"cancel of execution '{execution_id}'")
+        for _ in range(CANCEL_ATTEMPTS):
+            execution = self.load(execution_id)
+            check_cancellable(execution)
+            try:
+                final = self._cancel(execution, reason, by, notify=True, workflow=workflow)
+            except ConflictError:
+                continue  # it moved on meanwhile: look again
+            return Result.of(final)
+        raise ConflictError(f"execution '{execution_id}' kept changing; cancel it again")
+
+    def _cancel(
+        self,
+        execution: Execution,
+        reason: str | None,
+        by: str | None,
+        *,
+        notify: bool,
+        workflow: Any = None,
+    ) -> Execution:
+        """One attempt: cancel it (or ask its runner to) and its running sub-workflow;
+        with ``notify``, a parent halted on it then takes its step's failure.
+
+        Raises:
+            ConflictError: it changed since it was read.
+        """
+        wf = self._definition_for(execution, workflow, True)
+        child_id = child_of(execution)
+        child = None if child_id is None else self.store.load(child_id)
+        if child is not None and child.parent_id == execution.id and not child.status.finished:
+            with contextlib.suppress(ConflictError, ExecutionError):
+                self._cancel(child, reason, by, notify=False)
+        if execution.status is Status.RUNNING:
+            request = {"reason": reason, "by": by}
+            cursor = attrs.evolve(Cursor.of(execution), cancel=request).to_json()
+            asked = attrs.evolve(
+                execution,
+                cursor=cursor,
+                version=execution.version + 1,
+                updated_at=self.clock.now(),
+            )
+            self.store.checkpoint(asked, (), execution.version, changed=())
+            self._stepper.emit(asked, "workflow.cancelling", None, request)
+            return asked
+        with self._track(execution) as inflight:
+            tx = self._stepper.transaction(wf, inflight)
+            final = self._stepper.cancel(tx, inflight, reason, by).execution
+        if notify:
+            self.notify_parent(final)
+        return final
+
+    def _cancel_asked(self, wf: WorkflowDef, inflight: InFlight) -> Execution | None:
+        """After a conflict: if a cancel was asked for while this process ran the
+        execution, end it cancelled (the step that ran is not recorded).
+
+        Raises:
+            ConflictError: it changed again meanwhile.
+        """
+        latest = self.store.load(inflight.record.id)
+        if latest is None or latest.status is not Status.RUNNING or not cancel_requested(latest):
+            return None
+        inflight.refresh(latest)
+        tx = self._stepper.transaction(wf, inflight)
+        request = tx.cursor.cancel or {}
+        return self._stepper.cancel(
+            tx, inflight, request.get("reason"), request.get("by")
+        ).execution
 
     def wake_due(self, *, limit: int = 100) -> Sweep:
         """Move on halted executions whose timer fired (approval timeouts).
@@ -565,11 +666,15 @@ class Engine:
         if execution.status is not Status.RUNNING:
             return execution
         wf = self._definition_for(execution, None, False)
+        cancelled = None
         with self._track(execution) as inflight:
             while True:
                 try:
                     advance = self._stepper.step(wf, inflight, deadline)
                 except ConflictError:
+                    cancelled = self._cancel_asked(wf, inflight)
+                    if cancelled is not None:
+                        break
                     log.info("flowkit: execution %s was taken over elsewhere", execution_id)
                     return self.load(execution_id)
                 if advance.fanout is not None:
@@ -578,7 +683,7 @@ class Engine:
                     self.clock.sleep(advance.delay)
                 if not advance.running:
                     break
-            final = inflight.record
+            final = inflight.record if cancelled is None else cancelled
         if notify:
             self.notify_parent(final)
         return final
@@ -617,16 +722,26 @@ class Engine:
             execution = self._claim(execution, owner=self.owner)
         wf = self._definition_for(execution, None, False)
         with self._track(execution) as inflight:
-            return self._stepper.step(wf, inflight, None)
+            try:
+                return self._stepper.step(wf, inflight, None)
+            except ConflictError:
+                cancelled = self._cancel_asked(wf, inflight)
+                if cancelled is None:
+                    raise
+        self.notify_parent(cancelled)
+        return Advance(execution=cancelled)
 
     def run_branch(
         self, execution_id: str, parallel_path: str, branch_id: str, visit: int
     ) -> Advance:
         """Run one branch of a parallel step and record it; join when enough are done.
 
-        A branch of a parallel step that has joined already, or a duplicate, is dropped.
+        A branch of a parallel step that has joined already, or a duplicate, is
+        dropped; so is every branch of an execution that is no longer running.
         """
         execution = self.load(execution_id)
+        if execution.status is not Status.RUNNING:
+            return Advance(execution=execution, dropped=True)
         wf = self._definition_for(execution, None, False)
         with self._track(execution) as inflight:
             return self._fanout.run(wf, inflight, parallel_path, branch_id, visit)

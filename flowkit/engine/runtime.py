@@ -22,8 +22,9 @@ from ..cursor import Frame
 from ..definitions import StepDef, WorkflowDef
 from ..errors import ConflictError
 from ..expressions import Scope, resolve
-from ..records import Execution
+from ..records import Execution, Status
 from ..services import ServiceRegistry, StepContext, invoke
+from .control import cancel_requested
 from .transaction import History, Transaction
 
 __all__ = ["Children", "Machine", "StepRun"]
@@ -215,7 +216,12 @@ class StepRun:
             attempt=self.attempt,
             iteration=self.iteration,
             idempotency_key=self.key,
+            asks_cancel=self._cancel_requested,
         )
+
+    def _cancel_requested(self) -> bool:
+        record = self._machine.store.load(self.execution_id)
+        return record is None or record.status is Status.CANCELLED or cancel_requested(record)
 
     # --- services ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from ..abc import Decision, Inner, Outcome, StepType, step_type
-from ..cursor import EMPTY, Cursor, Frame, LoopFrame, ParallelFrame
+from ..cursor import EMPTY, Cursor, Frame, LoopFrame, ParallelFrame, with_cancel_of
 from ..definitions import StepDef, WorkflowDef
 from ..errors import ExecutionError, FlowkitError
 from ..limits import problem_in
@@ -29,6 +29,7 @@ from ..records import Action, Entry, Execution, Status
 from ..services import ServiceRegistry
 from .events import Event, EventBus
 from .leases import InFlight, Leases
+from .position import position_path
 from .results import Advance, FanOut
 from .runtime import Children, StepRun
 from .transaction import Transaction, clean, error_message, error_text
@@ -195,6 +196,9 @@ class Stepper:
             # Checked before every step, resume and timer: halted time counts too.
             error = ExecutionError(f"workflow '{tx.wf.id}' timed out after {tx.wf.timeout:g}s")
             return self._settle(tx, inflight, Fail(error))
+        request = tx.cursor.cancel
+        if request is not None and mode != RESUME:
+            return self.cancel(tx, inflight, request.get("reason"), request.get("by"))
         step = tx.wf.step(execution.current_step or "")
         if step is None:
             raise ExecutionError(
@@ -229,6 +233,27 @@ class Stepper:
             tx.event("workflow.halted", None, halt=tx.halt_data)
         return self.commit(tx, inflight, frames)
 
+    def cancel(
+        self, tx: Transaction, inflight: InFlight, reason: str | None, by: str | None
+    ) -> Advance:
+        """End the execution as cancelled where it is: one checkpoint, with a
+        ``cancelled`` entry that says why and who asked."""
+        frames = tx.cursor.frames
+        where = position_path(tx.base.current_step or "", frames)
+        step = tx.wf.step(tx.base.current_step or "")
+        tx.status = Status.CANCELLED
+        tx.error = clean(reason or "cancelled")
+        tx.wake_at = None
+        tx.entry(
+            where,
+            step.type if step is not None else "workflow",
+            Action.CANCELLED,
+            iteration=None,
+            input={"reason": reason, "by": by},
+        )
+        tx.event("workflow.cancelled", None, reason=reason, by=by)
+        return self.commit(tx, inflight, frames)
+
     def lease_owner(self, holding: bool = True) -> str | None:
         """Who holds a running execution's lease between steps: this engine, or
         nobody when steps travel through a queue (the next worker claims it)."""
@@ -257,7 +282,7 @@ class Stepper:
                 input=latest.input,
                 ctx=tx.ctx,
                 current_step=tx.current_step,
-                cursor=cursor,
+                cursor=with_cancel_of(cursor, latest.cursor),
                 result=tx.result,
                 recover_to=tx.recover_to,
                 halt_data=tx.halt_data,

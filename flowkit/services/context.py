@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
@@ -34,6 +35,19 @@ class StepContext:
     attempt: int
     iteration: int | None
     idempotency_key: str
+    _asks_cancel: Callable[[], bool] = attrs.field(
+        default=lambda: False, eq=False, repr=False, alias="asks_cancel"
+    )
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether the execution was cancelled while this step runs.
+
+        It reads the store each time: a long service may poll it every few
+        seconds and stop early. The engine stops the execution at the end of
+        the step anyway; what the step returns then is not recorded.
+        """
+        return self._asks_cancel()
 
 
 class ContextSource(Protocol):

@@ -96,7 +96,8 @@ class SubWorkflow(StepType):
         if deadline is not None and time.monotonic() >= deadline:
             raise ExecutionError(f"Step '{run.path}' timed out after {limit:g}s")
         raise ExecutionError(
-            f"sub-workflow '{config.workflow_id}' (execution '{child}') failed: {execution.error}"
+            f"sub-workflow '{config.workflow_id}' (execution '{child}') "
+            f"{execution.status.value}: {execution.error}"
         )
 
 

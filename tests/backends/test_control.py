@@ -1,4 +1,4 @@
-"""Operating on executions from outside their run, on every store (SPEC §15): retry.
+"""Operating on executions from outside their run, on every store (SPEC §15): retry, cancel.
 
 A service that fails until the test "deploys a fix" stands for a real outage;
 each test counts the calls, so a step that ran again where it should not is
@@ -7,6 +7,7 @@ caught.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -271,3 +272,198 @@ def test_two_retries_at_once_run_the_step_once(
     assert flaky.calls["c"] == 2
     entries = first.store.entries(failed.execution_id)
     assert [e.action for e in entries].count(Action.RETRIED) == 1
+
+
+# --- cancel ----------------------------------------------------------------------------------
+
+APPROVAL = {
+    "id": "approval",
+    "steps": [
+        {"id": "start", "type": "start", "next": "ask"},
+        {"id": "ask", "type": "approval", "prompt": "ok?", "next": "after"},
+        _call("after", "after", next="end"),
+        {"id": "end", "type": "end"},
+    ],
+}
+
+SLOW = {
+    "id": "slow",
+    "steps": [
+        {"id": "start", "type": "start", "next": "wait"},
+        {"id": "wait", "type": "call", "service": "Gate", "method": "hold", "next": "after"},
+        _call("after", "after", next="end"),
+        {"id": "end", "type": "end"},
+    ],
+}
+
+SLOW_PARENT = {
+    "id": "slow_parent",
+    "steps": [
+        {"id": "start", "type": "start", "next": "sub"},
+        {"id": "sub", "type": "workflow", "workflow_id": "slow", "next": "after"},
+        _call("after", "parent-after", next="end"),
+        {"id": "end", "type": "end"},
+    ],
+}
+
+HALTED_PARENT = {
+    "id": "halted_parent",
+    "steps": [
+        {"id": "start", "type": "start", "next": "sub"},
+        {"id": "sub", "type": "workflow", "workflow_id": "approval", "next": "end"},
+        {"id": "end", "type": "end"},
+    ],
+}
+
+SLOW_BRANCH = {
+    "id": "slow_branch",
+    "steps": [
+        {"id": "start", "type": "start", "next": "all"},
+        {
+            "id": "all",
+            "type": "parallel",
+            "branches": [
+                {"id": "wait", "type": "call", "service": "Gate", "method": "hold"},
+                _call("quick", "quick"),
+            ],
+            "next": "after",
+        },
+        _call("after", "after", next="end"),
+        {"id": "end", "type": "end"},
+    ],
+}
+
+FLOWS.update(
+    {
+        source["id"]: flowkit.load(source)
+        for source in (APPROVAL, SLOW, SLOW_PARENT, HALTED_PARENT, SLOW_BRANCH)
+    }
+)
+
+
+class Gate:
+    """``Gate.hold()`` blocks until the test opens the gate; it reports what it saw."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+        self.saw_cancel: list[bool] = []
+
+    def hold(self) -> str:
+        self.entered.set()
+        assert self.opened.wait(30), "the test never opened the gate"
+        self.saw_cancel.append(flowkit.current().cancel_requested)
+        return "held"
+
+
+@pytest.fixture
+def gate(make_engine: Callable[[], flowkit.Engine]) -> Gate:
+    opened = Gate()
+    make_engine().services.register("Gate", opened)
+    return opened
+
+
+def test_a_halted_execution_is_cancelled_at_once(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky
+) -> None:
+    engine = make_engine()
+    halted = engine.run(FLOWS["approval"])
+    assert halted.halted
+    result = make_engine().cancel(halted.execution_id, reason="order withdrawn", by="ops")
+    assert result.cancelled
+    assert result.error == "order withdrawn"
+    stored = engine.load(halted.execution_id)
+    assert (stored.status, stored.wake_at, stored.lease_owner) == (Status.CANCELLED, None, None)
+    last = engine.store.entries(halted.execution_id)[-1]
+    assert (last.step_id, last.action) == ("ask", Action.CANCELLED)
+    assert last.input == {"reason": "order withdrawn", "by": "ops"}
+    assert [e.id for e in engine.store.find(status="cancelled")] == [halted.execution_id]
+    with pytest.raises(flowkit.ExecutionError, match="is cancelled and cannot be resumed"):
+        engine.resume(halted.execution_id, approved=True)
+    with pytest.raises(flowkit.ExecutionError, match="is cancelled; only an execution that"):
+        engine.cancel(halted.execution_id)
+    assert flaky.calls == {}
+
+
+def test_a_running_execution_stops_after_its_step(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky, gate: Gate
+) -> None:
+    engine = make_engine()
+    runner = threading.Thread(target=engine.run, args=(FLOWS["slow"],))
+    runner.start()
+    assert gate.entered.wait(30)
+    (running,) = engine.store.find(status="running")
+    asked = make_engine().cancel(running.id, reason="too slow")
+    assert asked.status is Status.RUNNING  # asked; the step is still under way
+    gate.opened.set()
+    runner.join(30)
+    assert not runner.is_alive()
+    final = engine.wait(running.id, timeout=30)
+    assert final.cancelled
+    assert final.error == "too slow"
+    assert gate.saw_cancel == [True]
+    assert flaky.calls == {}  # the next step never ran
+    actions = _actions(engine, running.id)
+    assert actions[-1] == ("wait", "cancelled")
+    assert ("wait", "completed") not in actions  # its result was not recorded
+
+
+def test_cancelling_a_parent_cancels_its_halted_sub_workflow(
+    make_engine: Callable[[], flowkit.Engine],
+) -> None:
+    engine = make_engine()
+    halted = engine.run(FLOWS["halted_parent"])
+    assert halted.halted
+    (child,) = engine.store.find(workflow_id="approval")
+    assert engine.cancel(halted.execution_id, reason="stop").cancelled
+    assert engine.load(child.id).status is Status.CANCELLED
+    assert engine.load(halted.execution_id).status is Status.CANCELLED
+
+
+def test_cancelling_a_running_parent_cancels_the_sub_workflow_it_runs(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky, gate: Gate
+) -> None:
+    engine = make_engine()
+    runner = threading.Thread(target=engine.run, args=(FLOWS["slow_parent"],))
+    runner.start()
+    assert gate.entered.wait(30)
+    (parent,) = engine.store.find(workflow_id="slow_parent")
+    (child,) = engine.store.find(workflow_id="slow")
+    make_engine().cancel(parent.id, reason="stop")
+    gate.opened.set()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert engine.load(child.id).status is Status.CANCELLED
+    assert engine.load(parent.id).status is Status.CANCELLED
+    assert gate.saw_cancel == [True]
+    assert flaky.calls == {}
+
+
+def test_only_an_unfinished_execution_can_be_cancelled(
+    make_engine: Callable[[], flowkit.Engine],
+) -> None:
+    engine = make_engine()
+    done = engine.run(FLOWS["chain"])
+    before = engine.load(done.execution_id)
+    with pytest.raises(flowkit.ExecutionError, match="is completed; only an execution that"):
+        engine.cancel(done.execution_id)
+    assert engine.load(done.execution_id) == before
+    with pytest.raises(flowkit.NotFoundError):
+        engine.cancel("no-such-execution")
+
+
+def test_a_parallel_step_stops_at_its_join_once_cancelled(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky, gate: Gate
+) -> None:
+    engine = make_engine()
+    runner = threading.Thread(target=engine.run, args=(FLOWS["slow_branch"],))
+    runner.start()
+    assert gate.entered.wait(30)
+    (running,) = engine.store.find(status="running")
+    make_engine().cancel(running.id, reason="enough")
+    gate.opened.set()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert engine.wait(running.id, timeout=30).cancelled
+    assert flaky.calls["after"] == 0
+    assert _actions(engine, running.id)[-1] == ("all", "cancelled")
