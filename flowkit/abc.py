@@ -373,6 +373,18 @@ class StepType:
         """The step's timer fired (``wake_at`` passed) while it was halted."""
         raise ExecutionError(f"step '{run.path}' has no timer to fire")
 
+    def compensates(self, step: StepDef) -> bool:
+        """Whether a finished run of ``step`` is undone when its execution unwinds
+        (fails unhandled, or is cancelled): see :meth:`compensate`."""
+        return False
+
+    def compensate(self, run: Runtime, done: Entry) -> Any:
+        """Undo a finished run of the step, whose entry is ``done``; what it returns is
+        recorded. ``run`` has the step's definition, the ctx of the execution as it
+        unwinds, the locals ``output`` and ``step_input`` (what ``done`` recorded) and
+        an idempotency key of its own. Raise to record a failed compensation."""
+        raise NotImplementedError(f"step type '{self.name}' has no compensation")
+
     def join(self, step: StepDef, done: Mapping[str, BranchResult]) -> Joined | None:
         """For a step that fans out branches: whether they joined, given those ``done``.
 

@@ -27,6 +27,7 @@ __all__ = [
     "Joined",
     "LoopFrame",
     "ParallelFrame",
+    "Unwinding",
     "with_cancel_of",
 ]
 
@@ -187,6 +188,42 @@ Frame = LoopFrame | ParallelFrame
 """The frame of one enclosing step."""
 
 
+@attrs.frozen(kw_only=True)
+class Unwinding:
+    """An execution that is running the compensations of its completed steps before it
+    ends (SPEC §15).
+
+    Attributes:
+        end: the status it ends with: ``failed`` or ``cancelled``.
+        error: its error then (the failure, or the cancel's reason).
+        todo: the seqs of the entries of the completed steps still to compensate,
+            the next one first (reverse order of completion).
+        failed: what each compensation that failed raised, in order.
+    """
+
+    end: str
+    error: str
+    todo: tuple[int, ...]
+    failed: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "end": self.end,
+            "error": self.error,
+            "todo": list(self.todo),
+            "failed": list(self.failed),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Unwinding:
+        return cls(
+            end=data["end"],
+            error=data["error"],
+            todo=tuple(data["todo"]),
+            failed=tuple(data.get("failed", ())),
+        )
+
+
 def _frame(data: Mapping[str, Any]) -> Frame:
     return ParallelFrame.from_json(data) if "done" in data else LoopFrame.from_json(data)
 
@@ -206,6 +243,7 @@ class Cursor:
             last checkpoint (every checkpoint starts again from 0).
         cancel: a cancel asked for while the execution ran (``reason``, ``by``):
             it ends cancelled instead of running its next step.
+        unwinding: the execution runs compensations before it ends.
     """
 
     frames: tuple[Frame, ...] = ()
@@ -214,11 +252,12 @@ class Cursor:
     state: Any = None
     recoveries: int = 0
     cancel: Mapping[str, Any] | None = None
+    unwinding: Unwinding | None = None
 
     @property
     def idle(self) -> bool:
         """Whether the execution is between two top-level steps (nothing is under way)."""
-        return not self.frames and self.attempt is None
+        return not self.frames and self.attempt is None and self.unwinding is None
 
     @classmethod
     def of(cls, execution: Execution) -> Cursor:
@@ -237,6 +276,7 @@ class Cursor:
             state=data.get("state"),
             recoveries=data.get("recoveries", 0),
             cancel=data.get("cancel"),
+            unwinding=None if "unwinding" not in data else Unwinding.from_json(data["unwinding"]),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -254,6 +294,8 @@ class Cursor:
             data["recoveries"] = self.recoveries
         if self.cancel is not None:
             data["cancel"] = dict(self.cancel)
+        if self.unwinding is not None:
+            data["unwinding"] = self.unwinding.to_json()
         return data
 
 

@@ -80,6 +80,7 @@ class Action(enum.StrEnum):
     RETRIED = "retried"
     RESUMED = "resumed"
     CANCELLED = "cancelled"
+    COMPENSATED = "compensated"
 
 
 class FieldKind(enum.Enum):

@@ -51,7 +51,7 @@ from ..steps import router as router_step
 from ..steps import start as start_step
 from ..steps import transform as transform_step
 from ..steps import workflow as workflow_step
-from ..steps.call import CallConfig, OutputSpec, output_spec
+from ..steps.call import CallConfig, Compensation, OutputSpec, output_spec
 from ..steps.router import Route, RouterConfig
 from ..steps.start import StartConfig
 from .hints import checked
@@ -311,6 +311,7 @@ class Graph:
         retries: int = 0,
         retry_delay: Duration = 1.0,
         retry_backoff: float = 2.0,
+        compensate: Callable[..., Any] | Compensation | Mapping[str, Any] | None = None,
         next: Any = IMPLICIT,
         on_error: str | None = None,
     ) -> Callable[[F], F]: ...
@@ -323,6 +324,10 @@ class Graph:
         callable. Its ``input`` defaults to one reference per parameter without
         a default value: ``$input.<name>`` for workflow inputs, ``$<name>``
         otherwise (workflow inputs are mapped even when they have defaults).
+        ``compensate`` undoes the step when the execution unwinds: a function
+        (registered like the step's, its parameters mapped the same way, where
+        ``output`` and ``step_input`` are what the step returned and was given)
+        or a mapping ``{service, method, input}``.
         """
         if fn is not None:
             return self._function_step(fn, {})
@@ -358,8 +363,24 @@ class Graph:
         next_ = options.pop("next", IMPLICIT)
         on_error = options.pop("on_error", None)
         output = output_spec(options.pop("output", None))
+        compensate = options.pop("compensate", None)
+        if callable(compensate):
+            # Registered like the step's own function; its parameters read ctx, and
+            # `output` and `step_input` (what the step returned and was given).
+            undo = compensate
+            self._owner._add_service(service, undo.__name__, undo)
+            compensate = Compensation(
+                service=service, method=undo.__name__, input=self._owner._references_for(undo)
+            )
         config = self.config(
-            CallConfig, step_id, source, service=service, method=method, output=output, **options
+            CallConfig,
+            step_id,
+            source,
+            service=service,
+            method=method,
+            output=output,
+            compensate=compensate,
+            **options,
         )
         self.add_step(step_id, "call", config, next_, on_error, source)
         return fn
@@ -419,6 +440,7 @@ _STEP_OPTIONS = frozenset(
         "retries",
         "retry_delay",
         "retry_backoff",
+        "compensate",
         "next",
         "on_error",
     }

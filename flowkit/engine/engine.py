@@ -441,10 +441,13 @@ class Engine:
             execution = self.load(execution_id)
             check_cancellable(execution)
             try:
-                final = self._cancel(execution, reason, by, notify=True, workflow=workflow)
+                final, future = self._cancel(execution, reason, by, notify=True, workflow=workflow)
             except ConflictError:
                 continue  # it moved on meanwhile: look again
-            return Result.of(final)
+            if future is None:
+                return Result.of(final)
+            # It runs the compensations of its completed steps before it ends cancelled.
+            return Handle(self, execution_id, future, workflow_id=final.workflow_id).result()
         raise ConflictError(f"execution '{execution_id}' kept changing; cancel it again")
 
     def _cancel(
@@ -455,54 +458,64 @@ class Engine:
         *,
         notify: bool,
         workflow: Any = None,
-    ) -> Execution:
+    ) -> tuple[Execution, Future[Result] | None]:
         """One attempt: cancel it (or ask its runner to) and its running sub-workflow;
-        with ``notify``, a parent halted on it then takes its step's failure.
+        with ``notify``, a parent halted on it then takes its step's failure. When it
+        has compensations to run first, it is handed to the driver (the future).
 
         Raises:
             ConflictError: it changed since it was read.
         """
         wf = self._definition_for(execution, workflow, True)
         child_id = child_of(execution)
-        child = None if child_id is None else self.store.load(child_id)
-        if child is not None and child.parent_id == execution.id and not child.status.finished:
-            with contextlib.suppress(ConflictError, ExecutionError):
-                self._cancel(child, reason, by, notify=False)
+        future = None
         if execution.status is Status.RUNNING:
             request = {"reason": reason, "by": by}
             cursor = attrs.evolve(Cursor.of(execution), cancel=request).to_json()
-            asked = attrs.evolve(
+            final = attrs.evolve(
                 execution,
                 cursor=cursor,
                 version=execution.version + 1,
                 updated_at=self.clock.now(),
             )
-            self.store.checkpoint(asked, (), execution.version, changed=())
-            self._stepper.emit(asked, "workflow.cancelling", None, request)
-            return asked
-        with self._track(execution) as inflight:
-            tx = self._stepper.transaction(wf, inflight)
-            final = self._stepper.cancel(tx, inflight, reason, by).execution
-        if notify:
-            self.notify_parent(final)
-        return final
+            self.store.checkpoint(final, (), execution.version, changed=())
+            self._stepper.emit(final, "workflow.cancelling", None, request)
+        else:
+            with self._track(execution) as inflight:
+                tx = self._stepper.transaction(wf, inflight)
+                final = self._stepper.cancel(tx, inflight, reason, by).execution
+            if final.status is Status.RUNNING:  # compensations first
+                future = self.driver.dispatch(self, final.id)
+                if future is None:
+                    final = self.load(final.id)  # the inline driver ran them
+            elif notify:
+                self.notify_parent(final)
+        # The sub-workflow it runs or halted in goes too; it finds its parent no longer
+        # waiting for it, so the parent is not moved on.
+        child = None if child_id is None else self.store.load(child_id)
+        if child is not None and child.parent_id == execution.id and not child.status.finished:
+            with contextlib.suppress(ConflictError, ExecutionError):
+                self._cancel(child, reason, by, notify=False)  # its future: not awaited
+        return final, future
 
-    def _cancel_asked(self, wf: WorkflowDef, inflight: InFlight) -> Execution | None:
+    def _cancel_asked(self, wf: WorkflowDef, inflight: InFlight) -> Advance | None:
         """After a conflict: if a cancel was asked for while this process ran the
-        execution, end it cancelled (the step that ran is not recorded).
-
-        Raises:
-            ConflictError: it changed again meanwhile.
+        execution, end it cancelled (the step that ran is not recorded), or start
+        the compensations that come first; None if it is no business of this process
+        (or another process changed it again meanwhile).
         """
         latest = self.store.load(inflight.record.id)
         if latest is None or latest.status is not Status.RUNNING or not cancel_requested(latest):
             return None
         inflight.refresh(latest)
+        if Cursor.of(latest).unwinding is not None:
+            return Advance(execution=latest)  # it is ending already: go on unwinding
         tx = self._stepper.transaction(wf, inflight)
         request = tx.cursor.cancel or {}
-        return self._stepper.cancel(
-            tx, inflight, request.get("reason"), request.get("by")
-        ).execution
+        try:
+            return self._stepper.cancel(tx, inflight, request.get("reason"), request.get("by"))
+        except ConflictError:
+            return None
 
     def wake_due(self, *, limit: int = 100) -> Sweep:
         """Move on halted executions whose timer fired (approval timeouts).
@@ -666,24 +679,23 @@ class Engine:
         if execution.status is not Status.RUNNING:
             return execution
         wf = self._definition_for(execution, None, False)
-        cancelled = None
         with self._track(execution) as inflight:
             while True:
                 try:
                     advance = self._stepper.step(wf, inflight, deadline)
                 except ConflictError:
-                    cancelled = self._cancel_asked(wf, inflight)
-                    if cancelled is not None:
-                        break
-                    log.info("flowkit: execution %s was taken over elsewhere", execution_id)
-                    return self.load(execution_id)
+                    asked = self._cancel_asked(wf, inflight)
+                    if asked is None:
+                        log.info("flowkit: execution %s was taken over elsewhere", execution_id)
+                        return self.load(execution_id)
+                    advance = asked
                 if advance.fanout is not None:
                     self._fanout.run_all(wf, inflight, advance.fanout)
                 elif advance.delay:
                     self.clock.sleep(advance.delay)
                 if not advance.running:
                     break
-            final = inflight.record if cancelled is None else cancelled
+            final = inflight.record
         if notify:
             self.notify_parent(final)
         return final
@@ -725,11 +737,12 @@ class Engine:
             try:
                 return self._stepper.step(wf, inflight, None)
             except ConflictError:
-                cancelled = self._cancel_asked(wf, inflight)
-                if cancelled is None:
+                asked = self._cancel_asked(wf, inflight)
+                if asked is None:
                     raise
-        self.notify_parent(cancelled)
-        return Advance(execution=cancelled)
+        if not asked.running:
+            self.notify_parent(asked.execution)
+        return asked
 
     def run_branch(
         self, execution_id: str, parallel_path: str, branch_id: str, visit: int

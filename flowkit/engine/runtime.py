@@ -27,7 +27,7 @@ from ..services import ServiceRegistry, StepContext, invoke
 from .control import cancel_requested
 from .transaction import History, Transaction
 
-__all__ = ["Children", "Machine", "StepRun"]
+__all__ = ["COMPENSATE", "Children", "Machine", "StepRun"]
 
 
 class Children(Protocol):
@@ -47,6 +47,10 @@ class Children(Protocol):
 
     def resume_child(self, child_id: str, decision: Decision) -> None:
         """Apply ``decision`` to the child if it is halted."""
+
+
+COMPENSATE = "compensate"
+"""The mode of a step run that undoes a finished run of the step."""
 
 
 class Machine(Protocol):
@@ -148,8 +152,9 @@ class StepRun:
 
     @property
     def key(self) -> str:
-        """The idempotency key of this visit of the step."""
-        return f"{self._tx.base.id}:{self.path}:{self.visit}"
+        """The idempotency key of this visit of the step (of its compensation: another)."""
+        key = f"{self._tx.base.id}:{self.path}:{self.visit}"
+        return key if self._mode != COMPENSATE else f"{key}:compensate"
 
     @property
     def frame(self) -> Frame | None:

@@ -20,18 +20,18 @@ from typing import Any
 
 import attrs
 
-from ..abc import Decision, Inner, Outcome, StepType, step_type
-from ..cursor import EMPTY, Cursor, Frame, LoopFrame, ParallelFrame, with_cancel_of
-from ..definitions import StepDef, WorkflowDef
+from ..abc import Decision, Inner, Outcome, StepType, Store, step_type
+from ..cursor import EMPTY, Cursor, Frame, LoopFrame, ParallelFrame, Unwinding, with_cancel_of
+from ..definitions import BODY, BRANCHES, StepDef, WorkflowDef
 from ..errors import ExecutionError, FlowkitError
 from ..limits import problem_in
 from ..records import Action, Entry, Execution, Status
 from ..services import ServiceRegistry
 from .events import Event, EventBus
 from .leases import InFlight, Leases
-from .position import position_path
+from .position import nested_steps, position_path
 from .results import Advance, FanOut
-from .runtime import Children, StepRun
+from .runtime import COMPENSATE, Children, StepRun
 from .transaction import Transaction, clean, error_message, error_text
 
 __all__ = ["RESUME", "RUN", "TIMER", "Stepper", "kind_of", "retry_delay", "workflow_deadline"]
@@ -196,6 +196,9 @@ class Stepper:
             # Checked before every step, resume and timer: halted time counts too.
             error = ExecutionError(f"workflow '{tx.wf.id}' timed out after {tx.wf.timeout:g}s")
             return self._settle(tx, inflight, Fail(error))
+        unwinding = tx.cursor.unwinding
+        if unwinding is not None:
+            return self._compensate_next(tx, inflight, unwinding)
         request = tx.cursor.cancel
         if request is not None and mode != RESUME:
             return self.cancel(tx, inflight, request.get("reason"), request.get("by"))
@@ -222,13 +225,16 @@ class Stepper:
             tx.current_step = None
             tx.event("workflow.completed", None, output=tx.result)
         else:
-            tx.status = Status.FAILED
-            tx.error = error_text(moved.error)
-            tx.event("workflow.failed", None, error=tx.error)
             # The failed step's position stays in the record, for Engine.retry.
             frames = tx.cursor.frames
             if tx.visit is None and tx.cursor.visit is not None:
                 tx.keep(visit=tx.cursor.visit, state=tx.cursor.state)
+            error = error_text(moved.error)
+            if self._unwinds(tx, Status.FAILED, error):
+                return self.commit(tx, inflight, frames)
+            tx.status = Status.FAILED
+            tx.error = error
+            tx.event("workflow.failed", None, error=tx.error)
         if tx.status is Status.HALTED:
             tx.event("workflow.halted", None, halt=tx.halt_data)
         return self.commit(tx, inflight, frames)
@@ -251,7 +257,83 @@ class Stepper:
             iteration=None,
             input={"reason": reason, "by": by},
         )
-        tx.event("workflow.cancelled", None, reason=reason, by=by)
+        if not self._unwinds(tx, Status.CANCELLED, tx.error):
+            tx.event("workflow.cancelled", None, reason=reason, by=by)
+        else:
+            tx.status = Status.RUNNING
+            tx.error = None
+        return self.commit(tx, inflight, frames)
+
+    # --- compensation (SPEC §15) ------------------------------------------------------------------
+
+    def _unwinds(self, tx: Transaction, end: Status, error: str) -> bool:
+        """Start unwinding an execution that ends ``end`` if completed steps have
+        compensations: it stays running, and each later step runs one of them."""
+        todo = _to_compensate(self.store, tx)
+        if not todo:
+            return False
+        tx.unwinding = Unwinding(end=end.value, error=error, todo=todo)
+        tx.event("workflow.compensating", None, end=end.value, error=error, steps=len(todo))
+        return True
+
+    def _compensate_next(
+        self, tx: Transaction, inflight: InFlight, unwinding: Unwinding
+    ) -> Advance:
+        """Run the next compensation, one checkpoint; after the last one, end the
+        execution as it would have ended."""
+        seq = unwinding.todo[0]
+        done = self.store.entries(tx.base.id, after=seq - 1)[0]
+        step = _step_at(tx.wf, done.step_id)
+        local = {"output": done.output, "step_input": done.input}
+        run = self.runtime(
+            tx, step, done.step_id, local, done.iteration, attempt=1, visit=seq, mode=COMPENSATE
+        )
+        run.deadline = None  # it runs although the workflow's time is up
+        failed = unwinding.failed
+        started = time.perf_counter()
+        try:
+            output = kind_of(step.type).compensate(run, done)
+            problem = None if output is None else problem_in(output, "output")
+            if problem is not None:
+                raise ExecutionError(f"compensation of step '{done.step_id}': {problem}")
+        except Exception as exc:
+            error = error_text(exc)
+            failed = (*failed, f"step '{done.step_id}': {error}")
+            tx.entry(
+                done.step_id,
+                step.type,
+                Action.FAILED,
+                iteration=done.iteration,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                input={"compensates": seq},
+                error=error,
+            )
+            tx.event("step.compensated", done.step_id, error=error)
+        else:
+            tx.entry(
+                done.step_id,
+                step.type,
+                Action.COMPENSATED,
+                iteration=done.iteration,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                input={"compensates": seq},
+                output=output,
+            )
+            tx.event("step.compensated", done.step_id, output=output)
+        frames = tx.cursor.frames
+        if tx.cursor.visit is not None:
+            tx.keep(visit=tx.cursor.visit, state=tx.cursor.state)
+        if len(unwinding.todo) > 1:
+            tx.unwinding = attrs.evolve(unwinding, todo=unwinding.todo[1:], failed=failed)
+            return self.commit(tx, inflight, frames)
+        tx.status = Status(unwinding.end)
+        tx.error = unwinding.error
+        if failed:
+            tx.error = clean(f"{unwinding.error}; compensations failed: {'; '.join(failed)}")
+        if tx.status is Status.FAILED:
+            tx.event("workflow.failed", None, error=tx.error)
+        else:
+            tx.event("workflow.cancelled", None, error=tx.error)
         return self.commit(tx, inflight, frames)
 
     def lease_owner(self, holding: bool = True) -> str | None:
@@ -261,8 +343,14 @@ class Stepper:
 
     def commit(self, tx: Transaction, inflight: InFlight, frames: tuple[Frame, ...]) -> Advance:
         """Write the transaction as one checkpoint, then emit its events."""
-        if frames or tx.visit is not None:
-            typed = Cursor(frames=frames, attempt=tx.attempt, visit=tx.visit, state=tx.state)
+        if frames or tx.visit is not None or tx.unwinding is not None:
+            typed = Cursor(
+                frames=frames,
+                attempt=tx.attempt,
+                visit=tx.visit,
+                state=tx.state,
+                unwinding=tx.unwinding,
+            )
             cursor = typed.to_json()
         else:
             typed, cursor = EMPTY, {}
@@ -738,6 +826,44 @@ def _unstorable(outcome: Outcome) -> str | None:
     if problem is None and outcome.progress is not None:
         problem = problem_in(outcome.progress, "progress")
     return problem
+
+
+def _to_compensate(store: Store, tx: Transaction) -> tuple[int, ...]:
+    """The seqs of the entries of the finished steps that have a compensation, the
+    last finished first (steps compensated already are left out)."""
+    entries = [*store.entries(tx.base.id), *tx.entries]
+    compensated = {
+        entry.input.get("compensates")
+        for entry in entries
+        if entry.action in (Action.COMPENSATED, Action.FAILED) and isinstance(entry.input, dict)
+    }
+    todo = []
+    for entry in reversed(entries):
+        if entry.action is not Action.COMPLETED or entry.seq in compensated:
+            continue
+        step = _step_at(tx.wf, entry.step_id)
+        kind = step_type(step.type) if step is not None else None
+        if kind is not None and step is not None and kind.compensates(step):
+            todo.append(entry.seq)
+    return tuple(todo)
+
+
+def _step_at(wf: WorkflowDef, path: str) -> StepDef:
+    """The step at ``path`` (``loop:body-step``, ``parallel:branch``) in ``wf``.
+
+    Raises:
+        ExecutionError: the definition has no step there.
+    """
+    top, *inner = path.split(":")
+    step = wf.step(top)
+    for name in inner:
+        if step is None:
+            break
+        nested = [*(nested_steps(step, BODY) or ()), *(nested_steps(step, BRANCHES) or ())]
+        step = next((candidate for candidate in nested if candidate.id == name), None)
+    if step is None:
+        raise ExecutionError(f"workflow '{wf.id}' has no step '{path}' to compensate")
+    return step
 
 
 def _recover_to(kind: StepType, step: StepDef, path: str) -> str | None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..abc import Store
-from ..cursor import EMPTY, Cursor
+from ..cursor import EMPTY, Cursor, Unwinding
 from ..definitions import WorkflowDef
 from ..limits import storable_text
 from ..records import Action, Entry, Execution, Status
@@ -46,6 +46,7 @@ class Transaction:
             ended): approval checks are skipped.
         deadline: a ``time.monotonic()`` bound on steps (a sub-workflow's timeout).
         adopt: the hash of a changed definition a resume moved the execution to.
+        unwinding: the compensations still to run before the execution ends.
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class Transaction:
         self.internal = False
         self.deadline: float | None = None
         self.adopt: str | None = None
+        self.unwinding: Unwinding | None = None
 
     def update(self, updates: Mapping[str, Any]) -> None:
         """Apply ctx changes (a new mapping: the record read before stays as it was)."""

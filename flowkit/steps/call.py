@@ -3,7 +3,10 @@
 The calling convention (keyword arguments, one positional argument, or none),
 timeouts and async callables are the runtime's (:meth:`Runtime.call`); the
 output may be checked against a JSON Schema (``output: {key, schema}``).
-Retries are the engine's: any config with ``retries`` is retried.
+Retries are the engine's: any config with ``retries`` is retried. A
+``compensate`` call undoes a finished call when the execution unwinds (it
+failed unhandled, or was cancelled); its input may read ``$output`` and
+``$step_input``, what the call returned and what it was given.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import attrs
 from cattrs.gen import make_dict_structure_fn
 
 from ..abc import IMPLICIT, Builder, Outcome, Runtime, StepType, register_step_type
-from ..definitions import EXPR, OUTPUT, InvalidValue, StepDef, converter
+from ..definitions import EXPR, OUTPUT, InvalidValue, ReferenceCheck, StepDef, converter
 from ..definitions.fields import (
     SECONDS,
     Duration,
@@ -26,9 +29,14 @@ from ..definitions.fields import (
     number,
 )
 from ..frozen import FrozenDict, freeze, thaw
+from ..records import Entry
 from ..services import validate_output
 
-__all__ = ["Call", "CallConfig", "OutputSpec", "call"]
+__all__ = ["COMPENSATION_LOCALS", "Call", "CallConfig", "Compensation", "OutputSpec", "call"]
+
+#: The locals a compensation's input may read besides ctx: what the call returned and
+#: what it was given.
+COMPENSATION_LOCALS = frozenset({"output", "step_input"})
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +58,24 @@ def _output_spec(value: Any) -> OutputSpec | None:
 
 
 @attrs.frozen(kw_only=True)
+class Compensation:
+    """``compensate``: the call that undoes a finished ``call`` step."""
+
+    service: str = attrs.field(validator=non_empty)
+    method: str = attrs.field(validator=non_empty)
+    input: Any = attrs.field(default=None, converter=freeze, metadata={EXPR: True})
+    timeout: Annotated[float | None, SECONDS] = duration(default=None, positive=True)
+
+
+def _compensation(value: Any) -> Compensation | None:
+    if value is None or isinstance(value, Compensation):
+        return value
+    if isinstance(value, Mapping):
+        return Compensation(**value)
+    raise TypeError(f"'compensate' must be a mapping {{service, method, input}}, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
 class CallConfig:
     """``call``: invokes ``service.method`` with ``input`` and stores the result."""
 
@@ -63,6 +89,7 @@ class CallConfig:
     retries: int = attrs.field(default=0, validator=integer(0))
     retry_delay: Annotated[float, SECONDS] = duration(default=1.0)
     retry_backoff: float = attrs.field(default=2.0, validator=number(1))
+    compensate: Compensation | None = attrs.field(default=None, converter=_compensation)
 
 
 _structure_output_mapping = make_dict_structure_fn(
@@ -106,10 +133,12 @@ def call(
     retries: int = 0,
     retry_delay: Duration = 1.0,
     retry_backoff: float = 2.0,
+    compensate: Compensation | Mapping[str, Any] | None = None,
     next: Any = IMPLICIT,
     on_error: str | None = None,
 ) -> StepDef:
-    """A ``call`` step invoking a registered service's method."""
+    """A ``call`` step invoking a registered service's method; ``compensate``
+    (``{service, method, input}``) undoes it when the execution unwinds."""
     config = graph.config(
         CallConfig,
         id,
@@ -121,6 +150,7 @@ def call(
         retries=retries,
         retry_delay=retry_delay,
         retry_backoff=retry_backoff,
+        compensate=compensate,
     )
     return graph.add_step(id, "call", config, next, on_error)
 
@@ -142,6 +172,29 @@ class Call(StepType):
         except jsonschema.SchemaError as exc:
             return [f"output.schema is not a valid JSON Schema: {exc.message}"]
         return []
+
+    def check_references(
+        self, step: StepDef, defined: frozenset[str], refs: ReferenceCheck
+    ) -> None:
+        config: CallConfig = step.config
+        if config.compensate is None:
+            refs.fields(config, defined)
+            return
+        refs.fields(attrs.evolve(config, compensate=None), defined)
+        # A compensation runs after the step finished: its own output is set too.
+        refs.fields(config.compensate, defined | COMPENSATION_LOCALS | set(self.defines(step)))
+
+    def compensates(self, step: StepDef) -> bool:
+        config: CallConfig = step.config
+        return config.compensate is not None
+
+    def compensate(self, run: Runtime, done: Entry) -> Any:
+        compensation: Compensation | None = run.step.config.compensate
+        assert compensation is not None
+        value = run.resolve(compensation.input)
+        return run.call(
+            compensation.service, compensation.method, value, timeout=compensation.timeout
+        )
 
     def run(self, run: Runtime) -> Outcome:
         config: CallConfig = run.step.config
