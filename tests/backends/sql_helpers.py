@@ -15,10 +15,12 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 import sqlalchemy as sa
 
 import flowkit
@@ -31,7 +33,7 @@ POSTGRESQL_URL = os.environ.get(
 )
 MYSQL_URL = os.environ.get("FLOWKIT_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 
-TABLES = ("entries", "executions", "schema_version")
+TABLES = ("ctx_values", "entries", "executions", "schema_version")
 
 
 def unique_prefix() -> str:
@@ -67,6 +69,51 @@ def scratch_store(url: str, **options: Any) -> ScratchSQLStore:
     """A store on ``url`` with a fresh table prefix (SQLite files need none)."""
     options.setdefault("prefix", unique_prefix())
     return ScratchSQLStore(url, **options)
+
+
+# --- fixtures shared by the SQL test modules ----------------------------------------------------
+
+SQL_BACKENDS = [
+    pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
+    pytest.param("postgresql", marks=pytest.mark.postgresql, id="postgresql"),
+    pytest.param("mysql", marks=pytest.mark.mysql, id="mysql"),
+]
+
+
+def _drop(url: str) -> None:
+    store = SQLStore(url, create_schema=False)
+    try:
+        if store.engine.dialect.name != "sqlite":
+            drop_tables(store.engine, store.prefix)
+    finally:
+        store.close()
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty store: a new SQLite file, or a fresh prefix on a server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/flowkit.db"
+        return
+    base = POSTGRESQL_URL if request.param == "postgresql" else MYSQL_URL
+    url = with_prefix(base, unique_prefix())
+    yield url
+    _drop(url)
+
+
+@pytest.fixture
+def open_store(sql_url: str) -> Iterator[Callable[..., SQLStore]]:
+    """Opens stores on ``sql_url`` (with extra options) and closes them afterwards."""
+    opened: list[SQLStore] = []
+
+    def opener(**options: Any) -> SQLStore:
+        store = SQLStore(sql_url, **options)
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        store.close()
 
 
 # --- workflows and services for the subprocess tests -------------------------------------------

@@ -9,7 +9,6 @@ execution that cannot be recovered never blocks the recovery of the others.
 from __future__ import annotations
 
 import functools
-import itertools
 import os
 import subprocess
 import sys
@@ -219,42 +218,6 @@ def test_a_checkpoint_the_store_refuses_fails_the_execution(
         ("call", Action.FAILED),
     ]
     assert entries[-1].error == result.error
-
-
-@pytest.mark.mysql
-def test_a_checkpoint_longer_than_mysqls_packet_limit_fails_the_execution() -> None:
-    # Each output is within the limits, but the ctx they make is not: MySQL drops the
-    # connection on a statement longer than max_allowed_packet (16 MiB by default), and
-    # the record's update after the fifth step is 20 MB.
-    services = flowkit.ServiceRegistry()
-    services.register("Poison", {"make": _returns("x" * 4_000_000)})
-    steps = [
-        {"id": f"s{i}", "type": "call", "service": "Poison", "method": "make", "output": f"o{i}"}
-        for i in range(5)
-    ]
-    for step, following in itertools.pairwise(steps):
-        step["next"] = following["id"]
-    store = scratch_store(MYSQL_URL)
-    try:
-        engine = flowkit.Engine(store=store, services=services, workflows=WorkflowRegistry())
-        result = engine.run({"id": "grows", "steps": steps})
-        assert result.status is Status.FAILED
-        assert result.error is not None
-        assert result.error.startswith(
-            "ExecutionError: the checkpoint after step 's4' could not be stored, so the "
-            "execution failed: ValueError: the checkpoint needs a statement of about "
-        )
-        assert "more than the server's max_allowed_packet of 16777216 bytes" in result.error
-        stored = store.load(result.execution_id)
-        assert stored is not None
-        assert (stored.status, sorted(stored.ctx)) == (Status.FAILED, ["o0", "o1", "o2", "o3"])
-        entries = store.entries(result.execution_id)
-        assert [(e.step_id, e.action) for e in entries][-2:] == [
-            ("s3", Action.COMPLETED),
-            ("s4", Action.FAILED),
-        ]
-    finally:
-        store.close()
 
 
 ERROR_TEXTS = {

@@ -32,6 +32,7 @@ from flowkit.cli import main as cli
 from flowkit.records import ENTRY_FIELDS, EXECUTION_FIELDS
 from flowkit.testing.conformance import make_entry, make_execution, next_checkpoint
 
+from . import sql_helpers
 from .sql_helpers import (
     BLOCKING,
     MYSQL_URL,
@@ -42,50 +43,12 @@ from .sql_helpers import (
     with_prefix,
 )
 
+# The fixtures every test_sql*.py module shares.
+sql_url = sql_helpers.sql_url
+open_store = sql_helpers.open_store
+
 ROOT = Path(__file__).resolve().parents[2]
 FLOWKIT = str(Path(sys.executable).parent / "flowkit")
-
-SQL_BACKENDS = [
-    pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
-    pytest.param("postgresql", marks=pytest.mark.postgresql, id="postgresql"),
-    pytest.param("mysql", marks=pytest.mark.mysql, id="mysql"),
-]
-
-
-def _drop(url: str) -> None:
-    store = SQLStore(url, create_schema=False)
-    try:
-        if store.engine.dialect.name != "sqlite":
-            drop_tables(store.engine, store.prefix)
-    finally:
-        store.close()
-
-
-@pytest.fixture(params=SQL_BACKENDS)
-def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty store: a new SQLite file, or a fresh prefix on a server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/flowkit.db"
-        return
-    base = POSTGRESQL_URL if request.param == "postgresql" else MYSQL_URL
-    url = with_prefix(base, unique_prefix())
-    yield url
-    _drop(url)
-
-
-@pytest.fixture
-def open_store(sql_url: str) -> Iterator[Callable[..., SQLStore]]:
-    """Opens stores on ``sql_url`` (with extra options) and closes them afterwards."""
-    opened: list[SQLStore] = []
-
-    def opener(**options: Any) -> SQLStore:
-        store = SQLStore(sql_url, **options)
-        opened.append(store)
-        return store
-
-    yield opener
-    for store in opened:
-        store.close()
 
 
 def _tables(store: SQLStore) -> set[str]:
@@ -170,7 +133,9 @@ def test_tables_have_a_column_for_each_record_field(open_store: Callable[..., SQ
     store = open_store()
     inspector = sa.inspect(store.engine)
     columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}executions")]
-    assert columns == list(EXECUTION_FIELDS)
+    assert columns == [name for name in EXECUTION_FIELDS if name != "ctx"]  # ctx: ctx_values
+    columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}ctx_values")]
+    assert columns == ["execution_id", "name", "position", "value", "full_name"]
     columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}entries")]
     assert columns == [name for name in ENTRY_FIELDS if name != "id"]
 
@@ -541,6 +506,74 @@ def test_connections_killed_during_a_run_leave_nothing_half_written(
         entries = _assert_consistent(store, execution.id)
         if execution.status is Status.COMPLETED:
             assert len(entries) == 151
+
+
+@pytest.mark.postgresql
+@pytest.mark.timeout(240)
+def test_connections_killed_during_group_commits_lose_and_duplicate_nothing(
+    pg_store: tuple[SQLStore, str],
+) -> None:
+    # Eight threads checkpoint at once (their checkpoints share transactions) while
+    # their connections are killed, some during a commit. A checkpoint reported written
+    # must be in the log exactly as written; one that failed is read back and built on.
+    store, name = pg_store
+    store = SQLStore(store.engine, prefix=store.prefix, group_commit=True)
+    executions = [make_execution(id=f"ex-{n}") for n in range(8)]
+    for execution in executions:
+        store.create(execution)
+    confirmed: dict[str, dict[int, int]] = {execution.id: {} for execution in executions}
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.wait(0.01):
+            _kill_backends(name)
+
+    def read_back(execution_id: str) -> flowkit.Execution:
+        while True:
+            try:
+                found = store.load(execution_id)
+            except StoreUnavailableError:
+                continue  # the killer got this connection too: ask again
+            assert found is not None
+            return found
+
+    def advance(execution: flowkit.Execution) -> None:
+        current = execution
+        for step in range(40):
+            record, entries = next_checkpoint(current, 1, ctx={**current.ctx, "step": step})
+            entries = [attrs.evolve(entry, output={"step": step}) for entry in entries]
+            try:
+                store.checkpoint(record, entries, current.version, changed=("step",))
+            except (StoreUnavailableError, flowkit.ConflictError) as exc:
+                failures.append(type(exc).__name__)
+                current = read_back(execution.id)
+                continue
+            confirmed[execution.id][record.seq] = step
+            current = record
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    writers = [threading.Thread(target=advance, args=(e,)) for e in executions]
+    try:
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(200)
+    finally:
+        stop.set()
+        thread.join()
+    assert failures  # the killer did get in the way
+    for execution in executions:
+        entries = _assert_consistent(store, execution.id)
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert loaded.version == 1 + len(entries)
+        assert loaded.ctx == {"step": entries[-1].output["step"]}
+        for seq, step in confirmed[execution.id].items():
+            assert entries[seq - 1].output == {"step": step}
+        steps = [entry.output["step"] for entry in entries]
+        assert steps == sorted(set(steps))  # no step written twice
 
 
 # --- query plans ---------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 Statements are written once per store as driver-ready text (the driver's
 parameter style, identifiers quoted by the dialect) and executed on the DBAPI
-connection from SQLAlchemy's pool: the hot path (:meth:`SQL.write_checkpoint`)
-pays for the driver and the database, not for a query builder.
+connection from SQLAlchemy's pool: the hot path (:meth:`SQL.write_checkpoint`,
+:meth:`SQL.write_batch`) pays for the driver and the database, not for a query
+builder. ctx values are rows of their own table (see :data:`CTX_COLUMNS`): a
+checkpoint upserts the values it changed, and reads join them back in order.
 """
 
 from __future__ import annotations
@@ -28,23 +30,29 @@ from ...records import (
 from ._schema import Schema, lock_key, lock_name
 
 __all__ = [
+    "CTX_COLUMNS",
     "ENTRY_COLUMNS",
     "ENTRY_READ_COLUMNS",
     "EXECUTION_COLUMNS",
     "SQL",
     "UPDATE_COLUMNS",
     "State",
+    "Write",
     "for_dialect",
 ]
 
-#: The columns of an execution: its fields (:mod:`flowkit.records`), in that order.
-EXECUTION_COLUMNS = EXECUTION_FIELDS
-#: What a checkpoint rewrites (id, workflow_id, input, parent_id and created_at never change).
-UPDATE_COLUMNS = CHECKPOINT_FIELDS
+#: The columns of an execution's row: its fields (:mod:`flowkit.records`) but ctx, in
+#: that order. ctx values are rows of ``ctx_values``.
+EXECUTION_COLUMNS = tuple(name for name in EXECUTION_FIELDS if name != "ctx")
+#: What a checkpoint rewrites in the row (id, workflow_id, input, parent_id and
+#: created_at never change; ctx values are written apart).
+UPDATE_COLUMNS = tuple(name for name in CHECKPOINT_FIELDS if name != "ctx")
 #: The columns of an entry: its fields but ``id``, which is ``"<execution_id>:<seq>"``.
 ENTRY_COLUMNS = tuple(name for name in ENTRY_FIELDS if name != "id")
 #: The entry columns read back (the execution id is known).
 ENTRY_READ_COLUMNS = ENTRY_COLUMNS[1:]
+#: The columns of a ctx value's row (see :func:`flowkit.backends.sqlalchemy._schema.ctx_key`).
+CTX_COLUMNS = ("execution_id", "name", "position", "value", "full_name")
 JSON_COLUMNS = frozenset(
     name
     for kinds in (field_kinds(Execution), field_kinds(Entry))
@@ -52,8 +60,12 @@ JSON_COLUMNS = frozenset(
     if kind is FieldKind.JSON
 )
 
-#: Above this many entries a checkpoint inserts them in chunks (bind-parameter limits).
+#: Above this many rows a statement inserts them in chunks (bind-parameter limits).
 CHUNK = 200
+#: How many execution ids one read of ctx values asks for.
+IN_CHUNK = 500
+
+Row = Sequence[Any]
 
 
 class State:
@@ -64,6 +76,36 @@ class State:
 
     def __init__(self) -> None:
         self.committing = False
+
+
+class Write:
+    """One checkpoint, as driver parameters.
+
+    Attributes:
+        execution_id: the execution.
+        update: the parameters of :attr:`SQL.update` (the guarded row update).
+        entries: one row per entry (:data:`ENTRY_COLUMNS`).
+        ctx: one row per ctx value written (:data:`CTX_COLUMNS`), each name once.
+        whole: ``ctx`` is the whole ctx (the stored values are replaced);
+            otherwise it holds the changed values (upserted, the others kept).
+    """
+
+    __slots__ = ("ctx", "entries", "execution_id", "update", "whole")
+
+    def __init__(
+        self,
+        execution_id: str,
+        update: Row,
+        entries: Sequence[Row],
+        ctx: Sequence[Row],
+        *,
+        whole: bool,
+    ) -> None:
+        self.execution_id = execution_id
+        self.update = update
+        self.entries = entries
+        self.ctx = ctx
+        self.whole = whole
 
 
 class SQL:
@@ -98,13 +140,14 @@ class SQL:
         self._style = style
         self.executions = quote(schema.executions.name)
         self.entries_table = quote(schema.entries.name)
+        self.ctx_table = quote(schema.ctx_values.name)
         self.versions = quote(schema.versions.name)
-        ex, en = self.executions, self.entries_table
+        ex, en, cv = self.executions, self.entries_table, self.ctx_table
         select = ", ".join(
             self.json_out.format(quote(c)) if c in JSON_COLUMNS else quote(c)
             for c in EXECUTION_COLUMNS
         )
-        self.select_executions = f"SELECT {select} FROM {ex}"
+        self.select_executions = f"SELECT {select}{self.ctx_column()} FROM {ex} AS e"
         order_new = f"ORDER BY {quote('updated_at')} DESC, {quote('id')} DESC LIMIT ?"
         wf, st = quote("workflow_id"), quote("status")
         self.find = {
@@ -116,8 +159,9 @@ class SQL:
             ),
         }
         wake, lease, id_ = quote("wake_at"), quote("lease_expires_at"), quote("id")
+        # Halted and waiting executions have timers; the wake index serves both statuses.
         self.due = self.p(
-            f"{self.select_executions} WHERE {wake} <= ? AND {st} = 'halted' "
+            f"{self.select_executions} WHERE {st} IN ('halted', 'waiting') AND {wake} <= ? "
             f"ORDER BY {wake}, {id_} LIMIT ?"
         )
         self.stale = self.p(
@@ -133,11 +177,12 @@ class SQL:
         self.read_entries = self.p(
             f"SELECT {entry_select} FROM {en} WHERE {eid} = ? AND {seq} > ? ORDER BY {seq}"
         )
-        self.insert_execution = self.p(
+        self.insert_execution_text = (
             f"INSERT INTO {ex} ({', '.join(quote(c) for c in EXECUTION_COLUMNS)}) VALUES ("
             + ", ".join(self.json_in if c in JSON_COLUMNS else "?" for c in EXECUTION_COLUMNS)
             + ")"
         )
+        self.insert_execution = self.p(self.insert_execution_text)
         sets = ", ".join(
             f"{quote(c)} = {self.json_in if c in JSON_COLUMNS else '?'}" for c in UPDATE_COLUMNS
         )
@@ -146,12 +191,21 @@ class SQL:
         self.probe = self.p(f"SELECT {quote('version')}, {seq} FROM {ex} WHERE {id_} = ?")
         self.delete_execution = self.p(f"DELETE FROM {ex} WHERE {id_} = ?")
         self.delete_entries = self.p(f"DELETE FROM {en} WHERE {eid} = ?")
+        self.delete_ctx = self.p(f"DELETE FROM {cv} WHERE {eid} = ?")
         self.current_version = f"SELECT MAX({quote('version')}) FROM {self.versions}"
         self.record_version = self.p(
             f"INSERT INTO {self.versions} ({quote('version')}, {quote('description')}, "
             f"{quote('applied_at')}) VALUES (?, ?, ?)"
         )
+        # ctx values of some executions, each execution's in ctx order, as `name:value` text.
+        self._ctx_select = (
+            f"SELECT {eid}, COALESCE({quote('full_name')}, {quote('name')}), "
+            f"{self.json_out.format(quote('value'))} FROM {cv} WHERE {eid} IN "
+        )
+        self._ctx_order = f" ORDER BY {eid}, {quote('position')}"
         self._inserts: dict[int, str] = {}
+        self._ctx_inserts: dict[tuple[int, bool], str] = {}
+        self._ctx_reads: dict[int, str] = {}
 
     # --- SQL text ---------------------------------------------------------------------------------
 
@@ -167,6 +221,10 @@ class SQL:
             for index, part in enumerate(parts, 1)
         )
 
+    def ctx_column(self) -> str:
+        """An extra column of :attr:`select_executions` holding the ctx ('' when read apart)."""
+        return ""
+
     def insert_entries(self, count: int) -> str:
         """``INSERT`` of ``count`` entries (all columns, one row each)."""
         sql = self._inserts.get(count)
@@ -177,6 +235,35 @@ class SQL:
                 f"INSERT INTO {self.entries_table} ({columns}) VALUES " + ", ".join([row] * count)
             )
             self._inserts[count] = sql
+        return sql
+
+    def insert_ctx(self, count: int, *, upsert: bool) -> str:
+        """``INSERT`` of ``count`` ctx values; with ``upsert``, a name already stored
+        gets the new value and keeps its position."""
+        sql = self._ctx_inserts.get((count, upsert))
+        if sql is None:
+            row = "(?, ?, ?, " + self.json_in + ", ?)"
+            columns = ", ".join(self.q(c) for c in CTX_COLUMNS)
+            sql = f"INSERT INTO {self.ctx_table} ({columns}) VALUES " + ", ".join([row] * count)
+            if upsert:
+                sql += " " + self.upsert_clause()
+            sql = self._ctx_inserts[(count, upsert)] = self.p(sql)
+        return sql
+
+    def upsert_clause(self) -> str:
+        """What follows an ``INSERT`` of ctx values so that a stored name is updated."""
+        value = self.q("value")
+        return (
+            f"ON CONFLICT ({self.q('execution_id')}, {self.q('name')}) "
+            f"DO UPDATE SET {value} = excluded.{value}"
+        )
+
+    def read_ctx(self, count: int) -> str:
+        """The ctx values of ``count`` executions: ``(execution_id, name, value)`` rows."""
+        sql = self._ctx_reads.get(count)
+        if sql is None:
+            marks = ", ".join("?" * count)
+            sql = self._ctx_reads[count] = self.p(f"{self._ctx_select}({marks}){self._ctx_order}")
         return sql
 
     # --- values -----------------------------------------------------------------------------------
@@ -207,24 +294,89 @@ class SQL:
     def end_read(self, connection: Any) -> None:
         """End the transaction a read may have opened."""
 
+    def begin_snapshot(self, connection: Any, cursor: Any) -> None:
+        """Open a read transaction whose statements all see one snapshot.
+
+        An execution is read as its row and its ctx rows: without one snapshot,
+        a checkpoint committed between the two reads would tear it.
+        """
+        raise NotImplementedError
+
     def unavailable(self, error: BaseException) -> bool:
         """Whether a driver error (not a lost connection) means the database is out of reach."""
         return False
 
-    # --- the hot path -----------------------------------------------------------------------------
+    def stuck(self, connection: Any) -> bool:
+        """Whether, after a driver error, the connection cannot be used again although the
+        driver did not mark it closed."""
+        return False
 
-    def write_checkpoint(
-        self,
-        connection: Any,
-        update: Sequence[Any],
-        entries: Sequence[Sequence[Any]],
-        state: State,
-    ) -> bool:
-        """Update the record and insert the entries in one transaction.
+    # --- reads ------------------------------------------------------------------------------------
 
-        Args:
-            update: the parameters of :attr:`update`.
-            entries: the parameters of each entry (:data:`ENTRY_COLUMNS`).
+    def read_executions(
+        self, connection: Any, sql: str, params: Sequence[Any]
+    ) -> list[tuple[Row, str]]:
+        """Execution rows (``sql`` selects :attr:`select_executions`) with their ctx's JSON text.
+
+        Reads the rows, then the ctx values of all of them in one query (per
+        :data:`IN_CHUNK` executions), in one snapshot.
+        """
+        cursor = connection.cursor()
+        try:
+            self.begin_snapshot(connection, cursor)
+            cursor.execute(sql, params)
+            rows: list[Row] = cursor.fetchall()
+            pieces: dict[str, list[str]] = {}
+            ids = [row[0] for row in rows]
+            for start in range(0, len(ids), IN_CHUNK):
+                chunk = ids[start : start + IN_CHUNK]
+                cursor.execute(self.read_ctx(len(chunk)), chunk)
+                for execution_id, name, value in cursor.fetchall():
+                    found = pieces.get(execution_id)
+                    if found is None:
+                        found = pieces[execution_id] = []
+                    found.append(f"{name}:{value}")
+        finally:
+            cursor.close()
+            self.end_read(connection)
+        return [(row, "{" + ",".join(pieces.get(row[0], ())) + "}") for row in rows]
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def chunks(self, connection: Any, rows: Sequence[Row]) -> list[Sequence[Row]]:
+        """``rows`` in groups that one statement may carry."""
+        return [rows[start : start + CHUNK] for start in range(0, len(rows), CHUNK)]
+
+    def write_execution(self, connection: Any, row: Row, ctx: Sequence[Row], state: State) -> None:
+        """Insert a new execution's row and its ctx values in one transaction.
+
+        Raises:
+            The driver's IntegrityError: the id exists.
+        """
+        cursor = connection.cursor()
+        try:
+            self.begin(connection, cursor)
+            cursor.execute(self.insert_execution, row)
+            self._insert_ctx(connection, cursor, ctx, upsert=False)
+            state.committing = True
+            self.commit(connection, cursor)
+        except BaseException:
+            if not state.committing:
+                self.abort(connection, cursor)
+            raise
+        finally:
+            cursor.close()
+
+    def _insert_ctx(
+        self, connection: Any, cursor: Any, ctx: Sequence[Row], *, upsert: bool
+    ) -> None:
+        for chunk in self.chunks(connection, ctx):
+            cursor.execute(
+                self.insert_ctx(len(chunk), upsert=upsert), [v for row in chunk for v in row]
+            )
+
+    def write_checkpoint(self, connection: Any, write: Write, state: State) -> bool:
+        """Write one checkpoint in one transaction.
 
         Returns:
             False, having written nothing, when the version or seq guard did not match.
@@ -232,15 +384,9 @@ class SQL:
         cursor = connection.cursor()
         try:
             self.begin(connection, cursor)
-            cursor.execute(self.update, update)
-            if cursor.rowcount != 1:
+            if not self.apply(connection, cursor, write):
                 self.abort(connection, cursor)
                 return False
-            for start in range(0, len(entries), CHUNK):
-                chunk = entries[start : start + CHUNK]
-                cursor.execute(
-                    self.insert_entries(len(chunk)), [value for row in chunk for value in row]
-                )
             state.committing = True
             self.commit(connection, cursor)
             return True
@@ -250,6 +396,56 @@ class SQL:
             raise
         finally:
             cursor.close()
+
+    def write_batch(self, connection: Any, writes: Sequence[Write], state: State) -> list[bool]:
+        """Write several checkpoints in one transaction (one commit), each guarded on its own.
+
+        Returns:
+            For each write, whether its guard matched (False: it wrote nothing).
+
+        Raises:
+            The driver's errors and ValueError as :meth:`apply` does: the transaction
+            was rolled back, nothing was written.
+        """
+        if len(writes) == 1:
+            return [self.write_checkpoint(connection, writes[0], state)]
+        cursor = connection.cursor()
+        try:
+            self.begin(connection, cursor)
+            matched = [self.apply(connection, cursor, write) for write in writes]
+            state.committing = True
+            self.commit(connection, cursor)
+            return matched
+        except BaseException:
+            if not state.committing:
+                self.abort(connection, cursor)
+            raise
+        finally:
+            cursor.close()
+
+    def apply(self, connection: Any, cursor: Any, write: Write) -> bool:
+        """Inside an open transaction: the guarded update, then, only if it matched,
+        the entries and the ctx values. Returns whether it matched.
+
+        Raises:
+            ValueError: a statement would be too long for the server (MySQL); nothing
+                was sent.
+        """
+        entries = self.chunks(connection, write.entries)
+        ctx = self.chunks(connection, write.ctx)
+        cursor.execute(self.update, write.update)
+        if cursor.rowcount != 1:
+            return False
+        for chunk in entries:
+            cursor.execute(self.insert_entries(len(chunk)), [v for row in chunk for v in row])
+        if write.whole:
+            cursor.execute(self.delete_ctx, (write.execution_id,))
+        upsert = not write.whole
+        for chunk in ctx:
+            cursor.execute(
+                self.insert_ctx(len(chunk), upsert=upsert), [v for row in chunk for v in row]
+            )
+        return True
 
     # --- migrations -------------------------------------------------------------------------------
 
@@ -264,6 +460,14 @@ class SQL:
     def exists(self, cursor: Any, kind: str, name: str) -> bool:
         """Whether a table or an index of that name exists."""
         raise NotImplementedError
+
+    def has_column(self, cursor: Any, table: str, column: str) -> bool:
+        """Whether a table has a column of that name."""
+        raise NotImplementedError
+
+    def commit_batch(self, connection: Any) -> None:
+        """End one batch of a migration's data move (MySQL: commit; else the migration's
+        one transaction goes on)."""
 
 
 class SQLiteSQL(SQL):
@@ -281,6 +485,14 @@ class SQLiteSQL(SQL):
         # Take the write lock first: a deferred transaction that reads and then
         # writes can deadlock against another writer (SQLITE_BUSY, no waiting).
         cursor.execute("BEGIN IMMEDIATE")
+
+    def begin_snapshot(self, connection: Any, cursor: Any) -> None:
+        # A deferred transaction: its first read fixes the snapshot (WAL), no lock is taken.
+        cursor.execute("BEGIN")
+
+    def end_read(self, connection: Any) -> None:
+        if connection.in_transaction:
+            connection.rollback()
 
     def unavailable(self, error: BaseException) -> bool:
         text = str(error)
@@ -300,9 +512,14 @@ class SQLiteSQL(SQL):
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", (kind, name))
         return cursor.fetchone() is not None
 
+    def has_column(self, cursor: Any, table: str, column: str) -> bool:
+        cursor.execute("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column))
+        return cursor.fetchone() is not None
+
 
 class PostgresSQL(SQL):
-    """PostgreSQL: autocommit connections; a checkpoint is one statement (one round trip)."""
+    """PostgreSQL: autocommit connections; a checkpoint is one statement (one round trip),
+    and an execution is read with its ctx in one statement."""
 
     name = "postgresql"
     json_in = "CAST(? AS json)"
@@ -316,27 +533,74 @@ class PostgresSQL(SQL):
         }.get(kind, "text")
         for name, kind in field_kinds(Entry).items()
     }
+    #: The casts of a ctx value's columns (but execution_id) in a VALUES list.
+    ctx_casts = ("text", "bigint", "json", "text")
 
     def __init__(self, dialect: Dialect, schema: Schema, database: str) -> None:
         super().__init__(dialect, schema, database)
-        self._ctes: dict[int, str] = {}
+        self._ctes: dict[tuple[int, int], str] = {}
+        self._creates: dict[int, str] = {}
 
-    def checkpoint_statement(self, count: int) -> str:
-        """The record update and ``count`` entry inserts as one statement."""
-        sql = self._ctes.get(count)
+    def ctx_column(self) -> str:
+        # The ctx values joined into the ctx's JSON text by the server, in ctx order:
+        # one statement, so one snapshot, and one round trip.
+        q = self.q
+        return (
+            f", (SELECT string_agg(COALESCE(c.{q('full_name')}, c.{q('name')}) || ':' || "
+            f"CAST(c.{q('value')} AS text), ',' ORDER BY c.{q('position')}) "
+            f"FROM {self.ctx_table} AS c WHERE c.{q('execution_id')} = e.{q('id')})"
+        )
+
+    def read_executions(
+        self, connection: Any, sql: str, params: Sequence[Any]
+    ) -> list[tuple[Row, str]]:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            rows: list[Row] = cursor.fetchall()
+        finally:
+            cursor.close()
+            self.end_read(connection)
+        return [(row[:-1], "{" + (row[-1] or "") + "}") for row in rows]
+
+    def _values(self, casts: Sequence[str], count: int) -> str:
+        row = "(" + ", ".join(f"CAST(? AS {cast})" for cast in casts) + ")"
+        return ", ".join([row] * count)
+
+    def _ctx_from(self, source: str, count: int, *, upsert: bool) -> str:
+        """``INSERT`` of ``count`` ctx values for the execution whose id ``source`` returns."""
+        q = self.q
+        names = CTX_COLUMNS[1:]
+        sql = (
+            f"INSERT INTO {self.ctx_table} ({', '.join(q(c) for c in CTX_COLUMNS)}) "
+            f"SELECT {source}.{q('id')}, {', '.join(f'v.{q(c)}' for c in names)} "
+            f"FROM {source} CROSS JOIN ({'VALUES ' + self._values(self.ctx_casts, count)}) "
+            f"AS v ({', '.join(q(c) for c in names)})"
+        )
+        return f"{sql} {self.upsert_clause()}" if upsert else sql
+
+    def checkpoint_statement(self, entries: int, ctx: int) -> str:
+        """The guarded update, ``entries`` entry inserts and ``ctx`` ctx value upserts as
+        one statement, whose row count is ``entries`` (else ``ctx``, else 1) when the
+        guard matched and 0 when not."""
+        sql = self._ctes.get((entries, ctx))
         if sql is None:
             q = self.q
-            names = ENTRY_COLUMNS[1:]
-            row = "(" + ", ".join(f"CAST(? AS {self.value_casts[c]})" for c in names) + ")"
-            columns = ", ".join(q(c) for c in ENTRY_COLUMNS)
-            values = ", ".join(f"v.{q(c)}" for c in names)
-            sql = self.p(
-                f"WITH u AS ({self.update_where} AND {q('seq')} = ? RETURNING {q('id')}) "
-                f"INSERT INTO {self.entries_table} ({columns}) "
-                f"SELECT u.{q('id')}, {values} FROM u CROSS JOIN "
-                f"(VALUES {', '.join([row] * count)}) AS v ({', '.join(q(c) for c in names)})"
-            )
-            self._ctes[count] = sql
+            ctes = [f"u AS ({self.update_where} AND {q('seq')} = ? RETURNING {q('id')})"]
+            if entries:
+                names = ENTRY_COLUMNS[1:]
+                casts = [self.value_casts[c] for c in names]
+                main = (
+                    f"INSERT INTO {self.entries_table} ({', '.join(q(c) for c in ENTRY_COLUMNS)}) "
+                    f"SELECT u.{q('id')}, {', '.join(f'v.{q(c)}' for c in names)} FROM u "
+                    f"CROSS JOIN (VALUES {self._values(casts, entries)}) "
+                    f"AS v ({', '.join(q(c) for c in names)})"
+                )
+                if ctx:
+                    ctes.append(f"c AS ({self._ctx_from('u', ctx, upsert=True)})")
+            else:
+                main = self._ctx_from("u", ctx, upsert=True)
+            sql = self._ctes[(entries, ctx)] = self.p(f"WITH {', '.join(ctes)} {main}")
         return sql
 
     def begin(self, connection: Any, cursor: Any) -> None:
@@ -360,30 +624,112 @@ class PostgresSQL(SQL):
         if not connection.autocommit:
             connection.rollback()
 
-    def write_checkpoint(
-        self,
-        connection: Any,
-        update: Sequence[Any],
-        entries: Sequence[Sequence[Any]],
-        state: State,
-    ) -> bool:
-        if len(entries) > CHUNK or not connection.autocommit:
-            return super().write_checkpoint(connection, update, entries, state)
+    def stuck(self, connection: Any) -> bool:
+        # psycopg can fail with "connection socket closed" while sending, and leave the
+        # connection neither closed nor broken but with a command in progress (ACTIVE)
+        # or in an unknown state: the next use fails with "another command is already
+        # in progress". Such a connection is as good as lost.
+        info = getattr(connection, "info", None)
+        return getattr(info, "transaction_status", 0) in _PG_STUCK
+
+    def write_execution(self, connection: Any, row: Row, ctx: Sequence[Row], state: State) -> None:
+        if not ctx or len(ctx) > CHUNK or not connection.autocommit:
+            return super().write_execution(connection, row, ctx, state)
+        cursor = connection.cursor()
+        try:
+            state.committing = True  # one self-committing statement
+            cursor.execute(
+                self.create_statement(len(ctx)), [*row, *(v for values in ctx for v in values[1:])]
+            )
+        finally:
+            cursor.close()
+
+    def create_statement(self, ctx: int) -> str:
+        """The insert of an execution's row and of its ``ctx`` values as one statement."""
+        sql = self._creates.get(ctx)
+        if sql is None:
+            insert = f"{self.insert_execution_text} RETURNING {self.q('id')}"
+            sql = f"WITH n AS ({insert}) {self._ctx_from('n', ctx, upsert=False)}"
+            sql = self._creates[ctx] = self.p(sql)
+        return sql
+
+    def write_checkpoint(self, connection: Any, write: Write, state: State) -> bool:
+        if not self._one_statement(write) or not connection.autocommit:
+            return super().write_checkpoint(connection, write, state)
         cursor = connection.cursor()
         try:
             # One self-committing statement: if the connection dies while it
             # runs, whether it committed is unknown.
             state.committing = True
-            if not entries:
-                cursor.execute(self.update, update)
-                return bool(cursor.rowcount == 1)
-            cursor.execute(
-                self.checkpoint_statement(len(entries)),
-                [*update, *(value for row in entries for value in row[1:])],
-            )
-            return bool(cursor.rowcount == len(entries))
+            return self._execute(cursor, write)
         finally:
             cursor.close()
+
+    def apply(self, connection: Any, cursor: Any, write: Write) -> bool:
+        if self._one_statement(write):
+            return self._execute(cursor, write)
+        return super().apply(connection, cursor, write)
+
+    def write_batch(self, connection: Any, writes: Sequence[Write], state: State) -> list[bool]:
+        # With psycopg 3, BEGIN, one statement per checkpoint and COMMIT travel in one
+        # pipeline: one round trip for the whole batch.
+        if (
+            len(writes) == 1
+            or not connection.autocommit
+            or not hasattr(connection, "pipeline")
+            or not all(self._one_statement(write) for write in writes)
+        ):
+            return super().write_batch(connection, writes, state)
+        control = connection.cursor()
+        cursors = [connection.cursor() for _ in writes]
+        try:
+            # The commit goes with the statements: once sent, the outcome of a lost
+            # connection is unknown.
+            state.committing = True
+            with connection.pipeline():
+                control.execute("BEGIN")
+                for cursor, write in zip(cursors, writes, strict=True):
+                    self._send(cursor, write)
+                control.execute("COMMIT")
+            return [
+                self._matched(cursor, write) for cursor, write in zip(cursors, writes, strict=True)
+            ]
+        except self.dialect.loaded_dbapi.Error:
+            # A statement failed: the server skipped the rest, COMMIT included, and the
+            # transaction is aborted; nothing was written.
+            self.abort(connection, control)
+            raise
+        finally:
+            for cursor in (control, *cursors):
+                cursor.close()
+
+    @staticmethod
+    def _one_statement(write: Write) -> bool:
+        return not write.whole and len(write.entries) <= CHUNK and len(write.ctx) <= CHUNK
+
+    def _execute(self, cursor: Any, write: Write) -> bool:
+        """Run the checkpoint as one statement; return whether its guard matched."""
+        self._send(cursor, write)
+        return self._matched(cursor, write)
+
+    def _send(self, cursor: Any, write: Write) -> None:
+        entries, ctx = len(write.entries), len(write.ctx)
+        if not entries and not ctx:
+            cursor.execute(self.update, write.update)
+            return
+        cursor.execute(
+            self.checkpoint_statement(entries, ctx),
+            [
+                *write.update,
+                *(value for row in write.ctx for value in row[1:]),
+                *(value for row in write.entries for value in row[1:]),
+            ],
+        )
+
+    @staticmethod
+    def _matched(cursor: Any, write: Write) -> bool:
+        """Whether the statement :meth:`_send` ran matched the guard (by its row count)."""
+        return bool(cursor.rowcount == (len(write.entries) or len(write.ctx) or 1))
 
     def lock(self, connection: Any, cursor: Any) -> None:
         self.begin(connection, cursor)
@@ -407,6 +753,16 @@ class PostgresSQL(SQL):
         )
         return cursor.fetchone() is not None
 
+    def has_column(self, cursor: Any, table: str, column: str) -> bool:
+        cursor.execute(
+            self.p(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = ? AND column_name = ?"
+            ),
+            (table, column),
+        )
+        return cursor.fetchone() is not None
+
 
 class MySQL(SQL):
     """MySQL and MariaDB: times as naive UTC ``DATETIME(6)``; DDL commits on its own."""
@@ -424,30 +780,46 @@ class MySQL(SQL):
         super().__init__(dialect, schema, database)
         self._max_packet: int | None = None
 
-    def write_checkpoint(
-        self,
-        connection: Any,
-        update: Sequence[Any],
-        entries: Sequence[Sequence[Any]],
-        state: State,
-    ) -> bool:
+    def upsert_clause(self) -> str:
+        # VALUES() works on MariaDB and MySQL alike (MySQL 8.0.20+ also has row aliases).
+        value = self.q("value")
+        return f"ON DUPLICATE KEY UPDATE {value} = VALUES({value})"
+
+    def chunks(self, connection: Any, rows: Sequence[Row]) -> list[Sequence[Row]]:
         # The server drops the connection on a statement longer than max_allowed_packet,
-        # which looks like an outage: refuse it here, where the reason is known.
+        # which looks like an outage: rows go in statements that fit, and a row that
+        # fits in none is refused here, where the reason is known.
         limit = self._packet_limit(connection)
-        largest = max(
-            [_bytes(update)]
-            + [
-                sum(_bytes(row) for row in entries[start : start + CHUNK])
-                for start in range(0, len(entries), CHUNK)
-            ]
-        )
-        if largest + _STATEMENT_ROOM > limit:
-            raise ValueError(
-                f"the checkpoint needs a statement of about {largest} bytes, more than the "
-                f"server's max_allowed_packet of {limit} bytes: keep less data in the "
-                "execution, or raise max_allowed_packet"
-            )
-        return super().write_checkpoint(connection, update, entries, state)
+        budget = limit - _STATEMENT_ROOM
+        groups: list[Sequence[Row]] = []
+        chunk: list[Row] = []
+        size = 0
+        for row in rows:
+            length = _bytes(row)
+            if length > budget:
+                raise _too_long(length, limit)
+            if chunk and (len(chunk) == CHUNK or size + length > budget):
+                groups.append(chunk)
+                chunk, size = [], 0
+            chunk.append(row)
+            size += length
+        if chunk:
+            groups.append(chunk)
+        return groups
+
+    def apply(self, connection: Any, cursor: Any, write: Write) -> bool:
+        limit = self._packet_limit(connection)
+        length = _bytes(write.update)
+        if length + _STATEMENT_ROOM > limit:
+            raise _too_long(length, limit)
+        return super().apply(connection, cursor, write)
+
+    def write_execution(self, connection: Any, row: Row, ctx: Sequence[Row], state: State) -> None:
+        limit = self._packet_limit(connection)
+        length = _bytes(row)
+        if length + _STATEMENT_ROOM > limit:
+            raise _too_long(length, limit, "storing the execution")
+        super().write_execution(connection, row, ctx, state)
 
     def _packet_limit(self, connection: Any) -> int:
         if self._max_packet is None:
@@ -463,6 +835,13 @@ class MySQL(SQL):
     def begin(self, connection: Any, cursor: Any) -> None:
         if connection.get_autocommit():
             cursor.execute("BEGIN")
+
+    def begin_snapshot(self, connection: Any, cursor: Any) -> None:
+        # flowkit's connections read committed, where each statement of a transaction
+        # sees a newer snapshot: this transaction reads one.
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if connection.get_autocommit():
+            cursor.execute("START TRANSACTION")
 
     def end_read(self, connection: Any) -> None:
         if not connection.get_autocommit():
@@ -505,8 +884,31 @@ class MySQL(SQL):
         cursor.execute(self.p(sql), (name,))
         return cursor.fetchone() is not None
 
+    def has_column(self, cursor: Any, table: str, column: str) -> bool:
+        cursor.execute(
+            self.p(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() "
+                "AND table_name = ? AND column_name = ?"
+            ),
+            (table, column),
+        )
+        return cursor.fetchone() is not None
 
+    def commit_batch(self, connection: Any) -> None:
+        connection.commit()
+
+
+#: libpq's PQTRANS_ACTIVE and PQTRANS_UNKNOWN (psycopg and psycopg2 alike).
+_PG_STUCK = frozenset({1, 4})
 _STATEMENT_ROOM = 64 * 1024  # for the SQL text and the other parameters
+
+
+def _too_long(length: int, limit: int, what: str = "the checkpoint") -> ValueError:
+    return ValueError(
+        f"{what} needs a statement of about {length} bytes, more than the "
+        f"server's max_allowed_packet of {limit} bytes: keep less data in one value of "
+        "the execution, or raise max_allowed_packet"
+    )
 
 
 def _bytes(values: Sequence[Any]) -> int:

@@ -65,6 +65,7 @@ def _text(name: str, value: Any) -> str:
 _OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     "prefix": _text,
     "create_schema": _flag,
+    "group_commit": _flag,
     "synchronous": _text,
     "busy_timeout": _number(float),
     "pool_pre_ping": _flag,
@@ -85,6 +86,9 @@ class Options:
         url: the URL for SQLAlchemy (driver mapped, flowkit's options removed).
         prefix: the table name prefix.
         create_schema: create or upgrade the schema when the store opens.
+        group_commit: checkpoints that threads of this process make at once share
+            one transaction (see :class:`~flowkit.backends.sqlalchemy.SQLStore`);
+            None: the database's default.
         synchronous: SQLite's ``PRAGMA synchronous``.
         busy_timeout: seconds SQLite waits for a lock held by another connection.
         pre_ping: check a pooled connection before use.
@@ -95,6 +99,7 @@ class Options:
     url: URL | None
     prefix: str
     create_schema: bool
+    group_commit: bool | None
     synchronous: str
     busy_timeout: float
     pre_ping: bool
@@ -161,6 +166,7 @@ def parse_options(url_text: str | None, given: Mapping[str, Any]) -> Options:
         url=url,
         prefix=prefix,
         create_schema=converted.get("create_schema", True),
+        group_commit=converted.get("group_commit"),
         synchronous=synchronous,
         busy_timeout=converted.get("busy_timeout", 30.0),
         pre_ping=converted.get("pool_pre_ping", True),

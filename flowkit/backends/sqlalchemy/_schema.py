@@ -1,6 +1,6 @@
 """The tables, their indexes, and the versioned-DDL migrations that create them.
 
-Why not Alembic: flowkit owns three tables whose DDL changes rarely; users
+Why not Alembic: flowkit owns four tables whose DDL changes rarely; users
 embed flowkit in their own applications, which often have an Alembic
 environment of their own. A list of numbered migrations, applied in order
 under a database lock and recorded in ``<prefix>schema_version``, needs no
@@ -18,6 +18,7 @@ the tables below change, freeze the old shape into the old migration.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,8 +30,18 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ...errors import ConfigError
+from ...records import decode_json, encode_json
 
-__all__ = ["DDL", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "Schema", "lock_name"]
+__all__ = [
+    "DDL",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "Schema",
+    "ctx_key",
+    "lock_name",
+    "position",
+]
 
 
 def _json() -> sa.types.TypeEngine[Any]:
@@ -55,7 +66,7 @@ def _long_text() -> sa.types.TypeEngine[Any]:
 
 
 class Schema:
-    """The tables of one prefix, for one database.
+    """The tables of one prefix, for one database, as this flowkit uses them.
 
     Args:
         prefix: the table name prefix.
@@ -64,13 +75,14 @@ class Schema:
 
     def __init__(self, prefix: str, dialect: Dialect) -> None:
         self.prefix = prefix
+        self.dialect = dialect
         self.metadata = sa.MetaData()
         name = dialect.name
-        table_kwargs: dict[str, Any] = {}
+        self.table_kwargs: dict[str, Any] = {}
         # Ids compare byte for byte (so 'A' != 'a' and 'x' != 'x ') and sort by code point.
-        id_collation: str | None = None
+        self.id_collation: str | None = None
         if name == "postgresql":
-            id_collation = "C"
+            self.id_collation = "C"
         elif name in ("mysql", "mariadb"):
             mariadb = bool(getattr(dialect, "is_mariadb", False)) or name == "mariadb"
             version = getattr(dialect, "server_version_info", None) or (0,)
@@ -80,14 +92,15 @@ class Schema:
                 collation = "utf8mb4_0900_bin"
             else:
                 collation = "utf8mb4_bin"
+            self.id_collation = collation
             for dialect_name in ("mysql", "mariadb"):
-                table_kwargs[f"{dialect_name}_engine"] = "InnoDB"
-                table_kwargs[f"{dialect_name}_charset"] = "utf8mb4"
-                table_kwargs[f"{dialect_name}_collate"] = collation
+                self.table_kwargs[f"{dialect_name}_engine"] = "InnoDB"
+                self.table_kwargs[f"{dialect_name}_charset"] = "utf8mb4"
+                self.table_kwargs[f"{dialect_name}_collate"] = collation
+        table_kwargs = self.table_kwargs
+        ident = self.ident
 
-        def ident() -> sa.String:
-            return sa.String(255, collation=id_collation)
-
+        # Every field of an execution but ctx, whose values are rows of ctx_values (v2).
         self.executions = sa.Table(
             f"{prefix}executions",
             self.metadata,
@@ -96,7 +109,6 @@ class Schema:
             sa.Column("workflow_version", sa.String(255), nullable=False),
             sa.Column("status", sa.String(16), nullable=False),
             sa.Column("input", _json(), nullable=False),
-            sa.Column("ctx", _json(), nullable=False),
             sa.Column("current_step", sa.Text()),
             sa.Column("cursor", _json(), nullable=False),
             sa.Column("result", _json()),
@@ -114,32 +126,20 @@ class Schema:
             sa.Column("lease_expires_at", _time()),
             **table_kwargs,
         )
-        ex = self.executions.c
-        self.indexes = (
-            # find(workflow_id=…), newest first
-            sa.Index(f"{prefix}executions_workflow", ex.workflow_id, ex.updated_at),
-            # find(status=…), newest first
-            sa.Index(f"{prefix}executions_status", ex.status, ex.updated_at),
-            # due(now): halted ones whose timer passed, earliest first (one range scan)
-            sa.Index(f"{prefix}executions_wake", ex.status, ex.wake_at),
-            # stale(now): running ones whose lease expired, oldest first
-            sa.Index(f"{prefix}executions_lease", ex.status, ex.lease_expires_at),
-        )
-        self.entries = sa.Table(
-            f"{prefix}entries",
+        self.indexes = _indexes(prefix, self.executions)
+        self.entries = _entries_table(self, self.metadata)
+        # One row per top-level ctx value: a checkpoint writes the values it changed.
+        self.ctx_values = sa.Table(
+            f"{prefix}ctx_values",
             self.metadata,
             sa.Column("execution_id", ident(), primary_key=True),
-            sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
-            sa.Column("step_id", sa.Text(), nullable=False),
-            sa.Column("step_type", sa.String(64), nullable=False),
-            sa.Column("action", sa.String(16), nullable=False),
-            sa.Column("attempt", sa.Integer(), nullable=False),
-            sa.Column("duration_ms", sa.Double(), nullable=False),
-            sa.Column("input", _json()),
-            sa.Column("output", _json()),
-            sa.Column("error", _long_text()),
-            sa.Column("timestamp", _time(), nullable=False),
-            sa.Column("iteration", sa.Integer()),
+            # The name's JSON text ('"order"'), or '#<sha256 of it>' when that is too long.
+            sa.Column("name", ident(), primary_key=True),
+            # Orders the values as ctx orders them (see _dialects.position).
+            sa.Column("position", sa.BigInteger(), nullable=False),
+            sa.Column("value", _json(), nullable=False),
+            # The name's JSON text when `name` holds its digest; NULL otherwise.
+            sa.Column("full_name", _long_text()),
             **table_kwargs,
         )
         self.versions = sa.Table(
@@ -151,6 +151,46 @@ class Schema:
             **table_kwargs,
         )
 
+    def ident(self) -> sa.String:
+        """The type of an id column: ``VARCHAR(255)``, compared byte for byte."""
+        return sa.String(255, collation=self.id_collation)
+
+
+def _indexes(prefix: str, executions: sa.Table) -> tuple[sa.Index, ...]:
+    ex = executions.c
+    return (
+        # find(workflow_id=…), newest first
+        sa.Index(f"{prefix}executions_workflow", ex.workflow_id, ex.updated_at),
+        # find(status=…), newest first
+        sa.Index(f"{prefix}executions_status", ex.status, ex.updated_at),
+        # due(now): halted or waiting ones whose timer passed, earliest first (a range
+        # scan per status)
+        sa.Index(f"{prefix}executions_wake", ex.status, ex.wake_at),
+        # stale(now): running ones whose lease expired, oldest first
+        sa.Index(f"{prefix}executions_lease", ex.status, ex.lease_expires_at),
+    )
+
+
+def _entries_table(schema: Schema, metadata: sa.MetaData) -> sa.Table:
+    ident = schema.ident
+    return sa.Table(
+        f"{schema.prefix}entries",
+        metadata,
+        sa.Column("execution_id", ident(), primary_key=True),
+        sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("step_id", sa.Text(), nullable=False),
+        sa.Column("step_type", sa.String(64), nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("duration_ms", sa.Double(), nullable=False),
+        sa.Column("input", _json()),
+        sa.Column("output", _json()),
+        sa.Column("error", _long_text()),
+        sa.Column("timestamp", _time(), nullable=False),
+        sa.Column("iteration", sa.Integer()),
+        **schema.table_kwargs,
+    )
+
 
 class DDL:
     """What a migration uses: run statements, create tables and indexes idempotently.
@@ -160,12 +200,35 @@ class DDL:
             transactional).
         dialect: the SQLAlchemy dialect, to compile DDL.
         exists: ``exists(kind, name)`` says whether a table or index exists.
+        has_column: ``has_column(table, column)`` says whether a table has that column.
+        p: puts a statement's ``?`` markers in the driver's parameter style.
+        json_in: the placeholder of a JSON parameter (``?``, or a cast).
+        json_out: wrapped around a JSON column to read it as text (``{}``, or a cast).
+        commit: ends a batch of a data move: commits on MySQL, where DDL commits on
+            its own anyway; nothing elsewhere (the migration is one transaction).
     """
 
-    def __init__(self, cursor: Any, dialect: Dialect, exists: Callable[[str, str], bool]) -> None:
+    def __init__(
+        self,
+        cursor: Any,
+        dialect: Dialect,
+        exists: Callable[[str, str], bool],
+        *,
+        has_column: Callable[[str, str], bool],
+        p: Callable[[str], str],
+        json_in: str,
+        json_out: str,
+        commit: Callable[[], None],
+    ) -> None:
         self.cursor = cursor
         self.dialect = dialect
         self.exists = exists
+        self.has_column = has_column
+        self.p = p
+        self.json_in = json_in
+        self.json_out = json_out
+        self.commit = commit
+        self.q = dialect.identifier_preparer.quote
 
     def execute(self, statement: str) -> None:
         """Run one statement (no parameters)."""
@@ -181,6 +244,28 @@ class DDL:
         assert index.name is not None
         if not self.exists("index", str(index.name)):
             self.execute(str(CreateIndex(index).compile(dialect=self.dialect)))
+
+    def drop_column(self, table: sa.Table, column: str) -> None:
+        """Drop a column if the table has it; ``table`` is the shape without it.
+
+        SQLite before 3.35 cannot drop a column: the table is made again in
+        that shape (the procedure SQLite documents), and its indexes with it.
+        """
+        if not self.has_column(table.name, column):
+            return
+        if self.dialect.name != "sqlite" or sqlite3.sqlite_version_info >= (3, 35):
+            self.execute(f"ALTER TABLE {self.q(table.name)} DROP COLUMN {self.q(column)}")
+            return
+        new = table.to_metadata(sa.MetaData(), name=f"{table.name}_new")
+        self.execute(str(CreateTable(new).compile(dialect=self.dialect)))
+        columns = ", ".join(self.q(c.name) for c in table.columns)
+        self.execute(
+            f"INSERT INTO {self.q(new.name)} ({columns}) SELECT {columns} FROM {self.q(table.name)}"
+        )
+        self.execute(f"DROP TABLE {self.q(table.name)}")  # and its indexes
+        self.execute(f"ALTER TABLE {self.q(new.name)} RENAME TO {self.q(table.name)}")
+        for index in table.indexes:
+            self.create_index(index)
 
 
 @attrs.frozen
@@ -198,15 +283,140 @@ class Migration:
     apply: Callable[[Schema, DDL], None]
 
 
+# --- ctx values (version 2) -----------------------------------------------------------------------
+
+#: The longest name JSON text kept as it is in ``ctx_values.name`` (the column's length).
+MAX_NAME = 255
+#: How far apart the positions of values written by successive versions are (see position).
+POSITIONS_PER_VERSION = 2**32
+
+
+def ctx_key(name: str) -> tuple[str, str | None]:
+    """The ``(name, full_name)`` columns of a ctx value's row.
+
+    ``name`` is the name's JSON text (so NUL survives PostgreSQL's text, and a
+    read joins ``name:value`` pairs into the ctx's JSON text as they are); a
+    longer text than the column holds is kept in ``full_name`` and ``name``
+    holds ``#`` and its SHA-256 (no JSON text starts with ``#``).
+
+    Raises:
+        UnicodeEncodeError: the name holds a lone surrogate.
+    """
+    text = encode_json(name)
+    if len(text) <= MAX_NAME:
+        return text, None
+    return "#" + hashlib.sha256(text.encode()).hexdigest(), text
+
+
+def position(version: int, index: int) -> int:
+    """Where the ``index``-th value a write of ``version`` names goes in ctx order.
+
+    A value set again keeps its position, so a name new to ctx must sort after
+    every name already there: positions grow with the version that first wrote
+    them, and no write names :data:`POSITIONS_PER_VERSION` values.
+    """
+    return version * POSITIONS_PER_VERSION + index
+
+
+# --- the migrations -------------------------------------------------------------------------------
+
+
 def _v1(schema: Schema, ddl: DDL) -> None:
-    ddl.create_table(schema.executions)
-    for index in schema.indexes:
+    """The tables as release 1 made them: ctx as one JSON column of executions.
+
+    Frozen: :class:`Schema` describes the current tables, so this spells out
+    the executions table of version 1 (the entries table and the indexes have
+    not changed since; whoever changes them freezes them here too).
+    """
+    ident = schema.ident
+    metadata = sa.MetaData()
+    executions = sa.Table(
+        f"{schema.prefix}executions",
+        metadata,
+        sa.Column("id", ident(), primary_key=True),
+        sa.Column("workflow_id", ident(), nullable=False),
+        sa.Column("workflow_version", sa.String(255), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("input", _json(), nullable=False),
+        sa.Column("ctx", _json(), nullable=False),
+        sa.Column("current_step", sa.Text()),
+        sa.Column("cursor", _json(), nullable=False),
+        sa.Column("result", _json()),
+        sa.Column("recover_to", sa.Text()),
+        sa.Column("halt_data", _json()),
+        sa.Column("error", _long_text()),
+        sa.Column("parent_id", ident()),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", _time(), nullable=False),
+        sa.Column("updated_at", _time(), nullable=False),
+        sa.Column("wake_at", _time()),
+        sa.Column("definition_hash", sa.String(255)),
+        sa.Column("lease_owner", sa.String(255)),
+        sa.Column("lease_expires_at", _time()),
+        **schema.table_kwargs,
+    )
+    ddl.create_table(executions)
+    for index in _indexes(schema.prefix, executions):
         ddl.create_index(index)
-    ddl.create_table(schema.entries)
+    ddl.create_table(_entries_table(schema, metadata))
+
+
+#: How many executions migration 2 moves per batch (one transaction each on MySQL).
+MOVE_BATCH = 200
+
+
+def _v2(schema: Schema, ddl: DDL) -> None:
+    """ctx as one row per value in ctx_values; the executions.ctx column is dropped.
+
+    Safe to re-run after a crash on MySQL (where each batch and each DDL
+    statement commits on its own): a batch writes its executions' rows and
+    empties their ctx column in one transaction, and later runs skip executions
+    whose column is empty, or do nothing once the column is gone.
+    """
+    ddl.create_table(schema.ctx_values)
+    executions = schema.executions.name
+    if not ddl.has_column(executions, "ctx"):
+        return
+    q, p, cursor = ddl.q, ddl.p, ddl.cursor
+    ex, cv = q(executions), q(schema.ctx_values.name)
+    ctx_text = ddl.json_out.format(q("ctx"))
+    select = p(
+        f"SELECT {q('id')}, {q('version')}, {ctx_text} FROM {ex} "
+        f"WHERE {q('id')} > ? ORDER BY {q('id')} LIMIT {MOVE_BATCH}"
+    )
+    columns = ("execution_id", "name", "position", "value", "full_name")
+    insert = p(
+        f"INSERT INTO {cv} ({', '.join(q(c) for c in columns)}) VALUES (?, ?, ?, {ddl.json_in}, ?)"
+    )
+    clear = p(f"DELETE FROM {cv} WHERE {q('execution_id')} = ?")
+    empty = p(f"UPDATE {ex} SET {q('ctx')} = {ddl.json_in} WHERE {q('id')} = ?")
+    after = ""
+    while True:
+        cursor.execute(select, (after,))
+        batch = cursor.fetchall()
+        if not batch:
+            break
+        for execution_id, version, text in batch:
+            ctx = decode_json(text)
+            if not ctx:
+                continue
+            rows = []
+            for index, (name, value) in enumerate(ctx.items()):
+                key, full_name = ctx_key(name)
+                at = position(int(version), index)
+                rows.append((execution_id, key, at, encode_json(value), full_name))
+            cursor.execute(clear, (execution_id,))
+            cursor.executemany(insert, rows)
+            cursor.execute(empty, ("{}", execution_id))
+        ddl.commit()
+        after = batch[-1][0]
+    ddl.drop_column(schema.executions, "ctx")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "executions and entries tables, with their indexes", _v1),
+    Migration(2, "ctx values as rows of ctx_values, written one by one", _v2),
 )
 
 #: The schema version this flowkit writes and reads.

@@ -20,7 +20,8 @@ from ...errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ...records import Entry, Execution, RecordCodec, Status
+from ...records import Entry, Execution, RecordCodec, Status, encode_json
+from ..batching import GroupCommit
 from ..checks import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
 from ._dialects import (
     ENTRY_COLUMNS,
@@ -28,10 +29,20 @@ from ._dialects import (
     EXECUTION_COLUMNS,
     UPDATE_COLUMNS,
     State,
+    Write,
     for_dialect,
 )
 from ._engine import Options, open_engine, parse_options
-from ._schema import DDL, MIGRATIONS, SCHEMA_VERSION, Schema, check_version, now
+from ._schema import (
+    DDL,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Schema,
+    check_version,
+    ctx_key,
+    now,
+    position,
+)
 
 __all__ = ["SQLStore"]
 
@@ -83,12 +94,32 @@ def _check_id(value: str | None, field: str) -> None:
         raise ValueError(f"{field} contains a NUL character: {value!r}")
 
 
+class _Checkpoint:
+    """A checkpoint on its way to the database (one item of a group commit)."""
+
+    __slots__ = ("execution", "expected_version", "write")
+
+    def __init__(self, execution: Execution, expected_version: int, write: Write) -> None:
+        self.execution = execution
+        self.expected_version = expected_version
+        self.write = write
+
+
 class SQLStore:
     """A store in SQLite, PostgreSQL or MySQL/MariaDB, through SQLAlchemy.
 
-    Tables ``<prefix>executions``, ``<prefix>entries`` and
-    ``<prefix>schema_version`` are created (or upgraded) when the store opens,
-    unless ``create_schema`` is false; ``flowkit db upgrade`` does the same.
+    On SQLite, checkpoints that threads of one process make at the same time
+    are written together, in one transaction with one commit and one fsync
+    (group commit), each still guarded by its own version check. PostgreSQL
+    and MySQL group concurrent commits themselves, and do more in parallel on
+    a connection per thread, so there each checkpoint is committed alone
+    unless ``group_commit=True``.
+
+    Tables ``<prefix>executions``, ``<prefix>ctx_values`` (one row per ctx
+    value, so that a checkpoint writes only the values it changed),
+    ``<prefix>entries`` and ``<prefix>schema_version`` are created (or
+    upgraded) when the store opens, unless ``create_schema`` is false;
+    ``flowkit db upgrade`` does the same.
     See the Stores page of the documentation for URLs, options and tuning.
 
     Args:
@@ -101,8 +132,8 @@ class SQLStore:
             default). When false, nothing is changed: the first call checks
             the schema version and raises :class:`ConfigError` if the tables
             are missing or older than this flowkit (run ``flowkit db upgrade``).
-        **engine_options: flowkit's options (``synchronous``, ``busy_timeout``,
-            ``pool_pre_ping``, ``pool_pre_ping_after``) and anything
+        **engine_options: flowkit's options (``group_commit``, ``synchronous``,
+            ``busy_timeout``, ``pool_pre_ping``, ``pool_pre_ping_after``) and anything
             :func:`sqlalchemy.create_engine` takes (``pool_size``,
             ``max_overflow``, ``pool_recycle``, ``pool_timeout``, ``echo``…).
             The same flowkit and pool options can be given in the URL's query
@@ -131,7 +162,9 @@ class SQLStore:
         if isinstance(url_or_engine, Engine):
             options = parse_options(None, given)
             if options.engine_kwargs or "synchronous" in given or "busy_timeout" in given:
-                extra = sorted({*options.engine_kwargs, *given} - {"prefix", "create_schema"})
+                extra = sorted(
+                    {*options.engine_kwargs, *given} - {"prefix", "create_schema", "group_commit"}
+                )
                 raise ConfigError(
                     f"engine options ({', '.join(extra)}) cannot be applied to a ready Engine: "
                     "configure the engine itself"
@@ -147,6 +180,13 @@ class SQLStore:
                 f"SQLStore needs a URL or a SQLAlchemy Engine, got {type(url_or_engine).__name__}"
             )
         self._options: Options = options
+        # Group commit: on SQLite unless turned off, elsewhere when asked for (see above).
+        group = options.group_commit
+        if group is None:
+            group = self._engine.dialect.name == "sqlite"
+        self._commit: Callable[[_Checkpoint], bool] = (
+            GroupCommit(self._write_batch) if group else self._write_alone
+        )
         engine = self._engine
         self._where = engine.url.render_as_string(hide_password=True)
         self.prefix = options.prefix
@@ -226,7 +266,7 @@ class SQLStore:
         except Exception:  # pragma: no cover - a dialect that cannot tell
             return False
         closed = getattr(connection, "closed", False)
-        return bool(closed) and not callable(closed)
+        return (bool(closed) and not callable(closed)) or self._sql.stuck(connection)
 
     def _is_transient(self, error: BaseException) -> bool:
         if getattr(error, "sqlstate", None) in _TRANSIENT_SQLSTATES:
@@ -352,14 +392,23 @@ class SQLStore:
         self._blocked = False
         return before, SCHEMA_VERSION
 
-    def _migrate(self, connection: Any) -> int:
+    def _migrate(self, connection: Any, target: int = SCHEMA_VERSION) -> int:
+        """Apply the migrations after the database's version, up to ``target``; return
+        the version before. (Tests build an older release's database with ``target``.)"""
         sql, schema = self._sql, self.schema
         cursor = connection.cursor()
         ok = False
         try:
             sql.lock(connection, cursor)
             ddl = DDL(
-                cursor, self._engine.dialect, lambda kind, name: sql.exists(cursor, kind, name)
+                cursor,
+                self._engine.dialect,
+                lambda kind, name: sql.exists(cursor, kind, name),
+                has_column=lambda table, column: sql.has_column(cursor, table, column),
+                p=sql.p,
+                json_in=sql.json_in,
+                json_out=sql.json_out,
+                commit=lambda: sql.commit_batch(connection),
             )
             ddl.create_table(schema.versions)
             cursor.execute(sql.current_version)
@@ -367,7 +416,7 @@ class SQLStore:
             before = int(found or 0)
             check_version(before, self._where)
             for migration in MIGRATIONS:
-                if migration.version > before:
+                if before < migration.version <= target:
                     migration.apply(schema, ddl)
                     cursor.execute(
                         sql.record_version,
@@ -401,8 +450,36 @@ class SQLStore:
         row += (execution.id, expected_version, previous_seq)
         return row
 
-    def _execution(self, row: Sequence[Any]) -> Execution:
-        return self._codec.execution(dict(zip(EXECUTION_COLUMNS, row, strict=True)))
+    def _ctx_rows(
+        self, execution: Execution, names: Collection[str]
+    ) -> list[tuple[str, str, int, str, str | None]]:
+        """The ctx rows of ``names`` (each once, in order), positioned for this version.
+
+        Raises:
+            TypeError, ValueError: a value is not JSON data (nothing was written).
+        """
+        ctx, execution_id, version = execution.ctx, execution.id, execution.version
+        rows = []
+        for index, name in enumerate(names):
+            key, full_name = ctx_key(name)
+            rows.append(
+                (execution_id, key, position(version, index), encode_json(ctx[name]), full_name)
+            )
+        return rows
+
+    def _execution(self, row: Sequence[Any], ctx: str) -> Execution:
+        values = dict(zip(EXECUTION_COLUMNS, row, strict=True))
+        values["ctx"] = ctx
+        return self._codec.execution(values)
+
+    def _executions(self, statement: str, params: Sequence[Any]) -> list[Execution]:
+        """The executions ``statement`` selects, each with its whole ctx (one snapshot)."""
+        read = self._sql.read_executions
+
+        def work(connection: Any) -> list[tuple[Sequence[Any], str]]:
+            return read(connection, statement, params)
+
+        return [self._execution(row, ctx) for row, ctx in self._retrying(work)]
 
     def _entry(self, execution_id: str, row: Sequence[Any]) -> Entry:
         values = dict(zip(ENTRY_READ_COLUMNS, row, strict=True))
@@ -427,22 +504,11 @@ class SQLStore:
         for field in ("id", "workflow_id", "parent_id"):
             _check_id(getattr(execution, field), field)
         row = self._execution_row(execution)
-        sql = self._sql
+        ctx = self._ctx_rows(execution, execution.ctx)
+        write = self._sql.write_execution
 
         def insert(connection: Any) -> None:
-            cursor = connection.cursor()
-            state = State()
-            try:
-                sql.begin(connection, cursor)
-                cursor.execute(sql.insert_execution, row)
-                state.committing = True
-                sql.commit(connection, cursor)
-            except BaseException:
-                if not state.committing:
-                    sql.abort(connection, cursor)
-                raise
-            finally:
-                cursor.close()
+            write(connection, row, ctx, State())
 
         try:
             self._retrying_write(insert, lambda: self._created(execution))
@@ -504,8 +570,8 @@ class SQLStore:
         self._check_open()
         if "\x00" in execution_id:
             return None
-        rows = self._read(self._sql.load, (execution_id,))
-        return self._execution(rows[0]) if rows else None
+        found = self._executions(self._sql.load, (execution_id,))
+        return found[0] if found else None
 
     def checkpoint(
         self,
@@ -517,8 +583,10 @@ class SQLStore:
     ) -> None:
         """Replace the execution and append ``entries``, atomically.
 
-        One transaction: a version- and seq-guarded ``UPDATE`` of the record
-        plus the entry inserts (on PostgreSQL, one statement).
+        One transaction: a version- and seq-guarded ``UPDATE`` of the record,
+        then the entry inserts and the ctx values: with ``changed``, only those
+        values are upserted (the others are not touched); with None, ctx is
+        replaced whole. On PostgreSQL, one statement.
 
         Raises:
             ConflictError: the execution does not exist, its stored version is
@@ -534,25 +602,104 @@ class SQLStore:
         """
         if self._blocked:
             self._check_open()
+        item = self._prepare(execution, entries, expected_version, changed)
+        if not self._commit(item):
+            raise self._conflict(item.execution, len(entries), expected_version)
+
+    def _prepare(
+        self,
+        execution: Execution,
+        entries: Sequence[Entry],
+        expected_version: int,
+        changed: Collection[str] | None,
+    ) -> _Checkpoint:
+        """A checkpoint's checks and driver parameters, made before the database is touched.
+
+        Raises:
+            ValueError, TypeError: as :meth:`checkpoint`.
+        """
         execution = utc_execution(execution)
         check_checkpoint(execution, entries, expected_version, changed)
         update = self._update_row(execution, expected_version, execution.seq - len(entries))
         entry_row = self._entry_row
         rows = [entry_row(utc_entry(entry)) for entry in entries]
-        write = self._sql.write_checkpoint
+        names = execution.ctx if changed is None else dict.fromkeys(changed)
+        ctx = self._ctx_rows(execution, names)
+        write = Write(execution.id, update, rows, ctx, whole=changed is None)
+        return _Checkpoint(execution, expected_version, write)
+
+    def _write_alone(self, item: _Checkpoint) -> bool:
+        """Write one checkpoint in its own transaction; False when its guard did not match.
+
+        Raises:
+            ConflictError: its entries exist already, or another writer moved the
+                execution on while the connection was lost.
+            ValueError: MySQL cannot take a statement that long.
+            StoreUnavailableError, StoreError: as :meth:`checkpoint`.
+        """
+        write_checkpoint, write = self._sql.write_checkpoint, item.write
 
         def run(connection: Any) -> bool:
-            return write(connection, update, rows, State())
+            return write_checkpoint(connection, write, State())
 
         try:
-            written = self._retrying_write(run, lambda: self._landed(execution, expected_version))
+            written = self._retrying_write(
+                run, lambda: self._landed(item.execution, item.expected_version)
+            )
         except self._integrity_error as exc:
             raise ConflictError(
-                f"checkpoint of execution {execution.id!r}: its entries were written by "
+                f"checkpoint of execution {item.execution.id!r}: its entries were written by "
                 "another writer first; nothing was written"
             ) from exc
-        if written is False:
-            raise self._conflict(execution, len(entries), expected_version)
+        return written is not False
+
+    def _write_batch(self, items: Sequence[_Checkpoint]) -> list[bool | BaseException]:
+        """Group commit: write checkpoints that arrived together in one transaction.
+
+        Each keeps its own guard, so a conflict fails only its own checkpoint.
+        When the transaction fails before its commit was sent, nothing was
+        written and each checkpoint is written alone (so an error of one, a
+        value too long for MySQL say, fails only that one); when the connection
+        was lost during the commit, each checkpoint is read back, as
+        :meth:`_write_alone` does for one.
+
+        Returns:
+            For each checkpoint: whether its guard matched, or its exception.
+        """
+        if len(items) == 1:
+            return [self._attempt(items[0])]
+        # Rows are locked in id order, so that two processes' batches cannot deadlock.
+        order = sorted(range(len(items)), key=lambda index: items[index].execution.id)
+        writes = [items[index].write for index in order]
+        state = State()
+        write_batch = self._sql.write_batch
+        try:
+            matched = self._run(lambda connection: write_batch(connection, writes, state))
+        except _Lost:
+            if state.committing:
+                return [self._after_lost_commit(item) for item in items]
+            return [self._attempt(item) for item in items]
+        except Exception:  # a deadlock, a refused value, an unreachable database: nothing written
+            return [self._attempt(item) for item in items]
+        outcomes: list[bool | BaseException] = [False] * len(items)
+        for index, ok in zip(order, matched, strict=True):
+            outcomes[index] = ok
+        return outcomes
+
+    def _attempt(self, item: _Checkpoint) -> bool | BaseException:
+        try:
+            return self._write_alone(item)
+        except Exception as exc:  # the outcome of this checkpoint, raised in its caller
+            return exc
+
+    def _after_lost_commit(self, item: _Checkpoint) -> bool | BaseException:
+        try:
+            landed = self._landed(item.execution, item.expected_version)
+        except StoreUnavailableError as exc:
+            return StoreUnavailableError(f"{exc}; the outcome of the interrupted write is unknown")
+        except Exception as exc:  # ConflictError: another writer moved it on
+            return exc
+        return True if landed else self._attempt(item)
 
     def _landed(self, execution: Execution, expected_version: int) -> bool | None:
         """After a lost commit: did our checkpoint land (True) or not (False)?
@@ -635,10 +782,11 @@ class SQLStore:
             params.append(wanted.value)
         params.append(limit)
         sql = self._sql.find[(workflow_id is not None, wanted is not None)]
-        return [self._execution(row) for row in self._read(sql, params)]
+        return self._executions(sql, params)
 
     def due(self, now: datetime, *, limit: int = 100) -> list[Execution]:
-        """Halted executions whose ``wake_at`` is at or before ``now``, earliest first.
+        """Halted or waiting executions whose ``wake_at`` is at or before ``now``, earliest
+        first.
 
         Ties are ordered by id.
 
@@ -651,7 +799,7 @@ class SQLStore:
         self._check_open()
         check_limit(limit)
         at = self._sql.time_in(utc(now, "now"))
-        return [self._execution(row) for row in self._read(self._sql.due, (at, limit))]
+        return self._executions(self._sql.due, (at, limit))
 
     def stale(self, now: datetime, *, limit: int = 100) -> list[Execution]:
         """Running executions whose lease expired at or before ``now``, oldest first.
@@ -667,10 +815,11 @@ class SQLStore:
         self._check_open()
         check_limit(limit)
         at = self._sql.time_in(utc(now, "now"))
-        return [self._execution(row) for row in self._read(self._sql.stale, (at, limit))]
+        return self._executions(self._sql.stale, (at, limit))
 
     def delete(self, execution_id: str) -> bool:
-        """Delete an execution and its entries (one transaction); False if it did not exist.
+        """Delete an execution, its ctx values and its entries (one transaction); False if it
+        did not exist.
 
         Raises:
             StoreUnavailableError: the database cannot be reached.
@@ -691,6 +840,7 @@ class SQLStore:
                 cursor.execute(sql.delete_execution, (execution_id,))
                 existed = bool(cursor.rowcount > 0)
                 cursor.execute(sql.delete_entries, (execution_id,))
+                cursor.execute(sql.delete_ctx, (execution_id,))
                 state.committing = True
                 sql.commit(connection, cursor)
                 return existed
