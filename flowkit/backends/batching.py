@@ -18,8 +18,9 @@ Imports only the standard library.
 from __future__ import annotations
 
 import threading
+from _thread import allocate_lock as _allocate_lock
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["GroupCommit"]
 
@@ -28,16 +29,29 @@ R = TypeVar("R")
 
 
 class _Waiter(Generic[T, R]):
-    """One queued write: its item, then its outcome (or the call to lead the next batch)."""
+    """One write: its item, then its outcome. A follower parks on ``gate`` (a plain lock
+    taken at once, released by whoever has its outcome or hands it the lead)."""
 
-    __slots__ = ("done", "error", "event", "item", "result")
+    __slots__ = ("done", "error", "gate", "item", "result")
 
-    def __init__(self, item: T) -> None:
+    def __init__(self, item: T, *, parked: bool) -> None:
         self.item = item
-        self.event = threading.Event()
         self.done = False
         self.result: R | None = None
         self.error: BaseException | None = None
+        self.gate: Any = None
+        if parked:
+            self.gate = _allocate_lock()
+            self.gate.acquire()
+
+    def wake(self) -> None:
+        if self.gate is not None:
+            self.gate.release()
+
+    def outcome(self) -> R:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
 
 
 class GroupCommit(Generic[T, R]):
@@ -70,26 +84,30 @@ class GroupCommit(Generic[T, R]):
             BaseException: the exception the batch writer gave for this item, or
                 raised for its whole batch.
         """
-        waiter: _Waiter[T, R] = _Waiter(item)
         with self._lock:
-            self._queue.append(waiter)
-            leads = not self._busy
-            self._busy = True
-        if not leads:
-            waiter.event.wait()
-            if not waiter.done:  # handed the lead: write the next batch
-                self._lead()
+            if self._busy:
+                waiter: _Waiter[T, R] = _Waiter(item, parked=True)
+                self._queue.append(waiter)
+            else:
+                self._busy = True
+                waiter = _Waiter(item, parked=False)
+        if waiter.gate is None:
+            self._lead(waiter)  # nobody was writing: write at once
         else:
-            self._lead()
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.result  # type: ignore[return-value]
+            waiter.gate.acquire()
+            if not waiter.done:  # handed the lead: write the next batch
+                self._lead(None)
+        return waiter.outcome()
 
-    def _lead(self) -> None:
-        """Write the queued items as one batch, then hand the lead to the next in line."""
+    def _lead(self, own: _Waiter[T, R] | None) -> None:
+        """Write ``own`` (if it is not queued) and the queued items as one batch, then
+        hand the lead to the next in line."""
         with self._lock:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
+            room = self._max_batch - (own is not None)
+            batch = self._queue[:room]
+            del self._queue[:room]
+        if own is not None:
+            batch.insert(0, own)
         try:
             try:
                 outcomes: Sequence[R | BaseException] = self._write([w.item for w in batch])
@@ -106,10 +124,10 @@ class GroupCommit(Generic[T, R]):
                 else:
                     waiter.result = outcome
                 waiter.done = True
-                waiter.event.set()
+                waiter.wake()
         finally:
             with self._lock:
                 if self._queue:
-                    self._queue[0].event.set()  # not done: it leads the next batch
+                    self._queue[0].wake()  # not done: it leads the next batch
                 else:
                     self._busy = False

@@ -30,6 +30,7 @@ import attrs
 
 import flowkit
 from flowkit.backends.redis import RedisStore
+from flowkit.records import CHECKPOINT_FIELDS, DOCUMENT, Execution, encode_json
 from flowkit.testing.conformance import next_checkpoint
 
 if TYPE_CHECKING:
@@ -74,6 +75,26 @@ def store_keys(client: Any, prefix: str) -> list[str]:
     return sorted(key.decode() if isinstance(key, bytes) else key for key in keys)
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def dump_keys(client: Any, prefix: str) -> dict[str, Any]:
+    """Everything stored under a prefix, to compare before and after."""
+    found: dict[str, Any] = {}
+    for key in store_keys(client, prefix):
+        kind = _text(client.type(key))
+        if kind == "hash":
+            found[key] = {_text(k): _text(v) for k, v in client.hgetall(key).items()}
+        elif kind == "list":
+            found[key] = [_text(v) for v in client.lrange(key, 0, -1)]
+        elif kind == "zset":
+            found[key] = [(_text(m), s) for m, s in client.zrange(key, 0, -1, withscores=True)]
+        else:  # pragma: no cover - the store keeps no other type
+            found[key] = kind
+    return found
+
+
 def drop_keys(client: Any, prefix: str) -> None:
     """Delete every key under a prefix."""
     keys = store_keys(client, prefix)
@@ -95,6 +116,28 @@ def scratch_store(url: str = REDIS_URL, **options: Any) -> ScratchRedisStore:
     """A store on ``url`` with a fresh key prefix, emptied when it closes."""
     options.setdefault("prefix", unique_prefix())
     return ScratchRedisStore(url, **options)
+
+
+#: How releases before ctx values had keys of their own wrote the record field ``d``:
+#: every field a checkpoint rewrites, ctx included, as one JSON object.
+_released_state = DOCUMENT.document(Execution, CHECKPOINT_FIELDS)
+
+
+def as_released(store: RedisStore, execution_id: str) -> None:
+    """Put a stored execution in the shape the release before per-value ctx wrote.
+
+    That release kept ctx inside the record field ``d`` (in place of ``r``) and
+    had no ``c:``/``o:`` keys; the other fields, the entries and the indexes
+    are the same in both shapes.
+    """
+    execution = store.load(execution_id)
+    assert execution is not None
+    client, key = store.client, f"{store.prefix}e:{execution_id}"
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(key, "d", encode_json(_released_state(execution)))
+        pipe.hdel(key, "r")
+        pipe.delete(f"{store.prefix}c:{execution_id}", f"{store.prefix}o:{execution_id}")
+        pipe.execute()
 
 
 # --- private servers ----------------------------------------------------------------------------

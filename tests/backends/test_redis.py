@@ -46,6 +46,7 @@ from .redis_helpers import (
     RedisServer,
     client_url,
     drop_keys,
+    dump_keys,
     free_port,
     scratch_store,
     shown_url,
@@ -116,22 +117,6 @@ def _assert_consistent(store: Store, execution_id: str) -> list[flowkit.Entry]:
     return entries
 
 
-def _dump(client: Any, prefix: str) -> dict[str, Any]:
-    """Everything stored under a prefix, to compare before and after."""
-    found: dict[str, Any] = {}
-    for key in store_keys(client, prefix):
-        kind = _text(client.type(key))
-        if kind == "hash":
-            found[key] = {_text(k): _text(v) for k, v in client.hgetall(key).items()}
-        elif kind == "list":
-            found[key] = [_text(v) for v in client.lrange(key, 0, -1)]
-        elif kind == "zset":
-            found[key] = [(_text(m), s) for m, s in client.zrange(key, 0, -1, withscores=True)]
-        else:  # pragma: no cover - the store keeps no other type
-            found[key] = kind
-    return found
-
-
 def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -154,7 +139,7 @@ def _monitor(server: RedisServer, action: Callable[[], object]) -> list[tuple[st
     marker = f"flowkit-monitor-{uuid.uuid4().hex}"
 
     def listen() -> None:
-        with client.monitor() as monitor:
+        with client.monitor() as monitor:  # type: ignore[no-untyped-call]  # redis-py
             ready.set()
             for event in monitor.listen():
                 if event["command"] == f"ECHO {marker}":
@@ -208,6 +193,7 @@ def test_connect_opens_the_redis_store_with_options_from_the_url() -> None:
         prefix=prefix,
         ttl=60,
         retry_timeout=2,
+        group_commit="false",
         socket_timeout=3,
         client_name="flowkit-options-test",
     )
@@ -217,10 +203,11 @@ def test_connect_opens_the_redis_store_with_options_from_the_url() -> None:
         assert isinstance(store, Store)
         assert store.prefix == prefix
         assert store.ttl == timedelta(seconds=60)
+        assert store.group_commit is False
         kwargs = store.client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] == 3.0
         assert kwargs["client_name"] == "flowkit-options-test"
-        assert not {"prefix", "ttl", "retry_timeout"} & set(kwargs)
+        assert not {"prefix", "ttl", "retry_timeout", "group_commit"} & set(kwargs)
         assert repr(store) == f"RedisStore({shown_url()!r}, prefix={prefix!r})"
         store.create(make_execution())
         assert len(store.find()) == 1
@@ -237,6 +224,11 @@ def test_keyword_options_win_over_the_url(open_store: Callable[..., RedisStore])
     default = open_store(REDIS_URL, prefix=None)
     assert default.prefix == "flowkit:"  # the documented default
     assert default.ttl is None
+    assert default.group_commit is True
+    for text, expected in (("false", False), ("0", False), ("off", False), ("yes", True)):
+        assert open_store(with_options(REDIS_URL, group_commit=text)).group_commit is expected
+    alone = open_store(with_options(REDIS_URL, group_commit="true"), group_commit=False)
+    assert alone.group_commit is False
 
 
 def test_unix_socket_url() -> None:
@@ -286,11 +278,25 @@ def test_rediss_url_speaks_tls(server: RedisServer) -> None:
             {"retry_timeout": -1},
             "store option 'retry_timeout' must be 0 or more seconds, got -1",
         ),
+        (
+            with_options(REDIS_URL, group_commit="maybe"),
+            {},
+            "store option 'group_commit' must be true or false, got 'maybe'",
+        ),
         (with_options(REDIS_URL, bogus=1), {}, f"bad Redis option for {shown_url()}: "),
         ("http://127.0.0.1:6379/0", {}, "RedisStore needs a redis://, rediss:// or unix:// URL"),
         (42, {}, "RedisStore needs a redis://, rediss:// or unix:// URL or a redis.Redis client"),
     ],
-    ids=["ttl-text", "ttl-zero", "ttl-negative", "retry-negative", "unknown", "scheme", "type"],
+    ids=[
+        "ttl-text",
+        "ttl-zero",
+        "ttl-negative",
+        "retry-negative",
+        "group-commit",
+        "unknown",
+        "scheme",
+        "type",
+    ],
 )
 def test_bad_options_are_config_errors(url: Any, options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as raised:
@@ -481,6 +487,7 @@ def test_key_layout(store: RedisStore) -> None:
         id="ex-1",
         status=Status.RUNNING,
         input={"amount": 5},
+        ctx={"z": 1, "a": [2]},
         parent_id="ex-0",
         lease_owner="w1",
         lease_expires_at=lease,
@@ -490,6 +497,8 @@ def test_key_layout(store: RedisStore) -> None:
         f"{p}{key}"
         for key in (
             "e:ex-1",
+            "c:ex-1",
+            "o:ex-1",
             "i:all",
             "i:wf:order",
             "i:st:running",
@@ -500,13 +509,21 @@ def test_key_layout(store: RedisStore) -> None:
     assert client.zscore(f"{p}i:lease", "ex-1") == _micros(lease)
     wake = T0 + timedelta(days=2, microseconds=7)
     record, entries = next_checkpoint(
-        execution, 2, status=Status.HALTED, wake_at=wake, lease_owner=None, lease_expires_at=None
+        execution,
+        2,
+        status=Status.HALTED,
+        wake_at=wake,
+        lease_owner=None,
+        lease_expires_at=None,
+        ctx={"z": 1, "a": [3], "m": None},
     )
-    store.checkpoint(record, entries, execution.version)
+    store.checkpoint(record, entries, execution.version, changed=("a", "m"))
     assert store_keys(client, p) == sorted(
         f"{p}{key}"
         for key in (
             "e:ex-1",
+            "c:ex-1",
+            "o:ex-1",
             "l:ex-1",
             "i:all",
             "i:wf:order",
@@ -516,7 +533,7 @@ def test_key_layout(store: RedisStore) -> None:
         )
     )
     stored = {_text(k): _text(v) for k, v in client.hgetall(f"{p}e:ex-1").items()}
-    assert set(stored) == {"f", "in", "wf", "b", "v", "s", "st", "w", "d"}
+    assert set(stored) == {"f", "in", "wf", "b", "v", "s", "st", "w", "r"}
     assert json.loads(stored["f"]) == {
         "id": "ex-1",
         "workflow_id": "order",
@@ -531,17 +548,20 @@ def test_key_layout(store: RedisStore) -> None:
         "2",
         "halted",
     )
-    state = json.loads(stored["d"])
+    state = json.loads(stored["r"])
     assert state["status"] == "halted"
     assert state["wake_at"] == wake.isoformat()
-    assert not {"id", "workflow_id", "parent_id", "created_at", "input"} & set(state)
+    assert not {"id", "workflow_id", "parent_id", "created_at", "input", "ctx"} & set(state)
+    # ctx: one hash field per value (JSON text), and the names in order.
+    assert client.hgetall(f"{p}c:ex-1") == {b"z": b"1", b"a": b"[3]", b"m": b"null"}
+    assert client.lrange(f"{p}o:ex-1", 0, -1) == [b"z", b"a", b"m"]
     log = [json.loads(text) for text in client.lrange(f"{p}l:ex-1", 0, -1)]
     assert [entry["seq"] for entry in log] == [1, 2]
     assert "execution_id" not in log[0]
     for index in ("i:all", "i:wf:order", "i:st:halted", "i:sw:halted:order"):
         assert client.zscore(f"{p}{index}", "ex-1") == _micros(record.updated_at)
     assert client.zscore(f"{p}i:wake", "ex-1") == _micros(wake)
-    # Delete removes the record, the entries and every index membership.
+    # Delete removes the record, the entries, the ctx keys and every index membership.
     assert store.delete("ex-1") is True
     assert store_keys(client, p) == []
 
@@ -559,7 +579,7 @@ def test_a_checkpoint_does_not_send_what_create_wrote(server: RedisServer) -> No
         assert len(sent) < 2000
         assert "4999" not in sent
         written = [command.split(" ", 3)[:3] for kind, command in commands if kind == "lua"]
-        assert ["HSET", f"fixed:e:{execution.id}", "v"] in written  # v, s, st, w, d only
+        assert ["HSET", f"fixed:e:{execution.id}", "v"] in written  # v, s, st, w, r only
         loaded = store.load(execution.id)
         assert loaded is not None
         assert loaded.input == big
@@ -621,7 +641,7 @@ def test_refused_writes_change_no_key(store: RedisStore) -> None:
     store.create(execution)
     current, entries = next_checkpoint(execution, 2)
     store.checkpoint(current, entries, execution.version)
-    before = _dump(client, p)
+    before = dump_keys(client, p)
     stale, more = next_checkpoint(execution, 2, status=Status.HALTED, wake_at=T0)
     with pytest.raises(ConflictError, match="expected version 1, but the store holds version 2"):
         store.checkpoint(stale, more, execution.version)
@@ -633,7 +653,7 @@ def test_refused_writes_change_no_key(store: RedisStore) -> None:
     ghost = make_execution(id="ghost")
     with pytest.raises(ConflictError, match="does not exist"):
         store.checkpoint(*next_checkpoint(ghost, 1), ghost.version)
-    assert _dump(client, p) == before
+    assert dump_keys(client, p) == before
 
 
 def test_a_full_redis_refuses_the_checkpoint_whole(server: RedisServer) -> None:
@@ -642,7 +662,7 @@ def test_a_full_redis_refuses_the_checkpoint_whole(server: RedisServer) -> None:
     try:
         execution = make_execution(status=Status.RUNNING, lease_expires_at=T0)
         store.create(execution)
-        before = _dump(client, "oom:")
+        before = dump_keys(client, "oom:")
         client.config_set("maxmemory-policy", "noeviction")
         client.config_set("maxmemory", "1")
         record, entries = next_checkpoint(execution, 2, status=Status.HALTED)
@@ -656,7 +676,7 @@ def test_a_full_redis_refuses_the_checkpoint_whole(server: RedisServer) -> None:
         assert "\n" not in text
         assert store.load(execution.id) == execution  # reads still work
         client.config_set("maxmemory", "0")
-        assert _dump(client, "oom:") == before  # nothing was written
+        assert dump_keys(client, "oom:") == before  # nothing was written
         store.checkpoint(record, entries, execution.version)
         assert len(_assert_consistent(store, execution.id)) == 2
     finally:
@@ -773,6 +793,7 @@ def _populate(store: RedisStore, count: int) -> datetime:
                 wake_at=wake,
                 lease_expires_at=lease,
                 updated_at=now - timedelta(seconds=n),
+                ctx={"n": n},
             )
         )
     return now
@@ -820,10 +841,12 @@ def test_queries_use_the_indexes(server: RedisServer) -> None:
             stats = _command_stats(client)
             assert not {"keys", "scan", "zscan", "sscan", "hscan", "smembers"} & set(stats), name
             assert ("lua", command) in commands, f"{name}: {commands[:3]}"
-            # One script, one index read and one HMGET per record: nothing else.
+            # One script, one index read and per record: its hash, its ctx order, its
+            # ctx values. Nothing else.
             assert [kind for kind, _ in commands].count("tcp") == 1, name
             lua = [c.split(" ", 1)[0] for kind, c in commands if kind == "lua"]
-            assert lua == [command.split(" ", 1)[0]] + ["HMGET"] * count, name
+            assert lua == [command.split(" ", 1)[0]] + ["HMGET", "LRANGE", "HMGET"] * count, name
+        assert all(e.ctx == {"n": int(e.id[3:])} for e in store.find(limit=1000))
         halted = store.find(status="halted", limit=100)
         assert all(e.status is Status.HALTED for e in halted)
         assert [e.updated_at for e in halted] == sorted(
@@ -1095,15 +1118,23 @@ def test_connections_killed_during_a_run_leave_nothing_half_written(server: Redi
 
 
 def _finish_execution(store: RedisStore, execution_id: str, status: Status) -> flowkit.Execution:
-    execution = make_execution(id=execution_id, status=Status.RUNNING, lease_expires_at=T0)
+    execution = make_execution(
+        id=execution_id, status=Status.RUNNING, lease_expires_at=T0, ctx={"id": execution_id}
+    )
     store.create(execution)
-    record, entries = next_checkpoint(execution, 2, status=status, lease_expires_at=None)
-    store.checkpoint(record, entries, execution.version)
+    record, entries = next_checkpoint(
+        execution, 2, status=status, lease_expires_at=None, ctx={"id": execution_id, "end": 1}
+    )
+    store.checkpoint(record, entries, execution.version, changed=("end",))
     return record
 
 
+#: An execution's keys: record, entries, ctx values, ctx order.
+_KINDS = ("e", "l", "c", "o")
+
+
 def _expired(client: Any, prefix: str, *ids: str) -> bool:
-    return all(client.exists(f"{prefix}e:{i}", f"{prefix}l:{i}") == 0 for i in ids)
+    return all(client.exists(*(f"{prefix}{kind}:{i}" for kind in _KINDS)) == 0 for i in ids)
 
 
 @pytest.mark.timeout(120)
@@ -1113,29 +1144,35 @@ def test_finished_executions_expire_and_leave_no_index_entries(server: RedisServ
     try:
         assert store.ttl == timedelta(seconds=2)
         live = {
-            "running": make_execution(id="running", status=Status.RUNNING, lease_expires_at=T0),
-            "halted": make_execution(id="halted", status=Status.HALTED, wake_at=T0),
-            "pending": make_execution(id="pending"),
+            "running": make_execution(
+                id="running", status=Status.RUNNING, lease_expires_at=T0, ctx={"a": 1}
+            ),
+            "halted": make_execution(id="halted", status=Status.HALTED, wake_at=T0, ctx={"a": 1}),
+            "pending": make_execution(id="pending", ctx={"a": 1}),
         }
         for execution in live.values():
             store.create(execution)
             store.checkpoint(*next_checkpoint(execution, 1), execution.version)
         _finish_execution(store, "done", Status.COMPLETED)
         _finish_execution(store, "broken", Status.FAILED)
+        _finish_execution(store, "stopped", Status.CANCELLED)
         # A finished execution that is written again as running stops expiring.
         revived = _finish_execution(store, "revived", Status.COMPLETED)
-        assert 0 < client.pttl("ttl:e:revived") <= 2000
+        for kind in _KINDS:
+            assert 0 < client.pttl(f"ttl:{kind}:revived") <= 2000
         back, entries = next_checkpoint(revived, 1, status=Status.RUNNING)
-        store.checkpoint(back, entries, revived.version)
+        store.checkpoint(back, entries, revived.version, changed=())
 
         for name in ("running", "halted", "pending", "revived"):
-            assert client.pttl(f"ttl:e:{name}") == -1, name
-            assert client.pttl(f"ttl:l:{name}") == -1, name
-        for name in ("done", "broken"):
-            assert 0 < client.pttl(f"ttl:e:{name}") <= 2000
-            assert 0 < client.pttl(f"ttl:l:{name}") <= 2000
+            for kind in _KINDS:
+                assert client.pttl(f"ttl:{kind}:{name}") == -1, (kind, name)
+        for name in ("done", "broken", "stopped"):
+            for kind in _KINDS:  # the record, its entries and its ctx keys expire together
+                assert 0 < client.pttl(f"ttl:{kind}:{name}") <= 2000, (kind, name)
 
-        _wait_for(lambda: _expired(client, "ttl:", "done", "broken"), 30, "the TTL to pass")
+        _wait_for(
+            lambda: _expired(client, "ttl:", "done", "broken", "stopped"), 30, "the TTL to pass"
+        )
         assert store.load("done") is None
         assert store.entries("done") == []
         # Until something cleans up, their ids are still in the indexes…
@@ -1143,10 +1180,11 @@ def test_finished_executions_expire_and_leave_no_index_entries(server: RedisServ
         # …a query skips them and removes them from every index.
         assert sorted(_ids(store.find())) == ["halted", "pending", "revived", "running"]
         assert store.find(status="completed") == []
+        assert store.find(status="cancelled") == []
         assert store_keys(client, "ttl:") == sorted(
             f"ttl:{key}"
             for key in (
-                *(f"{kind}:{name}" for kind in ("e", "l") for name in (*live, "revived")),
+                *(f"{kind}:{name}" for kind in _KINDS for name in (*live, "revived")),
                 "i:all",
                 "i:wf:order",
                 "i:st:running",
@@ -1213,12 +1251,12 @@ def test_a_workflow_expires_only_once_it_completes(server: RedisServer) -> None:
     try:
         halted = engine.run(wf)
         assert halted.halted
-        assert client.pttl(f"wf:e:{halted.execution_id}") == -1
-        assert client.pttl(f"wf:l:{halted.execution_id}") == -1
-        done = engine.resume(halted.execution_id, approved=True)
+        for kind in ("e", "l"):
+            assert client.pttl(f"wf:{kind}:{halted.execution_id}") == -1, kind
+        done = engine.resume(halted.execution_id, approved=True, response={"note": "fine"})
         assert done.completed
-        assert 3_590_000 < client.pttl(f"wf:e:{done.execution_id}") <= 3_600_000
-        assert 3_590_000 < client.pttl(f"wf:l:{done.execution_id}") <= 3_600_000
+        for kind in _KINDS:
+            assert 3_590_000 < client.pttl(f"wf:{kind}:{done.execution_id}") <= 3_600_000, kind
     finally:
         engine.close()
         drop_keys(client, "wf:")

@@ -6,18 +6,30 @@ Keys (``P`` is the store's prefix; ids and workflow ids are used verbatim):
   of id, workflow_id, parent_id, created_at), ``in`` (the input, JSON), ``wf``
   (the workflow id) and ``b`` (the seq the log starts after). Rewritten by every
   checkpoint: ``v`` (version), ``s`` (seq), ``st`` (status), ``w`` (the id of
-  the write that produced it) and ``d`` (JSON of every other field).
+  the write that produced it) and ``r`` (JSON of every other field but ctx).
+- ``P c:<id>``: the ctx values, a hash (name -> JSON text), and ``P o:<id>``
+  their names in ctx order, a list. A checkpoint writes only the values it
+  names: a name new to ctx is appended to the order, a name set again keeps its
+  place. A checkpoint that writes ctx whole replaces both keys.
 - ``P l:<id>``: the entries, a list of JSON texts in seq order (index ``i``
   holds seq ``b + 1 + i``, so ``entries(after=n)`` is one ``LRANGE``).
 - Sorted sets of ids: ``P i:all``, ``P i:wf:<workflow_id>``, ``P i:st:<status>``
-  and ``P i:sw:<status>:<workflow_id>`` scored by updated_at; ``P i:wake`` (halted
-  executions with a timer) scored by wake_at; ``P i:lease`` (running executions
-  with a lease) scored by lease_expires_at. Scores are whole microseconds since
-  the epoch; equal scores are ordered by id (byte order, which for UTF-8 is
-  code-point order).
+  and ``P i:sw:<status>:<workflow_id>`` scored by updated_at; ``P i:wake``
+  (halted and waiting executions with a timer) scored by wake_at; ``P i:lease``
+  (running executions with a lease) scored by lease_expires_at. Scores are whole
+  microseconds since the epoch; equal scores are ordered by id (byte order, which
+  for UTF-8 is code-point order).
 - With a TTL: ``P ttl`` (ids of finished executions, scored by when their keys
   expire, in ms) and ``P ttl:meta`` (id -> workflow id), so that the index
-  entries of an expired execution can be found and removed.
+  entries of an expired execution can be found and removed. The record, its
+  entries, its ctx values and their order expire together.
+
+Records written by releases before ctx values had keys of their own hold ``d``
+(JSON of every field a checkpoint rewrites, ctx included) instead of ``r``, and
+no ``c:``/``o:`` keys. Reads take ``d`` whenever a record has it; a checkpoint
+that writes ctx whole converts the record (it writes ``r`` and the ctx keys, and
+drops ``d``), and one that names its values refuses such a record with ``{-3}``,
+so that the store sends ctx whole instead (see ``RedisStore.checkpoint``).
 
 Scripts reach keys other than ``KEYS`` by building their names from the
 prefix, so the store needs one Redis server (or a primary with replicas), not
@@ -32,7 +44,18 @@ import attrs
 
 from ...records import Status
 
-__all__ = ["CHECKPOINT", "CREATE", "DELETE", "ENTRIES", "PRUNE", "QUERY", "SCRIPTS", "Script"]
+__all__ = [
+    "CHECKPOINT",
+    "CREATE",
+    "DELETE",
+    "ENTRIES",
+    "LOAD",
+    "OLD_SHAPE",
+    "PRUNE",
+    "QUERY",
+    "SCRIPTS",
+    "Script",
+]
 
 
 @attrs.frozen
@@ -48,16 +71,68 @@ class Script:
         return hashlib.sha1(self.text.encode()).hexdigest()
 
 
+#: What ``CHECKPOINT`` answers for a record in the old shape when ctx is not sent whole.
+OLD_SHAPE = -3
+
 _STATUSES = ", ".join(f"'{status.value}'" for status in Status)
+#: Lua sets: the statuses whose timer ``due`` answers, and the finished ones (which expire).
+_WAKING = ", ".join(f"{status.value} = true" for status in (Status.HALTED, Status.WAITING))
+_FINISHED = ", ".join(f"{status.value} = true" for status in Status if status.finished)
+
+#: Reading a record with its ctx, shared by the read scripts. ARGV[1] is always the prefix.
+_READ = """
+local P = ARGV[1]
+
+-- An execution as {f, in, r, ctx}, ctx being one JSON object text (the values in
+-- order, each under its name), or {f, in, d} for a record of the old shape, or false.
+local function read(id)
+  local rec = redis.call('HMGET', P .. 'e:' .. id, 'f', 'in', 'd', 'r')
+  if not rec[1] then return false end
+  if rec[3] then return {rec[1], rec[2], rec[3]} end
+  local names = redis.call('LRANGE', P .. 'o:' .. id, 0, -1)
+  local parts, k, n = {'{'}, 1, #names
+  for i = 1, n, 1000 do
+    local values = redis.call('HMGET', P .. 'c:' .. id, unpack(names, i, math.min(i + 999, n)))
+    for j = 1, #values do
+      if values[j] then
+        if k > 1 then k = k + 1; parts[k] = ',' end
+        parts[k + 1] = cjson.encode(names[i + j - 1])
+        parts[k + 2] = ':'
+        parts[k + 3] = values[j]
+        k = k + 3
+      end
+    end
+  end
+  parts[k + 1] = '}'
+  return {rec[1], rec[2], rec[4], table.concat(parts)}
+end
+"""
 
 #: Shared by the write scripts. ARGV[1] is always the prefix.
 _COMMON = f"""
 local P = ARGV[1]
 local STATUSES = {{{_STATUSES}}}
+local WAKING = {{{_WAKING}}}
+local FINISHED = {{{_FINISHED}}}
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Delete an execution's entries, ctx values and ctx order.
+local function drop_data(id)
+  redis.call('DEL', P .. 'l:' .. id, P .. 'c:' .. id, P .. 'o:' .. id)
+end
+
+-- Write the ctx values ARGV[first..last] (name, JSON text, name, JSON text…):
+-- a name new to ctx goes last in the order, a name set again keeps its place.
+local function set_ctx(ctx, order, first, last)
+  for i = first, last, 2 do
+    if redis.call('HSET', ctx, ARGV[i], ARGV[i + 1]) == 1 then
+      redis.call('RPUSH', order, ARGV[i])
+    end
+  end
 end
 
 -- Put an execution in the indexes its new state belongs to, and out of the others.
@@ -70,10 +145,10 @@ local function index(id, wf, old, st, updated, wake, lease)
   end
   redis.call('ZADD', P .. 'i:st:' .. st, updated, id)
   redis.call('ZADD', P .. 'i:sw:' .. st .. ':' .. wf, updated, id)
-  -- Only halted executions are in i:wake, only running ones in i:lease.
-  if st == 'halted' and wake ~= '' then
+  -- Only halted and waiting executions are in i:wake, only running ones in i:lease.
+  if WAKING[st] and wake ~= '' then
     redis.call('ZADD', P .. 'i:wake', wake, id)
-  elseif old == 'halted' then
+  elseif old and WAKING[old] then
     redis.call('ZREM', P .. 'i:wake', id)
   end
   if st == 'running' and lease ~= '' then
@@ -114,7 +189,7 @@ local function expire_due(now, n)
       else
         redis.call('ZREM', P .. 'ttl', id)
       end
-      redis.call('DEL', P .. 'l:' .. id)
+      drop_data(id)
     else
       redis.call('ZREM', P .. 'ttl', id)
       redis.call('HDEL', P .. 'ttl:meta', id)
@@ -123,32 +198,33 @@ local function expire_due(now, n)
 end
 
 -- Finished executions expire after ttl ms (when set); any other status never does.
-local function retain(rec, log, id, wf, old, st, ttl)
-  if st == 'completed' or st == 'failed' then
+-- keys: the record, then the execution's other keys (entries, ctx values, ctx order).
+local function retain(keys, id, wf, old, st, ttl)
+  if FINISHED[st] then
     if ttl ~= '' then
       local now = now_ms()
-      redis.call('PEXPIRE', rec, ttl)
-      redis.call('PEXPIRE', log, ttl)
+      for i = 1, #keys do redis.call('PEXPIRE', keys[i], ttl) end
       redis.call('ZADD', P .. 'ttl', now + tonumber(ttl), id)
       redis.call('HSET', P .. 'ttl:meta', id, wf)
       expire_due(now, 16)
     end
-  elseif (old == 'completed' or old == 'failed') and redis.call('PERSIST', rec) == 1 then
-    redis.call('PERSIST', log)
+  elseif old and FINISHED[old] and redis.call('PERSIST', keys[1]) == 1 then
+    for i = 2, #keys do redis.call('PERSIST', keys[i]) end
     redis.call('ZREM', P .. 'ttl', id)
     redis.call('HDEL', P .. 'ttl:meta', id)
   end
 end
 """
 
-#: KEYS: record, log. ARGV: prefix, id, workflow_id, f, input, seq, version, status,
-#: updated_at, wake_at, lease_expires_at, d, write id, ttl ms.
+#: KEYS: record, log, ctx values, ctx order. ARGV: prefix, id, workflow_id, f, input,
+#: seq, version, status, updated_at, wake_at, lease_expires_at, r, write id, ttl ms,
+#: then ctx as name, JSON text, name, JSON text…
 #: Returns 1 when written (or when this write had already landed), 0 when the id exists.
 CREATE = Script(
     "create",
     _COMMON
     + """
-local rec, log = KEYS[1], KEYS[2]
+local rec = KEYS[1]
 local written = redis.call('HGET', rec, 'w')
 if written then
   if written == ARGV[13] then return 1 end
@@ -157,61 +233,74 @@ end
 local id, wf, st = ARGV[2], ARGV[3], ARGV[8]
 local expired = redis.call('HGET', P .. 'ttl:meta', id)
 if expired then forget(id, expired, false) end
-redis.call('DEL', log)
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('HSET', rec, 'f', ARGV[4], 'in', ARGV[5], 'wf', wf, 'b', ARGV[6],
-  'v', ARGV[7], 's', ARGV[6], 'st', st, 'w', ARGV[13], 'd', ARGV[12])
+  'v', ARGV[7], 's', ARGV[6], 'st', st, 'w', ARGV[13], 'r', ARGV[12])
+set_ctx(KEYS[3], KEYS[4], 15, #ARGV)
 index(id, wf, false, st, ARGV[9], ARGV[10], ARGV[11])
-retain(rec, log, id, wf, false, st, ARGV[14])
+retain(KEYS, id, wf, false, st, ARGV[14])
 return 1
 """,
 )
 
-#: KEYS: record, log. ARGV: prefix, id, expected version, seq before the entries,
-#: new version, new seq, status, updated_at, wake_at, lease_expires_at, d, write id,
-#: ttl ms, entries…
+#: KEYS: record, log, ctx values, ctx order. ARGV: prefix, id, expected version, seq
+#: before the entries, new version, new seq, status, updated_at, wake_at,
+#: lease_expires_at, r, write id, ttl ms, 'w' (ctx whole) or 'p' (only the values
+#: named), the number n of ctx values, n times name and JSON text, then the entries.
 #: Returns 1 when written (or when this write had already landed); else
 #: {0} (no such execution), {-1, version, seq} (stale version), {-2, version, seq}
-#: (the entries do not continue the log), having written nothing.
+#: (the entries do not continue the log), {-3} (a record in the old shape: send
+#: ctx whole), having written nothing.
 CHECKPOINT = Script(
     "checkpoint",
     _COMMON
-    + """
-local rec, log = KEYS[1], KEYS[2]
-local cur = redis.call('HMGET', rec, 'v', 's', 'st', 'wf', 'w')
-if not cur[1] then return {0} end
+    + f"""
+local rec, log, ctx, order = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- 'd' is there only in records of the old shape (see the module's docstring).
+local cur = redis.call('HMGET', rec, 'v', 's', 'st', 'wf', 'w', 'd')
+if not cur[1] then return {{0}} end
 if cur[1] ~= ARGV[3] then
   if cur[1] == ARGV[5] and cur[5] == ARGV[12] then return 1 end
-  return {-1, cur[1], cur[2]}
+  return {{-1, cur[1], cur[2]}}
 end
-if cur[2] ~= ARGV[4] then return {-2, cur[1], cur[2]} end
+if cur[2] ~= ARGV[4] then return {{-2, cur[1], cur[2]}} end
+local whole = ARGV[14] == 'w'
+if cur[6] and not whole then return {{{OLD_SHAPE}}} end
 local id, st, old, wf = ARGV[2], ARGV[7], cur[3], cur[4]
-redis.call('HSET', rec, 'v', ARGV[5], 's', ARGV[6], 'st', st, 'w', ARGV[12], 'd', ARGV[11])
+redis.call('HSET', rec, 'v', ARGV[5], 's', ARGV[6], 'st', st, 'w', ARGV[12], 'r', ARGV[11])
+if whole then
+  if cur[6] then redis.call('HDEL', rec, 'd') end
+  redis.call('DEL', ctx, order)
+end
+local last = 15 + 2 * tonumber(ARGV[15])
+set_ctx(ctx, order, 16, last)
 local n = #ARGV
-for i = 14, n, 1000 do
+for i = last + 1, n, 1000 do
   redis.call('RPUSH', log, unpack(ARGV, i, math.min(i + 999, n)))
 end
 index(id, wf, old, st, ARGV[8], ARGV[9], ARGV[10])
-retain(rec, log, id, wf, old, st, ARGV[13])
+retain(KEYS, id, wf, old, st, ARGV[13])
 return 1
 """,
 )
 
-#: KEYS: record, log. ARGV: prefix, id. Returns 1 when deleted, 0 when there was nothing.
+#: KEYS: record, log, ctx values, ctx order. ARGV: prefix, id.
+#: Returns 1 when deleted, 0 when there was nothing.
 DELETE = Script(
     "delete",
     _COMMON
     + """
-local rec, log, id = KEYS[1], KEYS[2], ARGV[2]
-local cur = redis.call('HMGET', rec, 'wf', 'st')
+local id = ARGV[2]
+local cur = redis.call('HMGET', KEYS[1], 'wf', 'st')
 if not cur[1] then
   local expired = redis.call('HGET', P .. 'ttl:meta', id)
   if expired then
     forget(id, expired, false)
-    redis.call('DEL', log)
+    drop_data(id)
   end
   return 0
 end
-redis.call('DEL', rec, log)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 forget(id, cur[1], cur[2])
 return 1
 """,
@@ -234,7 +323,7 @@ for i = 2, #ARGV do
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZREM', P .. 'i:all', id)
     end
-    redis.call('DEL', P .. 'l:' .. id)
+    drop_data(id)
   end
 end
 expire_due(now_ms(), 100)
@@ -254,13 +343,23 @@ return redis.call('LRANGE', KEYS[2], start, -1)
 """,
 )
 
+#: KEYS: the record. ARGV: prefix, id. The execution as ``read`` gives it, or nil.
+LOAD = Script(
+    "load",
+    _READ
+    + """
+return read(ARGV[2])
+""",
+)
+
 #: KEYS: an index. ARGV: prefix, limit, and either '' (newest first: find) or the
 #: highest score (oldest first, up to that score: due and stale).
-#: Returns {{f, in, d, f, in, d…}, {ids in the index whose record is gone}}.
+#: Returns {{execution as ``read`` gives it…}, {ids in the index whose record is gone}}.
 QUERY = Script(
     "query",
-    """
-local P, limit, upto = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+    _READ
+    + """
+local limit, upto = tonumber(ARGV[2]), ARGV[3]
 local found, gone = {}, {}
 local n, offset = 0, 0
 while n < limit do
@@ -274,12 +373,10 @@ while n < limit do
   if #ids == 0 then break end
   offset = offset + #ids
   for i = 1, #ids do
-    local record = redis.call('HMGET', P .. 'e:' .. ids[i], 'f', 'in', 'd')
-    if record[1] then
-      found[#found + 1] = record[1]
-      found[#found + 1] = record[2]
-      found[#found + 1] = record[3]
+    local execution = read(ids[i])
+    if execution then
       n = n + 1
+      found[n] = execution
     else
       gone[#gone + 1] = ids[i]
     end
@@ -290,4 +387,4 @@ return {found, gone}
 """,
 )
 
-SCRIPTS = (CREATE, CHECKPOINT, DELETE, PRUNE, ENTRIES, QUERY)
+SCRIPTS = (CREATE, CHECKPOINT, DELETE, PRUNE, ENTRIES, LOAD, QUERY)

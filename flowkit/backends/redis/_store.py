@@ -1,8 +1,8 @@
-"""The Redis store (SPEC §10): one hash and one list per execution, sorted-set indexes.
+"""The Redis store (SPEC §10): a hash per execution, its ctx values apart, sorted-set indexes.
 
 Every write is one Lua script (see :mod:`._scripts`), so a checkpoint — the
-version check, the record, the entries and every index change — happens
-whole or not at all. Queries read the indexes only.
+version check, the record, the ctx values it changed, the entries and every
+index change — happens whole or not at all. Queries read the indexes only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -38,8 +38,19 @@ from ...records import (
     decode_json,
     encode_json,
 )
+from ..batching import GroupCommit
 from ..checks import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
-from ._scripts import CHECKPOINT, CREATE, DELETE, ENTRIES, PRUNE, QUERY, SCRIPTS
+from ._scripts import (
+    CHECKPOINT,
+    CREATE,
+    DELETE,
+    ENTRIES,
+    LOAD,
+    OLD_SHAPE,
+    PRUNE,
+    QUERY,
+    SCRIPTS,
+)
 
 __all__ = ["RedisStore"]
 
@@ -48,13 +59,15 @@ DEFAULT_PREFIX = "flowkit:"
 DEFAULT_RETRY_TIMEOUT = 5.0
 _SCHEMES = ("redis", "rediss", "unix")
 #: flowkit's own options; they are taken out of the URL before redis-py sees it.
-_OPTIONS = ("prefix", "ttl", "retry_timeout")
+_OPTIONS = ("prefix", "ttl", "retry_timeout", "group_commit")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 #: A script's text by its SHA1, for ``EVAL`` after ``NOSCRIPT``.
 _BY_SHA = {script.sha.encode(): script.text.encode() for script in SCRIPTS}
-_CREATE, _CHECKPOINT, _DELETE, _PRUNE, _ENTRIES, _QUERY = (
-    script.sha.encode() for script in (CREATE, CHECKPOINT, DELETE, PRUNE, ENTRIES, QUERY)
+_CREATE, _CHECKPOINT, _DELETE, _PRUNE, _ENTRIES, _LOAD, _QUERY = (
+    script.sha.encode() for script in (CREATE, CHECKPOINT, DELETE, PRUNE, ENTRIES, LOAD, QUERY)
 )
 _STATUS = {status: status.value.encode() for status in Status}
 
@@ -122,6 +135,17 @@ def _seconds(name: str, value: Any, *, positive: bool) -> float:
     return number
 
 
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"store option '{name}' must be true or false, got {value!r}")
+
+
 def _split_url(url: str) -> tuple[str, dict[str, str]]:
     """The URL for redis-py (flowkit's options removed) and flowkit's options from its query."""
     parts = urlsplit(url)
@@ -138,9 +162,11 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
 _ENTRY_KEYS = tuple(name for name in ENTRY_FIELDS if name not in ("id", "execution_id"))
 #: The fields ``create`` writes once (``f``), the input apart (``in``).
 _FIXED_KEYS = tuple(name for name in FIXED_FIELDS if name != "input")
+#: The fields every checkpoint rewrites as one JSON text (``r``): ctx is kept per value.
+_STATE_KEYS = tuple(name for name in CHECKPOINT_FIELDS if name != "ctx")
 _entry_document = DOCUMENT.document(Entry, _ENTRY_KEYS)
 _fixed_document = DOCUMENT.document(Execution, _FIXED_KEYS)
-_state_document = DOCUMENT.document(Execution, CHECKPOINT_FIELDS)
+_state_document = DOCUMENT.document(Execution, _STATE_KEYS)
 
 
 def _entry_text(entry: Entry) -> bytes:
@@ -157,30 +183,91 @@ def _fixed_text(execution: Execution) -> bytes:
 
 
 def _state_text(execution: Execution) -> bytes:
-    """``d``: every field a checkpoint rewrites, as JSON."""
+    """``r``: every field a checkpoint rewrites but ctx, as JSON."""
     return encode_json(_state_document(execution)).encode()
 
 
-def _execution(fixed: bytes | str, input_text: bytes | str, state: bytes | str) -> Execution:
-    data = decode_json(state)
-    data.update(decode_json(fixed))
-    data["input"] = decode_json(input_text)
-    return DOCUMENT.execution(data)
+def _ctx_pairs(ctx: Mapping[str, Any], names: Iterable[str]) -> list[bytes]:
+    """The ctx values ``names`` as the scripts take them: name, JSON text, name, JSON text…"""
+    pairs: list[bytes] = []
+    for name in names:
+        pairs.append(name.encode())
+        pairs.append(encode_json(ctx[name]).encode())
+    return pairs
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _execution(found: Sequence[bytes | str]) -> Execution:
+    """An execution from what the read scripts return: ``{f, in, r, ctx}`` or ``{f, in, d}``.
+
+    ctx comes as one JSON object text, which the script joined from the values
+    and their names, so each value is decoded once; a record of the old shape
+    (``d``, written by an older release) holds ctx in its state.
+    """
+    data = decode_json(found[2])
+    data.update(decode_json(found[0]))
+    data["input"] = decode_json(found[1])
+    if len(found) == 4:
+        data["ctx"] = decode_json(found[3])
+    return DOCUMENT.execution(data)
+
+
+def _conflict(
+    written: Any, execution_id: str, expected_version: int, previous_seq: int
+) -> ConflictError:
+    """The error for what the checkpoint script answered when it wrote nothing."""
+    where = f"checkpoint of execution {execution_id!r}"
+    code = int(written[0])
+    if code == 0:
+        return ConflictError(
+            f"{where}: it does not exist (deleted, expired or never created); nothing was written"
+        )
+    version, seq = int(written[1]), int(written[2])
+    if code == -1:
+        return ConflictError(
+            f"{where}: expected version {expected_version}, but the store holds version "
+            f"{version} (another writer got there first); nothing was written"
+        )
+    return ConflictError(
+        f"{where}: entries must continue at seq {seq + 1}, got {previous_seq + 1}; "
+        "nothing was written"
+    )
+
+
+class _Retry:
+    """The backoff of one call after a lost connection: 20 ms, doubling up to 1 s."""
+
+    __slots__ = ("delay", "started")
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.delay = 0.02
+
+    def waited(self) -> float:
+        """Seconds since the first failure."""
+        return time.monotonic() - self.started
+
+    def next_delay(self) -> float:
+        """How long to sleep before the next attempt."""
+        delay, self.delay = self.delay, min(self.delay * 2, 1.0)
+        return delay
+
+
 class RedisStore:
     """A store in Redis: atomic Lua-script writes and sorted-set indexes.
 
-    Each execution is a hash (``<prefix>e:<id>``) and a list of entries
-    (``<prefix>l:<id>``); sorted sets index executions by workflow, by status,
-    by timer and by lease, so ``find``, ``due`` and ``stale`` never scan. Each
-    ``create``, ``checkpoint`` and ``delete`` is one Lua script: the version
-    check, the record, the entries and every index change happen together or
-    not at all. See the Stores page of the documentation for the key layout.
+    Each execution is a hash (``<prefix>e:<id>``), its ctx values (a hash
+    ``<prefix>c:<id>`` and their order, a list ``<prefix>o:<id>``) and a list
+    of entries (``<prefix>l:<id>``); sorted sets index executions by workflow,
+    by status, by timer and by lease, so ``find``, ``due`` and ``stale`` never
+    scan. Each ``create``, ``checkpoint`` and ``delete`` is one Lua script:
+    the version check, the record, the ctx values it changed, the entries and
+    every index change happen together or not at all. Checkpoints that several
+    threads write at the same time share one round trip (``group_commit``).
+    See the Stores page of the documentation for the key layout.
 
     Durability is Redis's own: checkpoints survive a Redis crash only with AOF
     on (``appendonly yes`` with ``appendfsync always`` or ``everysec``).
@@ -194,13 +281,18 @@ class RedisStore:
             ``max_connections``, ``client_name``…).
         prefix: prepended to every key, so that several applications (or
             stores) share one Redis database; ``flowkit:`` by default.
-        ttl: seconds (or a ``timedelta``) after which a *completed or failed*
-            execution and its entries expire; running, pending and halted
-            executions never expire. None (the default) keeps everything.
+        ttl: seconds (or a ``timedelta``) after which a *finished* (completed,
+            failed or cancelled) execution and its entries expire; running,
+            pending, waiting and halted executions never expire. None (the
+            default) keeps everything.
         retry_timeout: how long an operation keeps retrying, with backoff,
             after a lost connection before raising
             :class:`~flowkit.StoreUnavailableError` (seconds; 5 by default,
             0 for no retries).
+        group_commit: checkpoints that several threads write at the same
+            time travel together, one pipeline of their scripts in one round
+            trip (each script still atomic and version-checked on its own);
+            True by default, False sends each alone.
         **client_options: passed to ``redis.Redis.from_url`` (a URL only).
             flowkit's options may also be given in the URL's query
             (``?prefix=app:&ttl=86400``); keyword arguments win.
@@ -218,6 +310,7 @@ class RedisStore:
         prefix: str | None = None,
         ttl: float | timedelta | None = None,
         retry_timeout: float | None = None,
+        group_commit: bool | None = None,
         **client_options: Any,
     ) -> None:
         redis = optional_import("redis", extra="redis", purpose="the Redis store")
@@ -260,6 +353,8 @@ class RedisStore:
             options["ttl"] = ttl
         if retry_timeout is not None:
             options["retry_timeout"] = retry_timeout
+        if group_commit is not None:
+            options["group_commit"] = group_commit
         self.prefix: str = str(options.get("prefix", DEFAULT_PREFIX))
         ttl_seconds = (
             None if "ttl" not in options else _seconds("ttl", options["ttl"], positive=True)
@@ -269,9 +364,16 @@ class RedisStore:
         self._retry_timeout = _seconds(
             "retry_timeout", options.get("retry_timeout", DEFAULT_RETRY_TIMEOUT), positive=False
         )
+        self.group_commit: bool = _flag("group_commit", options.get("group_commit", True))
+        #: Sends a checkpoint's script: alone, or with those other threads send meanwhile.
+        self._commit: Callable[[Sequence[bytes]], Any] = (
+            GroupCommit(self._execute_batch) if self.group_commit else self._execute
+        )
         self._prefix = self.prefix.encode()
         self._record_prefix = self._prefix + b"e:"
         self._log_prefix = self._prefix + b"l:"
+        self._ctx_prefix = self._prefix + b"c:"
+        self._order_prefix = self._prefix + b"o:"
         # Every write carries an id unique to it: a write sent again after a lost
         # connection finds out whether it already landed (see _execute).
         self._writer = b""
@@ -291,14 +393,16 @@ class RedisStore:
         else:
             self._client = url_or_client
             self._owns_client = False
-        # Commands go straight to a pooled connection; a single-connection client
-        # (which owns its one connection) is used through its own API.
+        # Commands go straight to connections the store holds (see _send_pooled); a
+        # single-connection client (which owns its one connection) is used through its own API.
         self._pool: Any = getattr(self._client, "connection_pool", None)
         single = getattr(self._client, "connection", None) is not None
-        self._send = self._send_client if single or self._pool is None else self._send_pooled
-        self._hot: Any = None  # the connection the store keeps out of the pool
-        self._hot_lock = threading.Lock()
-        self._hot_pid = os.getpid()
+        pooled = not single and self._pool is not None
+        self._send = self._send_pooled if pooled else self._send_client
+        self._send_many = self._send_many_pooled if pooled else self._send_many_client
+        self._idle: list[Any] = []  # connections the store holds that no call is using
+        self._idle_lock = threading.Lock()
+        self._idle_pid = os.getpid()
         try:
             self._load_scripts()
         except BaseException:
@@ -347,45 +451,28 @@ class RedisStore:
     def _closed_error(self) -> FlowkitError:
         return FlowkitError("store is closed")
 
-    def _send_pooled(self, args: Sequence[bytes]) -> Any:
-        """Send one command on a connection from the client's pool, and read its reply.
+    def _take(self) -> Any:
+        """A connection for one call: one the store holds, else a new one from the pool.
 
-        The command is packed here: redis-py's general-purpose packing costs
-        more than the rest of the call on a checkpoint's twenty arguments. The
-        store keeps one connection out of the pool for itself (checking a
-        connection out and in again costs a syscall and some bookkeeping on
-        every command); a thread that finds it busy takes one from the pool.
+        Checking a connection out of redis-py's pool and in again costs a
+        syscall (it polls the socket) and some bookkeeping on every command, so
+        the store keeps the connections it took, as many as calls ran at once,
+        and gives them back when it closes.
         """
-        packed = _pack(args)
-        if self._hot_lock.acquire(blocking=False):
-            try:
-                connection = self._hot
-                if connection is None or self._hot_pid != os.getpid():  # none yet, or forked
-                    connection = self._hot = self._pool.get_connection()
-                    self._hot_pid = os.getpid()
-                try:
-                    connection.send_packed_command([packed])
-                    return connection.read_response()
-                except self._response_error:
-                    raise  # a whole reply was read: the connection is fine
-                except BaseException:
-                    self._hot = None
-                    self._drop(connection)
-                    raise
-            finally:
-                self._hot_lock.release()
-        pool = self._pool
-        connection = pool.get_connection()
-        try:
-            connection.send_packed_command([packed])
-            return connection.read_response()
-        except self._response_error:
-            raise
-        except BaseException:
-            connection.disconnect()  # never reuse a connection with a reply half-read
-            raise
-        finally:
-            pool.release(connection)
+        with self._idle_lock:
+            if self._idle_pid != os.getpid():  # forked: the parent's connections are not ours
+                self._idle, self._idle_pid = [], os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        return self._pool.get_connection()
+
+    def _put_back(self, connection: Any) -> None:
+        """Keep a connection whose replies were all read (the pool's, once closed)."""
+        with self._idle_lock:
+            if not self._closed and self._idle_pid == os.getpid():
+                self._idle.append(connection)
+                return
+        self._pool.release(connection)
 
     def _drop(self, connection: Any) -> None:
         """Disconnect a connection (it may be mid-reply) and give it back to the pool."""
@@ -394,9 +481,58 @@ class RedisStore:
         finally:
             self._pool.release(connection)
 
+    def _send_pooled(self, args: Sequence[bytes]) -> Any:
+        """Send one command on a connection of the store's, and read its reply.
+
+        The command is packed here: redis-py's general-purpose packing costs
+        more than the rest of the call on a checkpoint's twenty arguments.
+        """
+        packed = _pack(args)
+        connection = self._take()
+        try:
+            connection.send_packed_command([packed])
+            reply = connection.read_response()
+        except self._response_error:
+            self._put_back(connection)  # a whole reply was read: the connection is fine
+            raise
+        except BaseException:
+            self._drop(connection)  # never reuse a connection with a reply half-read
+            raise
+        self._put_back(connection)
+        return reply
+
+    def _send_many_pooled(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
+        """Send commands in one write on one connection (a pipeline), and read their replies.
+
+        Returns each command's reply, or the ``ResponseError`` Redis answered it with.
+        """
+        packed = b"".join([_pack(args) for args in commands])
+        connection = self._take()
+        replies: list[Any] = []
+        try:
+            connection.send_packed_command([packed])
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except self._response_error as exc:
+                    replies.append(exc)
+        except BaseException:
+            self._drop(connection)
+            raise
+        self._put_back(connection)
+        return replies
+
     def _send_client(self, args: Sequence[bytes]) -> Any:
         """Send one command through the client (a single-connection client)."""
         return self._client.execute_command(*args)
+
+    def _send_many_client(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
+        """Send commands through the client's pipeline; replies or ``ResponseError``s."""
+        pipe = self._client.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        return replies
 
     def _execute(self, args: Sequence[bytes]) -> Any:
         """Run one command, retrying with backoff after a lost connection.
@@ -412,8 +548,7 @@ class RedisStore:
             StoreError: Redis refused the command.
         """
         send = self._send
-        started = 0.0
-        delay = 0.02
+        retry: _Retry | None = None
         while True:
             try:
                 try:
@@ -424,23 +559,75 @@ class RedisStore:
             except self._auth_error as exc:
                 raise self._unavailable(exc, connecting=True) from exc
             except self._retryable as exc:
-                if self._closed:
-                    raise self._closed_error() from exc
-                now = time.monotonic()
-                if not started:
-                    started = now
-                waited = now - started
-                if waited >= self._retry_timeout:
-                    raise self._unavailable(exc, waited=waited) from exc
-                time.sleep(min(delay, self._retry_timeout - waited))
-                delay = min(delay * 2, 1.0)
+                retry = retry or _Retry()
+                self._pause(retry, exc)
             except self._redis_error as exc:
                 raise self._failed(exc) from exc
 
-    def _keys(self, execution_id: str) -> tuple[bytes, bytes]:
-        """The record's and the log's keys."""
+    def _execute_many(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
+        """Run commands in one round trip (a pipeline), retrying as :meth:`_execute` does.
+
+        Each command is its own script call, atomic and checked on its own:
+        the outcome of one never depends on the others. After a lost
+        connection the whole batch is sent again, which the write ids make safe.
+
+        Returns:
+            Each command's reply, or the :class:`StoreError` Redis refused it with.
+
+        Raises:
+            StoreUnavailableError: the connection could not be had again
+                within ``retry_timeout``.
+        """
+        retry: _Retry | None = None
+        while True:
+            try:
+                replies = self._send_many(commands)
+                break
+            except self._auth_error as exc:
+                raise self._unavailable(exc, connecting=True) from exc
+            except self._retryable as exc:
+                retry = retry or _Retry()
+                self._pause(retry, exc)
+        outcomes: list[Any] = []
+        for args, reply in zip(commands, replies, strict=True):
+            if isinstance(reply, self._no_script):  # after a restart or a flush: rare
+                reply = self._execute((b"EVAL", _BY_SHA[args[1]], *args[2:]))
+            elif isinstance(reply, self._redis_error):
+                failed = self._failed(reply)
+                failed.__cause__ = reply
+                reply = failed
+            outcomes.append(reply)
+        return outcomes
+
+    def _execute_batch(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
+        """What :class:`GroupCommit` calls: one command alone, or several pipelined."""
+        if len(commands) == 1:
+            return [self._execute(commands[0])]
+        return self._execute_many(commands)
+
+    def _pause(self, retry: _Retry, error: BaseException) -> None:
+        """Wait before trying again after a lost connection.
+
+        Raises:
+            FlowkitError: the store was closed meanwhile.
+            StoreUnavailableError: ``retry_timeout`` has passed.
+        """
+        if self._closed:
+            raise self._closed_error() from error
+        waited = retry.waited()
+        if waited >= self._retry_timeout:
+            raise self._unavailable(error, waited=waited) from error
+        time.sleep(min(retry.next_delay(), self._retry_timeout - waited))
+
+    def _keys(self, execution_id: str) -> tuple[bytes, bytes, bytes, bytes]:
+        """The keys of the record, the log, the ctx values and their order."""
         encoded = execution_id.encode()
-        return self._record_prefix + encoded, self._log_prefix + encoded
+        return (
+            self._record_prefix + encoded,
+            self._log_prefix + encoded,
+            self._ctx_prefix + encoded,
+            self._order_prefix + encoded,
+        )
 
     def _write_id(self) -> bytes:
         """An id no other write carries: random per process (a forked child draws anew)."""
@@ -452,7 +639,7 @@ class RedisStore:
     # --- the protocol -----------------------------------------------------------------------------
 
     def create(self, execution: Execution) -> None:
-        """Store a new execution (one script: the record and its index entries).
+        """Store a new execution (one script: the record, its ctx values, its index entries).
 
         Raises:
             ConflictError: an execution with this id already exists.
@@ -468,15 +655,14 @@ class RedisStore:
         fixed = _fixed_text(execution)
         input_text = encode_json(execution.input).encode()
         state = _state_text(execution)
+        ctx = _ctx_pairs(execution.ctx, execution.ctx)
         wake, lease = execution.wake_at, execution.lease_expires_at
-        record_key, log_key = self._keys(execution.id)
         written = self._execute(
             (
                 b"EVALSHA",
                 _CREATE,
-                b"2",
-                record_key,
-                log_key,
+                b"4",
+                *self._keys(execution.id),
                 self._prefix,
                 execution.id.encode(),
                 execution.workflow_id.encode(),
@@ -491,13 +677,14 @@ class RedisStore:
                 state,
                 self._write_id(),
                 self._ttl_ms,
+                *ctx,
             )
         )
         if written != 1:
             raise ConflictError(f"execution {execution.id!r} already exists")
 
     def load(self, execution_id: str) -> Execution | None:
-        """The execution with this id, or None.
+        """The execution with this id, or None (one script: the record and its ctx values).
 
         Raises:
             StoreUnavailableError: Redis cannot be reached.
@@ -506,11 +693,11 @@ class RedisStore:
         """
         if self._closed:
             raise self._closed_error()
-        key = self._record_prefix + execution_id.encode()
-        found = self._execute((b"HMGET", key, b"f", b"in", b"d"))
-        if found[0] is None:
-            return None
-        return _execution(*found)
+        encoded = execution_id.encode()
+        found = self._execute(
+            (b"EVALSHA", _LOAD, b"1", self._record_prefix + encoded, self._prefix, encoded)
+        )
+        return None if found is None else _execution(found)
 
     def checkpoint(
         self,
@@ -523,8 +710,11 @@ class RedisStore:
         """Replace the execution and append ``entries``, atomically.
 
         One Lua script checks the stored version and seq, rewrites the record
-        (not the fields ``create`` wrote), appends the entries and moves the
-        execution between the indexes.
+        (not the fields ``create`` wrote), writes the ctx values ``changed``
+        names (ctx whole when it is None), appends the entries and moves the
+        execution between the indexes. A record written by an older release
+        (ctx inside the record) is converted by its first checkpoint, which
+        then sends ctx whole: one more round trip, once.
 
         Raises:
             ConflictError: the execution does not exist, its stored version is
@@ -543,58 +733,58 @@ class RedisStore:
         execution = utc_execution(execution)
         check_checkpoint(execution, entries, expected_version, changed)
         texts = [_entry_text(utc_entry(entry)) for entry in entries]
-        wake, lease = execution.wake_at, execution.lease_expires_at
-        execution_id = execution.id
-        encoded_id = execution_id.encode()
-        previous_seq = execution.seq - len(entries)
         try:
-            written = self._execute(
-                (
-                    b"EVALSHA",
-                    _CHECKPOINT,
-                    b"2",
-                    self._record_prefix + encoded_id,
-                    self._log_prefix + encoded_id,
-                    self._prefix,
-                    encoded_id,
-                    b"%d" % expected_version,
-                    b"%d" % previous_seq,
-                    b"%d" % execution.version,
-                    b"%d" % execution.seq,
-                    _STATUS[execution.status],
-                    _micros(execution.updated_at),
-                    b"" if wake is None else _micros(wake),
-                    b"" if lease is None else _micros(lease),
-                    _state_text(execution),
-                    self._write_id(),
-                    self._ttl_ms,
-                    *texts,
-                )
+            written = self._commit(
+                self._checkpoint_command(execution, texts, expected_version, changed)
             )
+            if written != 1 and int(written[0]) == OLD_SHAPE:
+                written = self._commit(
+                    self._checkpoint_command(execution, texts, expected_version, None)
+                )
         except StoreUnavailableError as exc:
             raise StoreUnavailableError(
-                f"{exc}; the checkpoint of execution {execution_id!r} was written whole or "
+                f"{exc}; the checkpoint of execution {execution.id!r} was written whole or "
                 "not at all (load it to see which)"
             ) from exc.__cause__
-        if written == 1:
-            return
-        where = f"checkpoint of execution {execution_id!r}"
-        code = int(written[0])
-        if code == 0:
-            raise ConflictError(
-                f"{where}: it does not exist (deleted, expired or never created); "
-                "nothing was written"
-            )
-        version, seq = int(written[1]), int(written[2])
-        if code == -1:
-            raise ConflictError(
-                f"{where}: expected version {expected_version}, but the store holds version "
-                f"{version} (another writer got there first); nothing was written"
-            )
-        raise ConflictError(
-            f"{where}: entries must continue at seq {seq + 1}, got {previous_seq + 1}; "
-            "nothing was written"
-        )
+        if written != 1:
+            raise _conflict(written, execution.id, expected_version, execution.seq - len(entries))
+
+    def _checkpoint_command(
+        self,
+        execution: Execution,
+        texts: Sequence[bytes],
+        expected_version: int,
+        changed: Collection[str] | None,
+    ) -> list[bytes]:
+        """The ``EVALSHA`` of the checkpoint script (see ``CHECKPOINT`` for its arguments)."""
+        wake, lease = execution.wake_at, execution.lease_expires_at
+        if changed is None:
+            ctx, shape = _ctx_pairs(execution.ctx, execution.ctx), b"w"
+        else:
+            ctx, shape = _ctx_pairs(execution.ctx, changed), b"p"
+        return [
+            b"EVALSHA",
+            _CHECKPOINT,
+            b"4",
+            *self._keys(execution.id),
+            self._prefix,
+            execution.id.encode(),
+            b"%d" % expected_version,
+            b"%d" % (execution.seq - len(texts)),
+            b"%d" % execution.version,
+            b"%d" % execution.seq,
+            _STATUS[execution.status],
+            _micros(execution.updated_at),
+            b"" if wake is None else _micros(wake),
+            b"" if lease is None else _micros(lease),
+            _state_text(execution),
+            self._write_id(),
+            self._ttl_ms,
+            shape,
+            b"%d" % (len(ctx) // 2),
+            *ctx,
+            *texts,
+        ]
 
     def entries(self, execution_id: str, *, after: int = 0) -> list[Entry]:
         """The entries with ``seq > after``, in ``seq`` order (one ``LRANGE``).
@@ -606,7 +796,7 @@ class RedisStore:
         """
         if self._closed:
             raise self._closed_error()
-        record_key, log_key = self._keys(execution_id)
+        record_key, log_key, _, _ = self._keys(execution_id)
         texts = self._execute((b"EVALSHA", _ENTRIES, b"2", record_key, log_key, b"%d" % int(after)))
         return [_entry(execution_id, text) for text in texts]
 
@@ -619,7 +809,7 @@ class RedisStore:
         )
         if gone:
             self._prune(key, gone)
-        return [_execution(*found[i : i + 3]) for i in range(0, len(found), 3)]
+        return [_execution(execution) for execution in found]
 
     def _prune(self, key: bytes, gone: Sequence[Any]) -> None:
         """Drop ids whose record expired from the indexes.
@@ -659,7 +849,7 @@ class RedisStore:
         return self._query(index, limit, b"")
 
     def due(self, now: datetime, *, limit: int = 100) -> list[Execution]:
-        """Halted executions whose ``wake_at`` is at or before ``now``, earliest first.
+        """Halted or waiting executions whose ``wake_at`` is at or before ``now``, earliest first.
 
         Ties are ordered by id. Reads the ``i:wake`` index.
 
@@ -696,7 +886,7 @@ class RedisStore:
         return [e for e in found if e.lease_expires_at is not None and e.lease_expires_at <= now]
 
     def delete(self, execution_id: str) -> bool:
-        """Delete an execution, its entries and its index entries (one script).
+        """Delete an execution, its entries, its ctx values and its index entries (one script).
 
         Returns False if it did not exist (or expired) — also when a delete
         whose reply was lost with the connection had deleted it already.
@@ -708,9 +898,15 @@ class RedisStore:
         """
         if self._closed:
             raise self._closed_error()
-        record_key, log_key = self._keys(execution_id)
         deleted = self._execute(
-            (b"EVALSHA", _DELETE, b"2", record_key, log_key, self._prefix, execution_id.encode())
+            (
+                b"EVALSHA",
+                _DELETE,
+                b"4",
+                *self._keys(execution_id),
+                self._prefix,
+                execution_id.encode(),
+            )
         )
         return bool(deleted == 1)
 
@@ -726,9 +922,11 @@ class RedisStore:
         self._release()
 
     def _release(self) -> None:
-        with self._hot_lock:
-            hot, self._hot = self._hot, None
-        if hot is not None and self._hot_pid == os.getpid():
-            self._pool.release(hot)
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+            ours = self._idle_pid == os.getpid()
+        if ours:
+            for connection in idle:
+                self._pool.release(connection)
         if self._owns_client:
             self._client.close()
