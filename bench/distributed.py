@@ -1,6 +1,6 @@
 """Throughput and latency of the Dramatiq executor with 1, 2 and 4 worker processes.
 
-Many short workflows (a start step and ``--steps`` trivial call steps each) are
+Many short workflows (a start step and ``FLOWKIT_BENCH_STEPS`` call steps each) are
 created up front; then the first message of every one is sent at once, and the
 clock runs until the last one completed (the ``updated_at`` of the last
 checkpoint). Each configuration starts real ``flowkit worker`` processes on
@@ -10,17 +10,24 @@ same store in the same run, one after the other in this process.
 
 Reported per configuration (median of ``--repeat`` rounds): steps/s,
 workflows/s, scaling efficiency (throughput / (processes * the 1-process
-throughput)), and per-step latency percentiles — from the moment a step's
-message is sent to the moment the worker has written its checkpoint and sent
-the next message — under that load and, separately, with one workflow at a
-time on one worker process.
+throughput)), messages per workflow, the workers' CPU per step and its ratio to
+the inline executor's, and per-message latency percentiles — from the moment a
+message is sent to the moment the worker has written its last checkpoint and
+sent the next message — under that load; and, separately, the time per step
+with one workflow at a time on one worker process.
+
+A step message drives its execution through consecutive steps for up to the
+workers' time slice (``FLOWKIT_SLICE_SECONDS``/``FLOWKIT_SLICE_STEPS``);
+``--slice-steps 1`` gives one message per step, and ``--slice-steps default,1``
+runs both in the same run (rows ``dramatiq PxT`` and ``dramatiq PxT 1/msg``).
 
 Every worker group is started at the beginning, each on its own queue, and the
 rounds are interleaved (x1, x2, x4, inline, x1, …) so that every configuration
 sees the same machine; idle groups only wait on their queues.
 
 Usage: python bench/distributed.py [--workflows 200] [--repeat 5]
-           [--processes 1,2,4] [--threads 8] [--latency-workflows 50] [--profile]
+           [--processes 1,2,4] [--threads 8] [--slice-steps default]
+           [--latency-workflows 50] [--profile]
 (the number of call steps per workflow is FLOWKIT_BENCH_STEPS, default 10)
 Servers (loopback): FLOWKIT_BENCH_REDIS_URL (default redis://127.0.0.1:6379; the
 broker uses DB 14 with a fresh key namespace, the Redis store DB 15 with a fresh key
@@ -40,6 +47,7 @@ import argparse
 import contextlib
 import cProfile
 import json
+import math
 import os
 import platform
 import pstats
@@ -181,8 +189,12 @@ def _drop_redis(url: str, pattern: str) -> None:
 class Workers:
     """``flowkit worker distributed`` in a process group of its own, on its own queue."""
 
-    def __init__(self, env: dict[str, str], processes: int, threads: int, queue: str) -> None:
+    def __init__(
+        self, env: dict[str, str], processes: int, threads: int, queue: str, slice_steps: int | None
+    ) -> None:
         self.processes = processes
+        if slice_steps is not None:
+            env = {**env, fk_dramatiq.SLICE_STEPS_VAR: str(slice_steps)}
         self.log = tempfile.NamedTemporaryFile(prefix="flowkit-bench-", suffix=".log")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
@@ -326,7 +338,7 @@ def run_inline(engine: flowkit.Engine, count: int) -> tuple[float, int]:
 
 
 def read_latencies(directory: Path, since: float, until: float) -> list[float]:
-    """The latencies (ms) of the steps done between ``since`` and ``until``."""
+    """The latencies (ms) of the messages processed between ``since`` and ``until``."""
     found = []
     for path in directory.glob("latency-*.txt"):
         for line in path.read_text().splitlines():
@@ -377,10 +389,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="rounds per configuration")
     parser.add_argument("--processes", default="1,2,4", help="worker process counts")
     parser.add_argument("--threads", default="8", help="threads per worker process (a list)")
+    parser.add_argument(
+        "--slice-steps",
+        default="default",
+        help="the workers' FLOWKIT_SLICE_STEPS (a list; 'default' keeps theirs, 1 = one "
+        "message per step)",
+    )
     parser.add_argument("--latency-workflows", type=int, default=50)
     parser.add_argument("--profile", action="store_true", help="profile the step actor instead")
     args = parser.parse_args()
-    configs = [(int(p), int(t)) for t in args.threads.split(",") for p in args.processes.split(",")]
+    slices = [None if n == "default" else int(n) for n in args.slice_steps.split(",")]
+    configs = [
+        (int(p), int(t), n)
+        for n in slices
+        for t in args.threads.split(",")
+        for p in args.processes.split(",")
+    ]
 
     store_label, store_url, drop_store = pick_store()
     namespace = f"fkbench-{uuid.uuid4().hex[:8]}"
@@ -407,9 +431,11 @@ def main() -> None:
 
     # One queue per configuration: every worker group is up for the whole run,
     # idle while the others work, so the rounds can be interleaved.
-    names = {config: f"dramatiq {config[0]}x{config[1]}" for config in configs}
+    names = {config: _name(*config) for config in configs}
     runtimes = {
-        config: fk_dramatiq.Runtime(_broker(broker_url), queue=f"bench-{config[0]}x{config[1]}")
+        config: fk_dramatiq.Runtime(
+            _broker(broker_url), queue=f"bench-{config[0]}x{config[1]}-{config[2] or 'd'}"
+        )
         for config in configs
     }
     engines = {
@@ -417,7 +443,7 @@ def main() -> None:
         for config, rt in runtimes.items()
     }
     inline = flowkit.Engine(store=store_url, executor="inline")
-    groups: dict[tuple[int, int], Workers] = {}
+    groups: dict[tuple[int, int, int | None], Workers] = {}
     load_before = os.getloadavg()
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in [*names.values(), "inline"]}
     windows: dict[str, list[tuple[float, float]]] = {name: [] for name in names.values()}
@@ -425,7 +451,8 @@ def main() -> None:
     redis_pid = redis_server_pid(f"{REDIS_URL}/{BROKER_DB}")
     try:
         for config in configs:
-            groups[config] = Workers(env, *config, runtimes[config].queue)
+            processes, threads, slice_steps = config
+            groups[config] = Workers(env, processes, threads, runtimes[config].queue, slice_steps)
         for config in configs:
             groups[config].wait_ready()
             run_round(engines[config], runtimes[config], 20, timeout=60)  # warm up
@@ -445,10 +472,18 @@ def main() -> None:
             after = meter.read()
             cpu["inline"].append(CpuMeter.per_step(before, after, sample[1]))
             samples["inline"].append(sample)
-        since = time.time()
-        for _ in range(args.latency_workflows):
-            run_round(engines[configs[0]], runtimes[configs[0]], 1)
-        unloaded = (since, time.time())
+        # One workflow at a time: the time per step, without waiting in a queue.
+        unloaded = {
+            names[config]: [
+                seconds / steps * 1000
+                for seconds, steps in (
+                    run_round(engines[config], runtimes[config], 1)
+                    for _ in range(args.latency_workflows)
+                )
+            ]
+            for config in configs
+            if config[0] == 1
+        }
     except BaseException:
         for group in groups.values():
             print(group.output()[-4000:], file=sys.stderr)
@@ -464,7 +499,7 @@ def main() -> None:
         _drop_redis(f"{REDIS_URL}/{BROKER_DB}", f"{namespace}:*")
 
     rows: dict[str, Any] = {}
-    for (processes, threads), name in [*names.items(), ((1, 1), "inline")]:
+    for (processes, threads, slice_steps), name in [*names.items(), ((1, 1, None), "inline")]:
         seconds = statistics.median(s for s, _ in samples[name])
         steps = samples[name][0][1]
         row: dict[str, Any] = {
@@ -475,26 +510,37 @@ def main() -> None:
             "workflows_per_s": args.workflows / seconds,
         }
         if name != "inline":
-            one = rows.get(f"dramatiq 1x{threads}")
+            row["slice_steps"] = slice_steps
+            one = rows.get(_name(1, threads, slice_steps))
             if one is not None:
                 row["speedup"] = row["steps_per_s"] / one["steps_per_s"]
                 row["efficiency"] = row["speedup"] / processes
             latencies = [x for window in windows[name] for x in read_latencies(tmp, *window)]
+            row["messages_per_workflow"] = len(latencies) / args.workflows / len(windows[name])
             row["latency_ms"] = percentiles(latencies)
         row["cpu_ms_per_step"] = {
             key: statistics.median(round_[key] for round_ in cpu[name])
             for key in ("workers", "redis", "driver", "machine")
         }
+        if name != "inline":
+            # The goal of issue #16: the workers' CPU per step next to what the inline
+            # executor's process spends per step (the Redis server's CPU apart in both).
+            inline_cpu = statistics.median(round_["driver"] for round_ in cpu["inline"])
+            row["cpu_vs_inline"] = row["cpu_ms_per_step"]["workers"] / inline_cpu
         # How many CPUs were busy during the rounds, with everything else on the machine.
         row["machine_busy_cpus"] = row["cpu_ms_per_step"]["machine"] / 1000 * row["steps_per_s"]
         rows[name] = row
-    unloaded_latency = percentiles(read_latencies(tmp, *unloaded))
-    report(rows, store_label, names[configs[0]], unloaded_latency)
+    unloaded_ms = {
+        name: {"median": statistics.median(times), **percentiles(times)}
+        for name, times in unloaded.items()
+    }
+    report(rows, store_label, unloaded_ms)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "distributed.json"
     out.write_text(
         json.dumps(
             {
+                "command": " ".join(["python", "bench/distributed.py", *sys.argv[1:]]),
                 "python": sys.version,
                 "machine": platform.machine(),
                 "cpus": os.cpu_count(),
@@ -506,7 +552,15 @@ def main() -> None:
                 "steps_per_workflow": STEPS + 1,
                 "repeat": args.repeat,
                 "rows": rows,
-                "latency_unloaded_ms": {"config": names[configs[0]], **unloaded_latency},
+                "slice_steps": args.slice_steps,
+                # What the workers of the rows without "1/msg" used.
+                "default_slice": {
+                    "seconds": float(
+                        env.get(fk_dramatiq.SLICE_SECONDS_VAR) or fk_dramatiq.SLICE_SECONDS
+                    ),
+                    "steps": int(env.get(fk_dramatiq.SLICE_STEPS_VAR) or fk_dramatiq.SLICE_STEPS),
+                },
+                "step_ms_one_workflow_at_a_time": unloaded_ms,
             },
             indent=2,
         )
@@ -514,32 +568,41 @@ def main() -> None:
     print(f"wrote {out}")
 
 
-def report(rows: dict[str, Any], store: str, unloaded_on: str, unloaded: dict[str, float]) -> None:
+def report(rows: dict[str, Any], store: str, unloaded: dict[str, dict[str, float]]) -> None:
     print(
         f"store: {store}; broker: redis; PxT = worker processes x threads each; "
         f"python {platform.python_version()}, {os.cpu_count()} CPUs"
     )
     print(
-        f"{'executor':<15} {'steps/s':>8} {'workflows/s':>12} {'speedup':>8} {'efficiency':>10} "
-        f"{'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'CPU µs/step: workers':>21} "
-        f"{'redis':>6} {'driver':>6} {'busy CPUs':>9}"
+        f"{'executor':<20} {'steps/s':>8} {'workflows/s':>12} {'speedup':>8} {'efficiency':>10} "
+        f"{'msgs/wf':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
+        f"{'CPU µs/step: workers':>21} {'redis':>6} {'driver':>6} {'÷inline':>7} "
+        f"{'busy CPUs':>9}"
     )
     for name, row in rows.items():
         latency = row.get("latency_ms", {})
         efficiency = row.get("efficiency")
         cpu = {key: value * 1000 for key, value in row["cpu_ms_per_step"].items()}
         print(
-            f"{name:<15} {row['steps_per_s']:>8.0f} {row['workflows_per_s']:>12.1f} "
+            f"{name:<20} {row['steps_per_s']:>8.0f} {row['workflows_per_s']:>12.1f} "
             f"{_num(row.get('speedup'), 2, 'x'):>8} "
             f"{_num(efficiency and efficiency * 100, 0, '%'):>10} "
+            f"{_num(row.get('messages_per_workflow'), 1):>7} "
             f"{_num(latency.get('p50')):>7} {_num(latency.get('p90')):>7} "
             f"{_num(latency.get('p99')):>7} {cpu['workers']:>21.0f} {cpu['redis']:>6.0f} "
-            f"{cpu['driver']:>6.0f} {row['machine_busy_cpus']:>9.2f}"
+            f"{cpu['driver']:>6.0f} {_num(row.get('cpu_vs_inline'), 2, 'x'):>7} "
+            f"{row['machine_busy_cpus']:>9.2f}"
         )
-    print(
-        f"one workflow at a time on {unloaded_on}, per-step latency: "
-        f"p50 {unloaded['p50']:.2f} ms, p90 {unloaded['p90']:.2f} ms, p99 {unloaded['p99']:.2f} ms"
-    )
+    for name, times in unloaded.items():
+        print(
+            f"one workflow at a time on {name}, ms per step: median {times['median']:.2f}, "
+            f"p90 {times.get('p90', math.nan):.2f}, max {times.get('max', math.nan):.2f}"
+        )
+
+
+def _name(processes: int, threads: int, slice_steps: int | None) -> str:
+    suffix = "" if slice_steps is None else f" {slice_steps}/msg"
+    return f"dramatiq {processes}x{threads}{suffix}"
 
 
 def _num(value: float | None, digits: int = 0, unit: str = "") -> str:

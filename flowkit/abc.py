@@ -100,7 +100,10 @@ class Outcome:
         output: what the entry records as the step's output.
         input: what the entry records as the step's resolved input.
         halt: halt data; the execution becomes ``halted``.
-        wake_at_seconds: with ``halt``, wake the execution after this many seconds.
+        wait: what the step waits for, when no person is needed (a time, a
+            signal); the execution becomes ``waiting``.
+        wake_at_seconds: with ``halt`` or ``wait``, wake the execution after this
+            many seconds (its step's ``timeout`` runs then).
         action: the entry's action.
         error: with ``action=Action.FAILED``, the entry's error: the step failed
             but goes on to ``target`` (a loop that ran out of iterations).
@@ -123,6 +126,7 @@ class Outcome:
     output: Any = None
     input: Any = None
     halt: dict[str, Any] | None = None
+    wait: dict[str, Any] | None = None
     wake_at_seconds: float | None = None
     action: Action = Action.COMPLETED
     error: str | None = None
@@ -563,7 +567,8 @@ class Store(Protocol):
         """Delete an execution and its entries; False if it did not exist."""
 
     def due(self, now: datetime, *, limit: int = 100) -> list[Execution]:
-        """Halted executions whose ``wake_at`` is at or before ``now``, earliest first.
+        """Halted or waiting executions whose ``wake_at`` is at or before ``now``,
+        earliest first.
 
         Ties are ordered by id, ascending.
 

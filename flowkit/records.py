@@ -79,6 +79,7 @@ class Action(enum.StrEnum):
     FAILED = "failed"
     RETRIED = "retried"
     RESUMED = "resumed"
+    WAITING = "waiting"
     CANCELLED = "cancelled"
     COMPENSATED = "compensated"
 
@@ -185,7 +186,8 @@ class Entry:
         seq: 1, 2, 3… per execution, in the order written.
         step_id: the step (``loop_id:inner_id`` for nested steps).
         step_type: the step's type.
-        action: completed, halted, failed, retried or resumed.
+        action: completed, halted, waiting, failed, retried, resumed, cancelled or
+            compensated.
         attempt: 1 for the first attempt, 2 for the first retry…
         duration_ms: how long the step ran.
         input: the resolved input of the step, when it has one.

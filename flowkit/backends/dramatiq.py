@@ -1,13 +1,18 @@
-"""The Dramatiq driver: every step is a message, so executions scale out on workers.
+"""The Dramatiq driver: executions move between workers as messages, so they scale out.
 
-A worker that receives ``flowkit_step(execution_id, seq)`` loads the
-execution, drops the message unless the execution's last entry is still
-``seq`` (a duplicate or redelivered message), runs the step through the same
-:meth:`Engine.step` every driver uses, checkpoints, and sends the message for
-what comes next: the next step, one message per parallel branch
-(``flowkit_branch``), a delayed message for a retry or an approval timeout
-(``flowkit_timer``). Parallel branches join through the version-checked
-parallel frame in the store, so exactly one branch sends the join's message.
+A worker that receives ``flowkit_step(execution_id, seq)`` drives the execution
+through consecutive sequential steps, each one a call of the same
+:meth:`Engine.step` every driver uses (one checkpoint per step). The first call
+drops the message unless the execution's last entry is still ``seq`` (a
+duplicate or redelivered message). The worker hands the execution over through
+the broker when a step needs it to: one message per parallel branch
+(``flowkit_branch``) at a fan-out, a delayed message for a retry
+(``flowkit_step``) or a timer (``flowkit_timer``: a sleep, an approval
+timeout), nothing at a halt or at the end, and the next ``flowkit_step`` once
+its time slice
+(``slice_seconds``, ``slice_steps``) is used up, so that other executions get
+their turn. Parallel branches join through the version-checked parallel frame
+in the store, so exactly one branch sends the join's message.
 
 Select it with ``executor="dramatiq"`` and a broker URL (``FLOWKIT_BROKER`` /
 ``configure(broker=...)``): ``redis://…`` for Dramatiq's RedisBroker,
@@ -64,6 +69,17 @@ MODULES_VAR = "FLOWKIT_WORKER_MODULES"
 # Steps have their own timeouts; Dramatiq's default 10-minute limit would kill long ones.
 ACTOR_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
 MAINTENANCE_SECONDS = 5.0
+#: The environment variables that bound a step message's time slice in the
+#: worker processes (``flowkit worker`` passes them on).
+SLICE_SECONDS_VAR = "FLOWKIT_SLICE_SECONDS"
+SLICE_STEPS_VAR = "FLOWKIT_SLICE_STEPS"
+# A step message drives its execution for at most this long, and at most this
+# many steps, before it sends the next step's message: enough steps that the
+# message's own cost (a few hundred microseconds of worker CPU, a few broker
+# round trips) is small next to theirs, short enough that a long execution
+# holds a worker thread no longer than a slow step would.
+SLICE_SECONDS = 0.1
+SLICE_STEPS = 100
 # How long an idle consumer waits on the delay queue before it looks at the
 # delayed messages it holds (their eta): the precision of retries and timers.
 DELAY_QUEUE_WAIT = 0.1
@@ -256,6 +272,15 @@ class Runtime:
         priority: the actors' priority (lower runs first, as in Dramatiq).
         maintenance_seconds: how often :meth:`maintain` runs (the maintenance
             lock lasts twice as long, so a dead holder is replaced quickly).
+        slice_seconds: how long one step message may drive its execution
+            through consecutive steps before it sends the next step's message
+            (checked after each step, so a longer step ends the slice).
+        slice_steps: at most this many steps per step message (``1``: one
+            message per step).
+
+    Raises:
+        ConfigError: ``slice_seconds`` is not a positive number, or
+            ``slice_steps`` is less than 1.
     """
 
     def __init__(
@@ -265,10 +290,14 @@ class Runtime:
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         maintenance_seconds: float = MAINTENANCE_SECONDS,
+        slice_seconds: float = SLICE_SECONDS,
+        slice_steps: int = SLICE_STEPS,
     ) -> None:
         self.broker = broker
         self.queue = queue
         self.maintenance_seconds = maintenance_seconds
+        self.slice_seconds = _positive_seconds(slice_seconds, "slice_seconds")
+        self.slice_steps = _at_least_one(slice_steps, "slice_steps")
         options = {
             "queue_name": queue,
             "priority": priority,
@@ -298,7 +327,8 @@ class Runtime:
         )
 
     def send_timer(self, execution: Execution, now: datetime) -> None:
-        """Send the delayed message that fires a halted execution's timer at ``wake_at``."""
+        """Send the delayed message that fires a halted or waiting execution's timer at
+        ``wake_at``."""
         assert execution.wake_at is not None
         self.timer.send_with_options(
             args=(execution.id,), delay=_ms_until(execution.wake_at, now) or None
@@ -318,7 +348,7 @@ class Runtime:
                 )
         elif execution.status is Status.RUNNING:
             self.send_step(execution, advance.delay)
-        elif execution.status is Status.HALTED and execution.wake_at is not None:
+        elif execution.status in _TIMED and execution.wake_at is not None:
             self.send_timer(execution, engine.clock.now())
 
     # --- the actors -----------------------------------------------------------------------------
@@ -337,11 +367,44 @@ class Runtime:
 
     def _step(self, execution_id: str, seq: int) -> None:
         engine = self.engine()
+        advance = self.run_slice(engine, execution_id, seq)
+        if advance is not None:
+            self.follow(engine, advance)
+
+    def run_slice(self, engine: Engine, execution_id: str, seq: int) -> Advance | None:
+        """Drive an execution through consecutive sequential steps, one checkpoint each.
+
+        One call of :meth:`Engine.step` with ``expected_seq=seq`` (a stale or
+        duplicate message is dropped there): it claims the lease once, runs up
+        to ``slice_steps`` steps, starts none after ``slice_seconds``, stops
+        after a step that needs the broker (a fan-out, a retry's delay, a halt
+        or wait, the end), and releases the lease with its last checkpoint;
+        :meth:`follow` then sends what comes next.
+
+        A step's own failure is recorded by the engine (a retry or a failed
+        execution), so what raises is trouble with the store. Raised by the
+        message's first step, it goes to Dramatiq, which retries the message;
+        raised by a later step, the engine logs it and the slice ends at the
+        last checkpoint, whose step message is sent next (a worker of another
+        process drops it until the lease expires and ``recover()`` takes the
+        execution over, as with one message per step).
+
+        Returns:
+            The last step's :class:`Advance`, or None when another process
+            changed the execution first (it sends what comes next).
+
+        Raises:
+            Exception: what the message's first step raised.
+        """
         try:
-            advance = engine.step(execution_id, expected_seq=seq)
+            return engine.step(
+                execution_id,
+                expected_seq=seq,
+                steps=self.slice_steps,
+                seconds=self.slice_seconds,
+            )
         except ConflictError:
-            return  # another worker advanced it first; it sends what comes next
-        self.follow(engine, advance)
+            return None  # another worker advanced it first; it sends what comes next
 
     def _branch(self, execution_id: str, path: str, branch_id: str, visit: int) -> None:
         engine = self.engine()
@@ -366,7 +429,7 @@ class Runtime:
             execution = advance.execution
             now = engine.clock.now()
             if (
-                execution.status is Status.HALTED
+                execution.status in _TIMED
                 and execution.wake_at is not None
                 and execution.wake_at > now
             ):
@@ -460,6 +523,33 @@ class Runtime:
         return True
 
 
+#: The statuses in which an execution may have a timer (``wake_at``).
+_TIMED = (Status.HALTED, Status.WAITING)
+
+
+def _positive_seconds(value: float, name: str) -> float:
+    """``value`` if it is a positive finite number of seconds.
+
+    Raises:
+        ConfigError: it is not.
+    """
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if not (number and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _at_least_one(value: int, name: str) -> int:
+    """``value`` if it is an integer of at least 1.
+
+    Raises:
+        ConfigError: it is not.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer of at least 1, got {value!r}")
+    return value
+
+
 def _process_id() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
@@ -548,20 +638,47 @@ class _Maintenance(threading.Thread):
             self.runtime.maintain()
 
 
+def _seconds_from(var: str, default: float) -> float:
+    """The positive number of seconds in the environment variable ``var``, or ``default``.
+
+    Raises:
+        ConfigError: it is not a positive number.
+    """
+    text = os.environ.get(var) or str(default)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"{var} must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
 def _maintenance_seconds() -> float:
     """``FLOWKIT_MAINTENANCE_SECONDS``, or the default.
 
     Raises:
         ConfigError: it is not a positive number.
     """
-    text = os.environ.get(MAINTENANCE_VAR) or str(MAINTENANCE_SECONDS)
+    return _seconds_from(MAINTENANCE_VAR, MAINTENANCE_SECONDS)
+
+
+def _slice() -> tuple[float, int]:
+    """``FLOWKIT_SLICE_SECONDS`` and ``FLOWKIT_SLICE_STEPS``, or their defaults.
+
+    Raises:
+        ConfigError: the seconds are not a positive number, or the steps not an
+            integer of at least 1.
+    """
+    seconds = _seconds_from(SLICE_SECONDS_VAR, SLICE_SECONDS)
+    text = os.environ.get(SLICE_STEPS_VAR) or str(SLICE_STEPS)
     try:
-        interval = float(text)
+        steps = int(text)
     except ValueError:
-        interval = math.nan
-    if not math.isfinite(interval) or interval <= 0:
-        raise ConfigError(f"{MAINTENANCE_VAR} must be a positive number of seconds, got {text!r}")
-    return interval
+        steps = 0
+    if steps < 1:
+        raise ConfigError(f"{SLICE_STEPS_VAR} must be an integer of at least 1, got {text!r}")
+    return seconds, steps
 
 
 def boot() -> None:
@@ -570,14 +687,19 @@ def boot() -> None:
     Declares the actors on the configured broker, imports the modules named by
     ``FLOWKIT_WORKER_MODULES`` and registers the workflows they define, and
     starts the periodic ``recover()``/``wake_due()`` thread (every ``FLOWKIT_MAINTENANCE_SECONDS``,
-    5 by default).
+    5 by default). A step message drives its execution for at most
+    ``FLOWKIT_SLICE_SECONDS`` (0.1 by default) and ``FLOWKIT_SLICE_STEPS`` steps
+    (100 by default).
 
     Raises:
         ConfigError: no broker is configured, ``FLOWKIT_MAINTENANCE_SECONDS``
-            is not a positive number, or a module cannot be imported.
+            or ``FLOWKIT_SLICE_SECONDS`` is not a positive number,
+            ``FLOWKIT_SLICE_STEPS`` is not an integer of at least 1, or a
+            module cannot be imported.
     """
     rt = get_runtime()
     rt.maintenance_seconds = _maintenance_seconds()
+    rt.slice_seconds, rt.slice_steps = _slice()
     modules = os.environ.get(MODULES_VAR, "")
     import_workflows(name for name in modules.split(",") if name)
     _Maintenance(rt).start()
@@ -603,12 +725,14 @@ def run_workers(
         Dramatiq's exit code.
 
     Raises:
-        ConfigError: no broker is configured, or ``FLOWKIT_MAINTENANCE_SECONDS``
-            is not a positive number.
+        ConfigError: no broker is configured, ``FLOWKIT_MAINTENANCE_SECONDS``
+            or ``FLOWKIT_SLICE_SECONDS`` is not a positive number, or
+            ``FLOWKIT_SLICE_STEPS`` is not an integer of at least 1.
     """
     if not settings().broker:
         get_runtime()  # raises the ConfigError that explains how to configure one
     _maintenance_seconds()
+    _slice()
     queue = os.environ[QUEUE_VAR] = _queue(queue)
     os.environ[MODULES_VAR] = ",".join(modules)
     from dramatiq.cli import main, make_argument_parser

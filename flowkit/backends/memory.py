@@ -57,6 +57,8 @@ _STATE = tuple(name for name in CHECKPOINT_FIELDS if name != "ctx")
 #: Records as the values a database would hold: JSON fields as text, times and
 #: scalars as they are (immutable), so that nothing stored aliases a caller's data.
 _VALUES = RecordCodec(time_in=None, time_out=None, json_text=True)
+#: The statuses whose executions a timer moves on (``due``).
+_TIMED = (Status.HALTED, Status.WAITING)
 _fixed_values = _VALUES.document(Execution, _FIXED)
 _state_values = _VALUES.encoder(Execution, _STATE)
 _entry_values = _VALUES.encoder(Entry, ENTRY_FIELDS)
@@ -292,7 +294,8 @@ class MemoryStore:
         return [_decode(*texts) for _, _, texts in found[:limit]]
 
     def due(self, now: datetime, *, limit: int = 100) -> list[Execution]:
-        """Halted executions whose ``wake_at`` is at or before ``now``, earliest first.
+        """Halted or waiting executions whose ``wake_at`` is at or before ``now``,
+        earliest first.
 
         Ties are ordered by id.
 
@@ -307,7 +310,7 @@ class MemoryStore:
             found = [
                 (slot.state.wake_at, execution_id, slot.texts())
                 for execution_id, slot in self._slots.items()
-                if slot.state.status == Status.HALTED
+                if slot.state.status in _TIMED
                 and slot.state.wake_at is not None
                 and slot.state.wake_at <= now
             ]

@@ -458,6 +458,7 @@ _CORE_BUILDERS = (
     "transform",
     "halt",
     "approval",
+    "sleep",
     "subworkflow",
     "step",
     "route",

@@ -330,7 +330,7 @@ class Engine:
         """
         _check_decision(execution_id, decision)
         execution = self.load(execution_id)
-        _check_resumable(execution)
+        _check_resumable(execution, internal=internal)
         wf = self._definition_for(execution, workflow, allow_changed_definition)
         with self._track(execution) as inflight:
             tx = self._stepper.transaction(wf, inflight)
@@ -518,7 +518,7 @@ class Engine:
             return None
 
     def wake_due(self, *, limit: int = 100) -> Sweep:
-        """Move on halted executions whose timer fired (approval timeouts).
+        """Move on executions whose timer fired: sleeps that are over, approval timeouts.
 
         Each execution is woken on its own: one that cannot be is listed in
         ``Sweep.stuck`` and the others go on.
@@ -542,10 +542,10 @@ class Engine:
         return sweep
 
     def fire_timer(self, execution_id: str) -> Advance:
-        """Fire the timer of a halted execution if it is due: one checkpoint."""
+        """Fire the timer of a halted or waiting execution if it is due: one checkpoint."""
         execution = self.load(execution_id)
         if (
-            execution.status is not Status.HALTED
+            execution.status not in (Status.HALTED, Status.WAITING)
             or execution.wake_at is None
             or execution.wake_at > self.clock.now()
         ):
@@ -700,8 +700,21 @@ class Engine:
             self.notify_parent(final)
         return final
 
-    def step(self, execution_id: str, expected_seq: int | None = None) -> Advance:
-        """Advance an execution by exactly one step and checkpoint it.
+    def step(
+        self,
+        execution_id: str,
+        expected_seq: int | None = None,
+        *,
+        steps: int = 1,
+        seconds: float | None = None,
+    ) -> Advance:
+        """Advance an execution by one step, or by up to ``steps`` consecutive ones,
+        with a checkpoint each.
+
+        With a driver that hands executions off between processes (Dramatiq),
+        the steps run under one claim of the lease, which the last step's
+        checkpoint releases: a second message for the execution (a
+        redelivery, a recovery) finds it taken and is dropped.
 
         Args:
             execution_id: the execution.
@@ -709,14 +722,24 @@ class Engine:
                 entry is still this one (a duplicate or redelivered request is
                 dropped). Unlike the version, the seq does not move when a
                 lease is claimed or renewed.
+            steps: the most steps to run. It stops sooner after a step that
+                needs a driver to go on: a fan-out, a retry's delay, a halt or
+                wait, or the end.
+            seconds: no step starts after this long (the first always runs).
+
+        Raises:
+            ValueError: ``steps`` is less than 1.
+            Exception: what the store raised in the first step. In a later one
+                it is logged, and the last checkpoint's :class:`Advance` is
+                returned (the execution goes on from there).
         """
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
         execution = self.load(execution_id)
         stale = expected_seq is not None and execution.seq != expected_seq
         if stale or execution.status not in (Status.PENDING, Status.RUNNING):
             return Advance(execution=execution, dropped=True)
         if self.driver.hands_off:
-            # Run the step under a lease: a second message for it (a redelivery,
-            # a recovery) finds the lease taken and is dropped.
             held = execution.lease_owner not in (None, self.owner)
             expires = execution.lease_expires_at
             if held and expires is not None and expires > self.clock.now():
@@ -733,16 +756,35 @@ class Engine:
         elif execution.status is Status.PENDING:
             execution = self._claim(execution, owner=self.owner)
         wf = self._definition_for(execution, None, False)
+        until = None if seconds is None else time.monotonic() + seconds
+        done: Advance | None = None
         with self._track(execution) as inflight:
-            try:
-                return self._stepper.step(wf, inflight, None)
-            except ConflictError:
-                asked = self._cancel_asked(wf, inflight)
-                if asked is None:
-                    raise
-        if not asked.running:
-            self.notify_parent(asked.execution)
-        return asked
+            for ran in range(steps):
+                last = ran == steps - 1 or (until is not None and time.monotonic() >= until)
+                try:
+                    advance = self._stepper.step(wf, inflight, None, hold=not last)
+                except ConflictError:
+                    asked = self._cancel_asked(wf, inflight)
+                    if asked is None:
+                        raise
+                    advance = asked
+                    last = True
+                except Exception:
+                    if done is None:
+                        raise
+                    log.exception(
+                        "flowkit: execution %s: the step after entry %d failed; it goes on "
+                        "from that checkpoint",
+                        execution_id,
+                        done.execution.seq,
+                    )
+                    return done
+                if last or not advance.running or advance.fanout is not None or advance.delay:
+                    break
+                done = advance
+        if not advance.running:
+            self.notify_parent(advance.execution)
+        return advance
 
     def run_branch(
         self, execution_id: str, parallel_path: str, branch_id: str, visit: int
@@ -820,10 +862,14 @@ class Engine:
 
     def notify_parent(self, child: Execution) -> None:
         """A sub-workflow ended on its own (e.g. its timer fired): move its halted parent on."""
-        if child.parent_id is None or child.status in (Status.RUNNING, Status.HALTED):
+        if child.parent_id is None or child.status in (
+            Status.RUNNING,
+            Status.HALTED,
+            Status.WAITING,
+        ):
             return
         parent = self.store.load(child.parent_id)
-        if parent is None or parent.status is not Status.HALTED:
+        if parent is None or parent.status not in (Status.HALTED, Status.WAITING):
             return
         if (parent.halt_data or {}).get("child_id") != child.id:
             return
@@ -993,12 +1039,19 @@ def _check_decision(execution_id: str, decision: Decision) -> None:
         raise ValidationError(problems, subject=f"resume of execution '{execution_id}'")
 
 
-def _check_resumable(execution: Execution) -> None:
+def _check_resumable(execution: Execution, *, internal: bool = False) -> None:
+    """Refuse to resume what is not halted (the engine moves a parent waiting for its
+    sub-workflow on itself: ``internal``)."""
     if execution.status.finished:
         raise ExecutionError(
             f"execution '{execution.id}' is {execution.status.value} and cannot be resumed"
         )
-    if execution.status is not Status.HALTED:
+    if execution.status is Status.WAITING and not internal:
+        raise ExecutionError(
+            f"execution '{execution.id}' is waiting (for a time or a signal) and goes on by "
+            "itself; it cannot be resumed (cancel it to stop it)"
+        )
+    if execution.status not in (Status.HALTED, Status.WAITING):
         raise ConflictError(
             f"execution '{execution.id}' is {execution.status.value}, not halted; "
             "it cannot be resumed while it runs"

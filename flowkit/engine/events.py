@@ -23,11 +23,17 @@ EVENT_NAMES = frozenset(
         "workflow.completed",
         "workflow.halted",
         "workflow.failed",
+        "workflow.retried",
+        "workflow.cancelling",
+        "workflow.cancelled",
+        "workflow.compensating",
         "step.started",
         "step.completed",
         "step.failed",
         "step.halted",
+        "step.waiting",
         "step.retrying",
+        "step.compensated",
     }
 )
 

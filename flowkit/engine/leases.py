@@ -60,10 +60,13 @@ class InFlight:
         self._cursor = (written, cursor)
 
     def refresh(self, record: Execution) -> None:
-        """Adopt a record read back from the store (after a conflict)."""
+        """Adopt a record read back from the store (after a conflict), unless this
+        process wrote a newer one meanwhile (a late parallel branch reads the store
+        while the execution goes on)."""
         with self.lock:
-            self.record = record
-            self.content_version = record.version
+            if record.version > self.record.version:
+                self.record = record
+                self.content_version = record.version
 
     def write(
         self,

@@ -177,9 +177,16 @@ class Stepper:
         tx.cursor = inflight.cursor_of(inflight.record)
         return tx
 
-    def step(self, wf: WorkflowDef, inflight: InFlight, deadline: float | None) -> Advance:
-        """Run the step at the execution's position; past ``deadline`` the execution fails."""
+    def step(
+        self, wf: WorkflowDef, inflight: InFlight, deadline: float | None, *, hold: bool = False
+    ) -> Advance:
+        """Run the step at the execution's position; past ``deadline`` the execution fails.
+
+        With ``hold``, a driver that hands executions off keeps the lease after
+        the checkpoint when the execution goes on at once (its next step runs here).
+        """
         tx = self.transaction(wf, inflight)
+        tx.hold = hold
         if deadline is not None and time.monotonic() > deadline:
             error = ExecutionError(f"workflow '{wf.id}' ran out of time")
             return self._settle(tx, inflight, Fail(error))
@@ -358,7 +365,8 @@ class Stepper:
         lease = self.leases.duration
         # A retry waits tx.delay before its next attempt: nobody may recover it sooner.
         expires = tx.now + lease + timedelta(seconds=tx.delay) if running else None
-        owner = self.lease_owner(False) if running else None
+        keep = tx.hold and tx.fanout is None and not tx.delay
+        owner = self.lease_owner(keep) if running else None
 
         def build(latest: Execution) -> Execution:
             # The constructor rather than attrs.evolve: this runs once per step.
@@ -602,16 +610,20 @@ class Stepper:
             output=outcome.output,
             error=error,
         )
-        if outcome.halt is not None:
-            tx.status = Status.HALTED
-            tx.halt_data = outcome.halt
+        if outcome.halt is not None or outcome.wait is not None:
+            waits = outcome.halt is None
+            tx.status = Status.WAITING if waits else Status.HALTED
+            tx.halt_data = outcome.wait if waits else outcome.halt
             tx.recover_to = _recover_to(kind, step, path)
             wakes = [workflow_deadline(tx.wf, tx.base)]
             if outcome.wake_at_seconds is not None:
                 wakes.append(tx.now + timedelta(seconds=outcome.wake_at_seconds))
             # The timer fires for the step's own timeout or for the workflow's.
             tx.wake_at = min((wake for wake in wakes if wake is not None), default=None)
-            tx.event("step.halted", path, halt=outcome.halt)
+            if waits:
+                tx.event("step.waiting", path, wait=outcome.wait)
+            else:
+                tx.event("step.halted", path, halt=outcome.halt)
         elif outcome.action is Action.FAILED:
             tx.event("step.failed", path, attempt=attempt, error=error)
         else:

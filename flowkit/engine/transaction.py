@@ -42,6 +42,8 @@ class Transaction:
             cursor while that step is not finished (see :class:`flowkit.cursor.Cursor`).
         delay: wait this long before the next step (a retry's backoff).
         fanout: parallel branches to run now.
+        hold: keep the lease after this checkpoint if the execution goes on at
+            once (the next step runs in this process).
         internal: the engine resumes the execution itself (a sub-workflow
             ended): approval checks are skipped.
         deadline: a ``time.monotonic()`` bound on steps (a sub-workflow's timeout).
@@ -79,6 +81,7 @@ class Transaction:
         self.state: Any = None
         self.delay = 0.0
         self.fanout: FanOut | None = None
+        self.hold = False
         self.events: list[tuple[str, str | None, dict[str, Any]]] = []
         self.listening = listening
         self.now = now

@@ -14,6 +14,7 @@ from .halt import HaltConfig
 from .loop import LoopConfig
 from .parallel import ParallelConfig, Wait
 from .router import Route, RouterConfig, When, when
+from .sleep import SleepConfig
 from .start import StartConfig
 from .transform import TransformConfig, TransformOp
 from .workflow import WorkflowConfig
@@ -29,6 +30,7 @@ __all__ = [
     "ParallelConfig",
     "Route",
     "RouterConfig",
+    "SleepConfig",
     "StartConfig",
     "TransformConfig",
     "TransformOp",

@@ -86,12 +86,14 @@ class SubWorkflow(StepType):
         if execution.status is Status.COMPLETED:
             updates = {config.output: execution.result} if config.output else {}
             return Outcome(target=run.step.next, updates=updates, output=execution.result)
-        if execution.status is Status.HALTED:
+        if execution.status in (Status.HALTED, Status.WAITING):
             data: dict[str, Any] = {
                 **(execution.halt_data or {}),
                 "child_id": child,
                 "child_workflow": config.workflow_id,
             }
+            if execution.status is Status.WAITING:  # it goes on by itself, and this with it
+                return Outcome(stay=True, wait=data, output=data, action=Action.WAITING)
             return Outcome(stay=True, halt=data, output=data, action=Action.HALTED)
         if deadline is not None and time.monotonic() >= deadline:
             raise ExecutionError(f"Step '{run.path}' timed out after {limit:g}s")

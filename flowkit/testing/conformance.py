@@ -785,25 +785,30 @@ class TestDelete:
 class TestDueStale:
     """``due`` (timers) and ``stale`` (expired leases)."""
 
-    def test_due_only_halted_with_wake_at_passed_earliest_first(self, store: Store) -> None:
+    def test_due_only_halted_or_waiting_with_wake_at_passed_earliest_first(
+        self, store: Store
+    ) -> None:
         now = _at(10)
         rows: list[tuple[str, Status, datetime | None]] = [
             ("late", Status.HALTED, _at(9)),
             ("early", Status.HALTED, _at(1)),
             ("exact", Status.HALTED, now),
-            ("tie-b", Status.HALTED, _at(5)),
+            ("tie-b", Status.WAITING, _at(5)),
             ("tie-a", Status.HALTED, _at(5)),
-            ("future", Status.HALTED, now + timedelta(microseconds=1)),
+            ("sleeping", Status.WAITING, _at(2)),
+            ("future", Status.WAITING, now + timedelta(microseconds=1)),
             ("no-timer", Status.HALTED, None),
+            ("waits-for-a-signal", Status.WAITING, None),
             ("running", Status.RUNNING, _at(1)),
             ("done", Status.COMPLETED, _at(1)),
             ("failed", Status.FAILED, _at(1)),
+            ("cancelled", Status.CANCELLED, _at(1)),
             ("pending", Status.PENDING, _at(1)),
         ]
         for execution_id, status, wake_at in rows:
             _created(store, id=execution_id, status=status, wake_at=wake_at)
-        assert _ids(store.due(now)) == ["early", "tie-a", "tie-b", "late", "exact"]
-        assert _ids(store.due(now, limit=2)) == ["early", "tie-a"]
+        assert _ids(store.due(now)) == ["early", "sleeping", "tie-a", "tie-b", "late", "exact"]
+        assert _ids(store.due(now, limit=2)) == ["early", "sleeping"]
         assert store.due(now, limit=0) == []
         assert store.due(_at(0)) == []
 
@@ -817,8 +822,15 @@ class TestDueStale:
         store.checkpoint(halted, entries, record.version)
         assert store.due(_at(2)) == []
         assert _ids(store.due(_at(3))) == [execution.id]
-        store.delete(execution.id)
+        waiting, entries = next_checkpoint(halted, 1, status=Status.WAITING, wake_at=_at(4))
+        store.checkpoint(waiting, entries, halted.version)
         assert store.due(_at(3)) == []
+        assert _ids(store.due(_at(4))) == [execution.id]
+        cancelled, entries = next_checkpoint(waiting, 1, status=Status.CANCELLED, wake_at=None)
+        store.checkpoint(cancelled, entries, waiting.version)
+        assert store.due(_at(4)) == []
+        store.delete(execution.id)
+        assert store.due(_at(4)) == []
 
     def test_stale_only_running_with_expired_lease_oldest_first(self, store: Store) -> None:
         now = _at(10)
@@ -1420,7 +1432,7 @@ def test_store_matches_model(store_factory: StoreFactory) -> None:
             found = sorted(
                 (record.wake_at, record.id, canonical(record))
                 for record in self.records.values()
-                if record.status == Status.HALTED
+                if record.status in (Status.HALTED, Status.WAITING)
                 and record.wake_at is not None
                 and record.wake_at <= now
             )

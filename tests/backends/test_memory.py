@@ -265,8 +265,8 @@ def test_naive_time_message(store: MemoryStore) -> None:
 def test_query_argument_messages(store: MemoryStore) -> None:
     with pytest.raises(
         ValueError,
-        match=r"^unknown status 'done' \(expected one of: pending, running, completed, "
-        r"halted, failed\)$",
+        match=r"^unknown status 'done' \(expected one of: pending, running, waiting, "
+        r"halted, completed, failed, cancelled\)$",
     ):
         store.find(status="done")
     with pytest.raises(ValueError, match=r"^limit must be 0 or more, got -1$"):

@@ -38,6 +38,8 @@ RABBITMQ_URL = os.environ.get("FLOWKIT_TEST_RABBITMQ_URL", "amqp://guest:guest@1
 #: Short enough that a killed worker's execution is recovered within seconds.
 LEASE_SECONDS = 2.0
 MAINTENANCE_SECONDS = 0.5
+#: The workers' time slice, in seconds (steps: the default, 100).
+SLICE_SECONDS = 60.0
 #: How long a test waits for something the workers do.
 DEADLINE = 60.0
 
@@ -138,6 +140,9 @@ class Cluster:
             "FLOWKIT_QUEUE": self.queue,
             "FLOWKIT_LEASE_SECONDS": str(LEASE_SECONDS),
             "FLOWKIT_MAINTENANCE_SECONDS": str(MAINTENANCE_SECONDS),
+            # A slice ends by its steps (or a hand-over), never by how busy the machine
+            # is, so the tests count messages exactly.
+            fk_dramatiq.SLICE_SECONDS_VAR: str(SLICE_SECONDS),
             flows.TEST_DIR: str(self.directory),
             "PYTHONPATH": str(ROOT),
         }
@@ -149,12 +154,14 @@ class Cluster:
         threads: int = 4,
         maintenance: float = MAINTENANCE_SECONDS,
         ready: bool = True,
+        env: dict[str, str] | None = None,
     ) -> WorkerGroup:
         """Start ``flowkit worker tests.distributed.flows`` on this cluster's queue.
 
-        With ``ready``, return once its worker processes are ready for messages.
+        With ``ready``, return once its worker processes are ready for messages;
+        ``env`` adds to their environment (e.g. ``FLOWKIT_SLICE_STEPS``).
         """
-        env = {**self.env, "FLOWKIT_MAINTENANCE_SECONDS": str(maintenance)}
+        env = {**self.env, "FLOWKIT_MAINTENANCE_SECONDS": str(maintenance), **(env or {})}
         command = [
             FLOWKIT,
             "worker",
@@ -179,6 +186,28 @@ class Cluster:
     def calls(self) -> Counter[tuple[str, str]]:
         """How many times each (step, execution id) ran."""
         return flows.calls(self.directory)
+
+    def messages(self, execution_id: str) -> Counter[str]:
+        """How many messages of each actor the workers processed for an execution."""
+        return Counter(
+            {
+                actor: count
+                for (actor, of), count in flows.messages(self.directory).items()
+                if of == execution_id
+            }
+        )
+
+    def assert_messages(self, execution_id: str, expected: dict[str, int]) -> None:
+        """The workers processed ``expected`` messages (by actor) for an execution, and
+        no more. A message is noted after its actor returned, so after its checkpoint:
+        wait a little for the last one."""
+        deadline = time.monotonic() + 10
+        while (found := self.messages(execution_id)) != Counter(expected):
+            if time.monotonic() > deadline:
+                pytest.fail(f"messages of {execution_id}: {dict(found)}, expected {expected}")
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert self.messages(execution_id) == Counter(expected)
 
     def pids(self, step: str | None = None) -> set[int]:
         """The processes that ran calls (of ``step``)."""

@@ -7,7 +7,9 @@ Every service call appends one line ``<step> <execution id> <pid>`` to
 ``calls.log`` in the directory named by ``FLOWKIT_TEST_DIR`` (one per test):
 an append-only file counts how often each step really ran, whatever the store
 and broker say. A single ``write`` of a short line to a file opened with
-``O_APPEND`` is atomic, so lines from many processes never interleave.
+``O_APPEND`` is atomic, so lines from many processes never interleave. In the
+worker processes, every message processed appends ``<actor> <execution id>
+<pid>`` to ``messages.log`` the same way.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import dramatiq
+
 import flowkit
+from flowkit.backends import dramatiq as fk_dramatiq
 
 #: The environment variable naming the test's directory.
 TEST_DIR = "FLOWKIT_TEST_DIR"
 CALLS = "calls.log"
+MESSAGES = "messages.log"
 #: Written by the slow step when it starts (its content: the worker process's pid).
 STARTED = "started"
 #: Created by the test to let the slow step finish.
@@ -36,26 +42,48 @@ def _dir() -> Path:
     return Path(os.environ[TEST_DIR])
 
 
-def _note(step: str) -> None:
-    execution_id = flowkit.current().execution_id
-    line = f"{step} {execution_id} {os.getpid()}\n".encode()
-    fd = os.open(_dir() / CALLS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _append(name: str, *words: object) -> None:
+    """Append one line of ``words`` to the file ``name`` of the test's directory."""
+    line = " ".join(map(str, words)) + "\n"
+    fd = os.open(_dir() / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        os.write(fd, line.encode())
     finally:
         os.close(fd)
 
 
-def call_log(directory: Path) -> list[tuple[str, str, int]]:
-    """Every call in ``calls.log``: (step, execution id, pid)."""
-    path = directory / CALLS
+def _note(step: str) -> None:
+    _append(CALLS, step, flowkit.current().execution_id, os.getpid())
+
+
+def _read(directory: Path, name: str) -> list[tuple[str, str, int]]:
+    path = directory / name
     if not path.exists():
         return []
     found = []
     for line in path.read_text().splitlines():
-        step, execution_id, pid = line.split()
-        found.append((step, execution_id, int(pid)))
+        what, execution_id, pid = line.split()
+        found.append((what, execution_id, int(pid)))
     return found
+
+
+def call_log(directory: Path) -> list[tuple[str, str, int]]:
+    """Every call in ``calls.log``: (step, execution id, pid)."""
+    return _read(directory, CALLS)
+
+
+def messages(directory: Path) -> Counter[tuple[str, str]]:
+    """How many messages of each (actor, execution id) the workers processed."""
+    return Counter((actor, execution_id) for actor, execution_id, _ in _read(directory, MESSAGES))
+
+
+class MessageLog(dramatiq.Middleware):
+    """Notes every message a worker processed (dropped ones too) in ``messages.log``."""
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        _append(MESSAGES, message.actor_name, message.args[0], os.getpid())
 
 
 def calls(directory: Path) -> Counter[tuple[str, str]]:
@@ -205,6 +233,42 @@ APPROVAL = flowkit.load(
 )
 
 
+def flaky(step: str) -> str:
+    """Note the call; the first call of each execution fails."""
+    _note(step)
+    if calls(_dir())[(step, flowkit.current().execution_id)] == 1:
+        raise RuntimeError("not yet")
+    return step
+
+
+#: before → flaky (fails once, retried after 0.2 s) → after.
+RETRYING = flowkit.load(
+    {
+        "id": "dist_retrying",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "flaky"),
+            {**_call("flaky", "flaky", "after"), "retries": 1, "retry_delay": 0.2},
+            _call("after", "work", None),
+        ],
+    }
+)
+
+
+#: before → nap (sleeps 0.5 s) → after.
+SLEEPING = flowkit.load(
+    {
+        "id": "dist_sleeping",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "nap"),
+            {"id": "nap", "type": "sleep", "seconds": 0.5, "next": "after"},
+            _call("after", "work", None),
+        ],
+    }
+)
+
+
 def poison(step: str) -> str:
     """Note the call and return text no store can keep (a lone surrogate)."""
     _note(step)
@@ -224,17 +288,27 @@ POISONED = flowkit.load(
     }
 )
 
-WORKFLOWS = (SLOW, CHAIN, FANOUT, HALTING, APPROVAL, POISONED)
+WORKFLOWS = (SLOW, CHAIN, FANOUT, HALTING, APPROVAL, RETRYING, SLEEPING, POISONED)
 
 
 def register() -> None:
-    """Register the ``Distributed`` service and the workflows in this process."""
+    """Register the ``Distributed`` service and the workflows in this process; in a
+    worker process (``flowkit worker`` names its modules), log its messages."""
     flowkit.register_service(
         "Distributed",
-        {"work": work, "slow": slow, "branch": branch, "echo": echo, "poison": poison},
+        {
+            "work": work,
+            "slow": slow,
+            "branch": branch,
+            "echo": echo,
+            "flaky": flaky,
+            "poison": poison,
+        },
     )
     for wf in WORKFLOWS:
         flowkit.register(wf)
+    if os.environ.get(fk_dramatiq.MODULES_VAR) and TEST_DIR in os.environ:
+        fk_dramatiq.get_runtime().broker.add_middleware(MessageLog())
 
 
 register()

@@ -40,11 +40,17 @@ def test_a_worker_killed_in_the_middle_of_a_step(cluster: Cluster) -> None:
     started = cluster.directory / flows.STARTED
     pid = int(wait_for(lambda: started.exists() and started.read_text(), "the slow step to start"))
     assert pid != os.getpid()
+    # In the middle of a slice too: the first message checkpointed start and one,
+    # and is still running.
+    assert cluster.engine.load(handle.execution_id).seq == 2
+    assert cluster.messages(handle.execution_id) == {}
 
     os.kill(pid, signal.SIGKILL)
     (cluster.directory / flows.RELEASE).touch()  # the re-run of the step does not block
     cluster.start_workers(processes=1, threads=2, ready=False)
 
+    # Redelivered, the first message is stale and dropped; once the dead worker's lease
+    # ran out, recover() sends the step message of the last checkpoint.
     result = handle.result(timeout=60)
     assert result.status is Status.COMPLETED, result.error
     assert_each_once(
@@ -92,6 +98,10 @@ def test_twenty_branches_on_four_threads_join_once(cluster: Cluster) -> None:
     assert fan.seq == 3 + flows.BRANCHES  # joined after every branch was recorded
     ran = cluster.calls()
     assert all(1 <= ran[(branch, handle.execution_id)] <= 2 for branch in branches)
+    # start, before, fan (out); a message per branch; the join's: fan, after, end.
+    cluster.assert_messages(
+        handle.execution_id, {"flowkit_step": 2, "flowkit_branch": flows.BRANCHES}
+    )
 
 
 def test_a_halted_workflow_resumed_through_the_queue(configured: Cluster) -> None:
@@ -99,6 +109,7 @@ def test_a_halted_workflow_resumed_through_the_queue(configured: Cluster) -> Non
     cluster.start_workers(processes=1, threads=2)
     halted = flowkit.run(flows.HALTING, timeout=60)
     assert halted.status is Status.HALTED, halted.error
+    cluster.assert_messages(halted.execution_id, {"flowkit_step": 1})  # start, before, wait
 
     resumed = flowkit.resume(halted.execution_id, response={"answer": 42})
 
@@ -115,6 +126,7 @@ def test_a_halted_workflow_resumed_through_the_queue(configured: Cluster) -> Non
     )
     # The step after the resume ran on the worker, not in this process.
     assert cluster.pids("after") == cluster.pids("before") != {os.getpid()}
+    cluster.assert_messages(halted.execution_id, {"flowkit_step": 2})  # after, end
 
 
 def test_an_approval_timeout_fires_through_the_delayed_message(cluster: Cluster) -> None:
@@ -129,6 +141,8 @@ def test_an_approval_timeout_fires_through_the_delayed_message(cluster: Cluster)
 
     assert finished.status is Status.COMPLETED, finished.error
     assert finished.result == ["start", "before", "ask", "expired"]
+    # start, before, ask (halts); the timer; expired, end.
+    cluster.assert_messages(halted.execution_id, {"flowkit_step": 2, "flowkit_timer": 1})
     assert finished.updated_at >= execution.wake_at
     assert_each_once(
         cluster.entries(halted.execution_id),

@@ -2,12 +2,14 @@
 
 The actors are called directly, in this process, on a memory store; a
 middleware records every message they send (queue, actor, arguments, delay).
-The fault tests in ``test_faults.py`` run the same code on real workers and
-brokers.
+Most tests run one step per message (``slice_steps=1``) to see what follows
+each kind of step; the time slice's own tests use the default slice. The fault
+tests in ``test_faults.py`` run the same code on real workers and brokers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -89,12 +91,12 @@ class Setup:
     services: flowkit.ServiceRegistry
 
 
-@pytest.fixture
-def setup() -> Iterator[Setup]:
+@contextlib.contextmanager
+def _setup(**runtime_options: Any) -> Iterator[Setup]:
     broker = StubBroker()
     recorder = Recorder()
     broker.add_middleware(recorder)
-    runtime = Runtime(broker, queue=QUEUE)
+    runtime = Runtime(broker, queue=QUEUE, **runtime_options)
     clock = Clock()
     services = flowkit.ServiceRegistry()
     failures = {"left": 1}
@@ -119,6 +121,20 @@ def setup() -> Iterator[Setup]:
     engine.close()
     engine.store.close()
     broker.close()
+
+
+@pytest.fixture
+def setup() -> Iterator[Setup]:
+    """One message per step: each test sees what follows one kind of step."""
+    with _setup(slice_steps=1) as made:
+        yield made
+
+
+@pytest.fixture
+def sliced() -> Iterator[Setup]:
+    """The default time slice: a step message drives its execution for many steps."""
+    with _setup() as made:
+        yield made
 
 
 def workflow(*steps: dict[str, Any], id: str = "stub") -> flowkit.WorkflowDef:
@@ -467,6 +483,243 @@ def test_a_halt_without_timeout_sends_nothing_and_resume_sends_the_next_step(
     assert setup.engine.load(execution.id).status is Status.COMPLETED
 
 
+# --- the time slice ---------------------------------------------------------------------------
+
+
+def _steps(setup: Setup, execution_id: str) -> list[tuple[str, Action]]:
+    return [(e.step_id, e.action) for e in setup.engine.store.entries(execution_id)]
+
+
+def _started(setup: Setup, wf: flowkit.WorkflowDef) -> flowkit.Execution:
+    """A new execution, its first message taken from the recorder."""
+    execution = setup.engine.load(setup.engine.start(wf).execution_id)
+    assert setup.recorder.take() == [step_message(execution)]
+    return execution
+
+
+def test_one_step_message_drives_a_chain_to_its_end(sliced: Setup) -> None:
+    wf = workflow(call("a", 1, next="b"), call("b", "$a", next="c"), call("c", "$b"))
+    execution = _started(sliced, wf)
+
+    sliced.runtime.step(execution.id, execution.seq)
+
+    done = sliced.engine.load(execution.id)
+    assert (done.status, done.ctx["c"]) == (Status.COMPLETED, 8)
+    assert [step for step, _ in _steps(sliced, execution.id)] == ["start", "a", "b", "c"]
+    assert sliced.recorder.take() == []  # nothing followed: no message per step
+
+
+def test_a_used_up_slice_hands_over_with_the_next_step_message() -> None:
+    chain = [call(f"s{i}", next=f"s{i + 1}") for i in range(4)] + [call("s4")]
+    with _setup(slice_steps=2) as setup:
+        execution = _started(setup, workflow(*chain))
+        messages = 1
+        while execution.status is Status.RUNNING:
+            setup.runtime.step(execution.id, execution.seq)
+            after = setup.engine.load(execution.id)
+            assert after.seq == min(execution.seq + 2, 6)  # two steps per message
+            sent = setup.recorder.take()
+            if after.status is Status.RUNNING:
+                assert sent == [step_message(after)]
+                assert after.lease_owner is None  # released: any worker may take it
+                messages += 1
+            else:
+                assert sent == []
+            execution = after
+        assert execution.status is Status.COMPLETED
+        assert messages == 3  # six steps
+
+
+def test_a_slice_ends_after_the_step_that_used_up_its_seconds() -> None:
+    with _setup(slice_seconds=1e-9) as setup:  # every step uses it up
+        execution = _started(setup, workflow(call("a", next="b"), call("b")))
+        for expected in ("start", "a", "b"):
+            setup.runtime.step(execution.id, execution.seq)
+            after = setup.engine.load(execution.id)
+            assert _steps(setup, execution.id)[-1] == (expected, Action.COMPLETED)
+            assert after.seq == execution.seq + 1
+            assert setup.recorder.take() == ([step_message(after)] if expected != "b" else [])
+            execution = after
+
+
+def test_a_fan_out_ends_the_slice_and_the_join_starts_the_next(sliced: Setup) -> None:
+    branches = [{**call(name, i), "output": name} for i, name in enumerate("xy")]
+    wf = workflow(
+        call("a", next="fan"),
+        {"id": "fan", "type": "parallel", "branches": branches, "output": "all", "next": "b"},
+        call("b"),
+    )
+    execution = _started(sliced, wf)
+
+    sliced.runtime.step(execution.id, execution.seq)  # start, a, fan: out
+
+    fanned = sliced.engine.load(execution.id)
+    sent = sliced.recorder.take()
+    assert [message.actor for message in sent] == ["flowkit_branch", "flowkit_branch"]
+    assert [step for step, _ in _steps(sliced, execution.id)] == ["start", "a"]
+    for message in sent:
+        sliced.runtime.branch(*message.args)
+    joined = sliced.engine.load(execution.id)
+    assert joined.seq == fanned.seq + 2  # the two branches
+    assert sliced.recorder.take() == [step_message(joined)]
+    sliced.runtime.step(joined.id, joined.seq)  # fan: joined, then b, to the end
+    assert sliced.engine.load(execution.id).ctx["all"] == [0, 2]
+    steps = [step for step, _ in _steps(sliced, execution.id)]
+    assert steps == ["start", "a", "fan:x", "fan:y", "fan", "b"]
+    assert sliced.recorder.take() == []
+
+
+def test_a_retry_delay_ends_the_slice_with_a_delayed_step_message(sliced: Setup) -> None:
+    wf = workflow(
+        call("a", next="f"),
+        call("f", method="flaky", retries=1, retry_delay=0.25, next="b"),
+        call("b"),
+    )
+    execution = _started(sliced, wf)
+
+    sliced.runtime.step(execution.id, execution.seq)  # start, a, f: fails once
+
+    retried = sliced.engine.load(execution.id)
+    assert _steps(sliced, execution.id) == [
+        ("start", Action.COMPLETED),
+        ("a", Action.COMPLETED),
+        ("f", Action.RETRIED),
+    ]
+    assert sliced.recorder.take() == [step_message(retried, delay=250)]
+    sliced.runtime.step(retried.id, retried.seq)  # f, b
+    assert sliced.engine.load(execution.id).status is Status.COMPLETED
+    assert sliced.recorder.take() == []
+
+
+def test_a_halt_ends_the_slice_and_a_resume_starts_the_next(sliced: Setup) -> None:
+    wf = workflow(call("a", next="wait"), {"id": "wait", "type": "halt", "next": "b"}, call("b"))
+    execution = _started(sliced, wf)
+
+    sliced.runtime.step(execution.id, execution.seq)  # start, a, wait: halts
+
+    halted = sliced.engine.load(execution.id)
+    assert halted.status is Status.HALTED
+    assert sliced.recorder.take() == []
+    resumed = sliced.engine.resume_step(execution.id, flowkit.Decision()).execution
+    sliced.engine.driver.dispatch(sliced.engine, execution.id)
+    assert sliced.recorder.take() == [step_message(resumed)]
+    sliced.runtime.step(resumed.id, resumed.seq)
+    assert sliced.engine.load(execution.id).status is Status.COMPLETED
+
+
+def test_a_sleep_ends_the_slice_with_a_delayed_timer_message(sliced: Setup) -> None:
+    wf = workflow(
+        call("a", next="nap"), {"id": "nap", "type": "sleep", "seconds": 2, "next": "b"}, call("b")
+    )
+    execution = _started(sliced, wf)
+
+    sliced.runtime.step(execution.id, execution.seq)  # start, a, nap: waits
+
+    waiting = sliced.engine.load(execution.id)
+    assert waiting.status is Status.WAITING
+    assert sliced.recorder.take() == [Sent(QUEUE, "flowkit_timer", (execution.id,), 2000)]
+    sliced.clock.sleep(2)
+    sliced.runtime.timer(execution.id)
+    woken = sliced.engine.load(execution.id)
+    assert sliced.recorder.take() == [step_message(woken)]
+    sliced.runtime.step(woken.id, woken.seq)  # b
+    assert sliced.engine.load(execution.id).status is Status.COMPLETED
+
+
+def test_a_duplicate_of_a_message_that_drove_a_slice_is_dropped(sliced: Setup) -> None:
+    wf = workflow(call("a", next="wait"), {"id": "wait", "type": "halt", "next": "b"}, call("b"))
+    execution = _started(sliced, wf)
+    sliced.runtime.step(execution.id, execution.seq)
+    after = sliced.engine.load(execution.id)
+
+    sliced.runtime.step(execution.id, execution.seq)  # redelivered: its seq is stale
+
+    assert sliced.engine.load(execution.id) == after
+    assert sliced.recorder.take() == []
+
+
+def _failing_once(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, step: str, after: int = 0
+) -> list[str]:
+    """Make the store fail, once, to write ``step``'s checkpoint (``after`` successful
+    writes of it first); returns the steps it failed."""
+    store = setup.engine.store
+    write = store.checkpoint
+    failed: list[str] = []
+    seen = {"writes": 0}
+
+    def checkpoint(record: Any, entries: Any, expected: int, **options: Any) -> None:
+        if not failed and any(entry.step_id == step for entry in entries):
+            seen["writes"] += 1
+            if seen["writes"] > after:
+                failed.append(step)
+                raise ConnectionError("the store went away")
+        write(record, entries, expected, **options)
+
+    monkeypatch.setattr(store, "checkpoint", checkpoint)
+    return failed
+
+
+def test_a_store_error_in_a_later_step_hands_over_from_the_last_checkpoint(
+    sliced: Setup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    wf = workflow(call("a", next="b"), call("b", next="c"), call("c"))
+    execution = _started(sliced, wf)
+    failed = _failing_once(sliced, monkeypatch, "b")
+
+    sliced.runtime.step(execution.id, execution.seq)  # start, a; b's checkpoint fails
+
+    assert failed == ["b"]
+    last = sliced.engine.load(execution.id)
+    assert [step for step, _ in _steps(sliced, execution.id)] == ["start", "a"]
+    assert sliced.recorder.take() == [step_message(last)]  # not stranded
+    assert (
+        f"flowkit: execution {execution.id}: the step after entry 2 failed; it goes on from "
+        "that checkpoint"
+    ) in caplog.text
+    assert "ConnectionError: the store went away" in caplog.text
+    sliced.runtime.step(last.id, last.seq)  # the next message: b again, then c
+    assert sliced.engine.load(execution.id).status is Status.COMPLETED
+    assert [step for step, _ in _steps(sliced, execution.id)] == ["start", "a", "b", "c"]
+
+
+def test_a_store_error_in_the_first_step_goes_to_dramatiq(
+    sliced: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execution = _started(sliced, workflow(call("a")))
+    _failing_once(sliced, monkeypatch, "start")
+
+    with pytest.raises(ConnectionError):  # Dramatiq retries the message
+        sliced.runtime.step(execution.id, execution.seq)
+
+    assert sliced.recorder.take() == []
+    sliced.runtime.step(execution.id, execution.seq)  # the retry: the same message
+    assert sliced.engine.load(execution.id).status is Status.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"slice_seconds": 0}, "slice_seconds must be a positive number of seconds, got 0"),
+        (
+            {"slice_seconds": float("inf")},
+            "slice_seconds must be a positive number of seconds, got inf",
+        ),
+        ({"slice_seconds": True}, "slice_seconds must be a positive number of seconds, got True"),
+        ({"slice_steps": 0}, "slice_steps must be an integer of at least 1, got 0"),
+        ({"slice_steps": 2.5}, "slice_steps must be an integer of at least 1, got 2.5"),
+    ],
+)
+def test_a_bad_slice_is_a_config_error(options: dict[str, Any], message: str) -> None:
+    broker = StubBroker()
+    try:
+        with pytest.raises(flowkit.ConfigError) as caught:
+            Runtime(broker, **options)
+        assert str(caught.value) == message
+    finally:
+        broker.close()
+
+
 # --- flowkit worker ---------------------------------------------------------------------------
 
 
@@ -493,14 +746,35 @@ def test_flowkit_worker_without_a_broker_says_how_to_configure_one() -> None:
     )
 
 
-def test_flowkit_worker_refuses_a_bad_maintenance_interval() -> None:
-    done = _worker_command(
-        FLOWKIT_BROKER="redis://127.0.0.1:6379/12", FLOWKIT_MAINTENANCE_SECONDS="soon"
-    )
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "FLOWKIT_MAINTENANCE_SECONDS",
+            "soon",
+            "FLOWKIT_MAINTENANCE_SECONDS must be a positive number of seconds, got 'soon'",
+        ),
+        (
+            "FLOWKIT_SLICE_SECONDS",
+            "-1",
+            "FLOWKIT_SLICE_SECONDS must be a positive number of seconds, got '-1'",
+        ),
+        (
+            "FLOWKIT_SLICE_STEPS",
+            "0",
+            "FLOWKIT_SLICE_STEPS must be an integer of at least 1, got '0'",
+        ),
+        (
+            "FLOWKIT_SLICE_STEPS",
+            "many",
+            "FLOWKIT_SLICE_STEPS must be an integer of at least 1, got 'many'",
+        ),
+    ],
+)
+def test_flowkit_worker_refuses_a_bad_setting(variable: str, value: str, message: str) -> None:
+    done = _worker_command(FLOWKIT_BROKER="redis://127.0.0.1:6379/12", **{variable: value})
     assert done.returncode == 1
-    assert done.stderr.strip() == (
-        "error: FLOWKIT_MAINTENANCE_SECONDS must be a positive number of seconds, got 'soon'"
-    )
+    assert done.stderr.strip() == f"error: {message}"
 
 
 # --- the Redis consumer -----------------------------------------------------------------------
