@@ -74,6 +74,14 @@ def _resume_options(target: str | None, store_url: str | None, imports: Sequence
     return "".join(f" {part}" for part in parts)
 
 
+workflow_option = click.option(
+    "--workflow",
+    "workflow_target",
+    metavar="FILE_OR_MODULE:ATTR",
+    help="The workflow's definition, when it is not configured.",
+)
+
+
 def _print_result(result: Result, as_json: bool, resume_options: str = "") -> None:
     if as_json:
         echo_json(
@@ -166,12 +174,7 @@ def run(
 @click.option("--approve/--reject", "approved", default=None, help="The approval decision.")
 @click.option("--by", metavar="NAME", help="Who decides (must be a listed approver).")
 @click.option("--response", "raw_response", metavar="JSON", help="Data stored as ctx 'response'.")
-@click.option(
-    "--workflow",
-    "workflow_target",
-    metavar="FILE_OR_MODULE:ATTR",
-    help="The workflow's definition, when it is not configured.",
-)
+@workflow_option
 @click.option(
     "--allow-changed-definition", is_flag=True, help="Resume although the definition changed."
 )
@@ -216,12 +219,7 @@ def resume(
 
 @main.command()
 @click.argument("execution_id")
-@click.option(
-    "--workflow",
-    "workflow_target",
-    metavar="FILE_OR_MODULE:ATTR",
-    help="The workflow's definition, when it is not configured.",
-)
+@workflow_option
 @click.option(
     "--allow-changed-definition", is_flag=True, help="Retry although the definition changed."
 )
@@ -255,12 +253,7 @@ def retry(
 @click.argument("execution_id")
 @click.option("--reason", metavar="TEXT", help="Why; kept as the execution's error.")
 @click.option("--by", metavar="NAME", help="Who cancels (kept in the cancelled entry).")
-@click.option(
-    "--workflow",
-    "workflow_target",
-    metavar="FILE_OR_MODULE:ATTR",
-    help="The workflow's definition, when it is not configured.",
-)
+@workflow_option
 @store_option
 @import_option
 @json_option

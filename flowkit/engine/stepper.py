@@ -297,6 +297,7 @@ class Stepper:
         )
         run.deadline = None  # it runs although the workflow's time is up
         failed = unwinding.failed
+        action, output, error = Action.COMPENSATED, None, None
         started = time.perf_counter()
         try:
             output = kind_of(step.type).compensate(run, done)
@@ -304,29 +305,19 @@ class Stepper:
             if problem is not None:
                 raise ExecutionError(f"compensation of step '{done.step_id}': {problem}")
         except Exception as exc:
-            error = error_text(exc)
+            action, output, error = Action.FAILED, None, error_text(exc)
             failed = (*failed, f"step '{done.step_id}': {error}")
-            tx.entry(
-                done.step_id,
-                step.type,
-                Action.FAILED,
-                iteration=done.iteration,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                input={"compensates": seq},
-                error=error,
-            )
-            tx.event("step.compensated", done.step_id, error=error)
-        else:
-            tx.entry(
-                done.step_id,
-                step.type,
-                Action.COMPENSATED,
-                iteration=done.iteration,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                input={"compensates": seq},
-                output=output,
-            )
-            tx.event("step.compensated", done.step_id, output=output)
+        tx.entry(
+            done.step_id,
+            step.type,
+            action,
+            iteration=done.iteration,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            input={"compensates": seq},
+            output=output,
+            error=error,
+        )
+        tx.event("step.compensated", done.step_id, output=output, error=error)
         frames = tx.cursor.frames
         if tx.cursor.visit is not None:
             tx.keep(visit=tx.cursor.visit, state=tx.cursor.state)
