@@ -53,6 +53,17 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "--site-dir", session.create_tmp())
 
 
+#: The peers the benchmarks compare flowkit with: never flowkit dependencies, installed
+#: into the bench sessions' own virtualenvs only.
+PEERS = (
+    "dbos>=3,<4",
+    "langgraph>=1,<2",
+    "langgraph-checkpoint-sqlite",
+    "langgraph-checkpoint-postgres",
+    "psycopg[binary]",
+)
+
+
 @nox.session(python=PYTHON)
 def bench_peers(session: nox.Session) -> None:
     """flowkit next to DBOS Transact and LangGraph on SQLite, PostgreSQL and Redis.
@@ -61,23 +72,29 @@ def bench_peers(session: nox.Session) -> None:
     dependencies). Writes bench/results/peers.json and peers.md; pass
     bench/peers.py's options after --, e.g. ``nox -s bench_peers -- --only sqlite``.
     """
-    session.install(
-        ".[redis,postgres]",
-        "dbos>=3,<4",
-        "langgraph>=1,<2",
-        "langgraph-checkpoint-sqlite",
-        "langgraph-checkpoint-postgres",
-        "psycopg[binary]",
-    )
+    session.install(".[redis,postgres]", *PEERS)
     session.run("python", "bench/peers.py", "--profile", *session.posargs)
+
+
+#: Every benchmark in bench/, in the order ``nox -s bench`` runs them.
+BENCHES = ("engine", "stores", "peers", "concurrency", "datasize", "distributed")
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """The engine and store benchmarks (results in bench/results/)."""
-    session.install("-e", ".[all]")
-    session.run("python", "bench/engine.py", *session.posargs)
-    session.run("python", "bench/stores.py", *session.posargs)
+    """Every benchmark with its default options, next to the peers (results in bench/results/).
+
+    Needs PostgreSQL, MariaDB and Redis on 127.0.0.1 (see bench/README.md); each script
+    takes a few minutes. ``nox -s bench -- concurrency datasize`` runs only the ones
+    named; run a script by hand for its options.
+    """
+    unknown = set(session.posargs) - set(BENCHES)
+    if unknown:
+        session.error(f"unknown bench(es): {', '.join(sorted(unknown))}; choose from {BENCHES}")
+    session.install("-e", ".[all]", *PEERS)
+    for name in BENCHES:
+        if name in session.posargs or not session.posargs:
+            session.run("python", f"bench/{name}.py")
 
 
 @nox.session(python=PYTHON)

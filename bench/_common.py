@@ -483,3 +483,100 @@ class RawRedis(Raw):
     def close(self) -> None:
         self.client.connection_pool.release(self.connection)
         self.client.close()
+
+
+# --- concurrency.py and datasize.py: stores and provenance --------------------------------------
+
+
+def open_store(url: str, prefix: str = "") -> Any:
+    """A flowkit store for ``url`` (``memory://``, SQL or Redis), with ``prefix`` for its
+    tables or keys so that a run leaves nothing behind that it cannot find."""
+    if url.startswith("memory:"):
+        return MemoryStore(warn=False)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from flowkit.backends.redis import RedisStore
+
+        return RedisStore(url, **({"prefix": prefix} if prefix else {}))
+    return SQLStore(url, **({"prefix": prefix} if prefix else {}))
+
+
+def store_settings(store: Any) -> dict[str, Any]:
+    """What matters for durability and concurrency, read back from the store's own
+    connection: SQLite's journal and ``synchronous``, PostgreSQL's
+    ``synchronous_commit``, the SQLAlchemy pool's size."""
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        return {}
+    found: dict[str, Any] = {"pool_size": getattr(engine.pool, "size", lambda: None)()}
+    with engine.connect() as connection:
+        name = engine.dialect.name
+        if name == "sqlite":
+            names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+            driver = connection.connection.dbapi_connection
+            (synchronous,) = driver.execute("PRAGMA synchronous").fetchone()
+            (journal,) = driver.execute("PRAGMA journal_mode").fetchone()
+            found |= {"synchronous": names.get(synchronous, synchronous), "journal_mode": journal}
+        elif name == "postgresql":
+            for setting in ("synchronous_commit", "server_version"):
+                found[setting] = connection.exec_driver_sql(f"SHOW {setting}").scalar()
+        else:
+            found["server_version"] = connection.exec_driver_sql("SELECT VERSION()").scalar()
+    return found
+
+
+def drop_store(store: Any, prefix: str) -> None:
+    """Remove what a run left in a server-backed store: the SQL tables whose names start
+    with ``prefix``, or the Redis keys under it. SQLite files and memory are left alone."""
+    if not prefix:
+        return
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        if engine.dialect.name == "sqlite":
+            return
+        import sqlalchemy as sa
+
+        quote = engine.dialect.identifier_preparer.quote
+        names = [n for n in sa.inspect(engine).get_table_names() if n.startswith(prefix)]
+        with engine.begin() as connection:
+            # Entries first: they may refer to executions.
+            for name in sorted(names, key=lambda n: "entries" not in n):
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
+        return
+    client = getattr(store, "client", None)
+    if client is not None:
+        batch = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(batch), 1000):
+            client.delete(*batch[start : start + 1000])
+
+
+def provenance() -> dict[str, Any]:
+    """Which flowkit this process imports: its file, version and git commit, with the
+    files changed under ``flowkit/`` since (``git status --porcelain``), so that runs
+    against different checkouts, or the same one at different times, can be told apart."""
+    import subprocess
+    from pathlib import Path
+
+    package = Path(flowkit.__file__).resolve().parent
+    found: dict[str, Any] = {
+        "flowkit_file": str(package / "__init__.py"),
+        "flowkit_version": getattr(flowkit, "__version__", "?"),
+    }
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(package.parent), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        return done.stdout.rstrip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    if commit:
+        found |= {
+            "git_commit": commit,
+            "git_subject": git("log", "-1", "--format=%s")[:100],
+            "git_changed_under_flowkit": git("status", "--porcelain", "--", "flowkit").splitlines(),
+        }
+    return found
