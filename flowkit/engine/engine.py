@@ -389,9 +389,8 @@ class Engine:
         execution = self.load(execution_id)
         check_retryable(execution)
         wf = self._definition_for(execution, workflow, allow_changed_definition)
-        child_id = child_of(execution)
-        child = None if child_id is None else self.store.load(child_id)
-        if child is not None and child.parent_id == execution.id and child.status is Status.FAILED:
+        child = self._sub_workflow(execution)
+        if child is not None and child.status is Status.FAILED:
             self.retry_step(child.id, allow_changed_definition=allow_changed_definition)
         last = self.store.entries(execution.id, after=execution.seq - 1)
         record, entry = retried(
@@ -467,7 +466,6 @@ class Engine:
             ConflictError: it changed since it was read.
         """
         wf = self._definition_for(execution, workflow, True)
-        child_id = child_of(execution)
         future = None
         if execution.status is Status.RUNNING:
             request = {"reason": reason, "by": by}
@@ -490,32 +488,29 @@ class Engine:
                     final = self.load(final.id)  # the inline driver ran them
             elif notify:
                 self.notify_parent(final)
-        # The sub-workflow it runs or halted in goes too; it finds its parent no longer
-        # waiting for it, so the parent is not moved on.
-        child = None if child_id is None else self.store.load(child_id)
-        if child is not None and child.parent_id == execution.id and not child.status.finished:
+        # The sub-workflow it runs or halted in goes too (found from the position read
+        # before this write); it finds its parent no longer waiting, so that stays put.
+        child = self._sub_workflow(execution)
+        if child is not None and not child.status.finished:
             with contextlib.suppress(ConflictError, ExecutionError):
                 self._cancel(child, reason, by, notify=False)  # its future: not awaited
         return final, future
 
-    def _cancel_asked(self, wf: WorkflowDef, inflight: InFlight) -> Advance | None:
-        """After a conflict: if a cancel was asked for while this process ran the
-        execution, end it cancelled (the step that ran is not recorded), or start
-        the compensations that come first; None if it is no business of this process
-        (or another process changed it again meanwhile).
-        """
+    def _adopt_cancel(self, inflight: InFlight) -> bool:
+        """After a conflict: whether a cancel was asked for while this process ran the
+        execution. If so, the latest record is adopted, and the next step ends the
+        execution (after its compensations); the step that ran is not recorded."""
         latest = self.store.load(inflight.record.id)
         if latest is None or latest.status is not Status.RUNNING or not cancel_requested(latest):
-            return None
+            return False
         inflight.refresh(latest)
-        if Cursor.of(latest).unwinding is not None:
-            return Advance(execution=latest)  # it is ending already: go on unwinding
-        tx = self._stepper.transaction(wf, inflight)
-        request = tx.cursor.cancel or {}
-        try:
-            return self._stepper.cancel(tx, inflight, request.get("reason"), request.get("by"))
-        except ConflictError:
-            return None
+        return True
+
+    def _sub_workflow(self, execution: Execution) -> Execution | None:
+        """The sub-workflow the step at the execution's position runs (or ran), if any."""
+        child_id = child_of(execution)
+        child = None if child_id is None else self.store.load(child_id)
+        return child if child is not None and child.parent_id == execution.id else None
 
     def wake_due(self, *, limit: int = 100) -> Sweep:
         """Move on executions whose timer fired: sleeps that are over, approval timeouts.
@@ -684,11 +679,10 @@ class Engine:
                 try:
                     advance = self._stepper.step(wf, inflight, deadline)
                 except ConflictError:
-                    asked = self._cancel_asked(wf, inflight)
-                    if asked is None:
-                        log.info("flowkit: execution %s was taken over elsewhere", execution_id)
-                        return self.load(execution_id)
-                    advance = asked
+                    if self._adopt_cancel(inflight):
+                        continue  # the next step ends it
+                    log.info("flowkit: execution %s was taken over elsewhere", execution_id)
+                    return self.load(execution_id)
                 if advance.fanout is not None:
                     self._fanout.run_all(wf, inflight, advance.fanout)
                 elif advance.delay:
@@ -764,10 +758,10 @@ class Engine:
                 try:
                     advance = self._stepper.step(wf, inflight, None, hold=not last)
                 except ConflictError:
-                    asked = self._cancel_asked(wf, inflight)
-                    if asked is None:
+                    if not self._adopt_cancel(inflight):
                         raise
-                    advance = asked
+                    # This step ends it (or starts its compensations) and hands it over.
+                    advance = self._stepper.step(wf, inflight, None)
                     last = True
                 except Exception:
                     if done is None:
