@@ -25,6 +25,7 @@ import platform
 import select
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -668,3 +669,8 @@ def settings_text(result: dict[str, Any]) -> str:
         for row in result["rows"].values()
     }
     return "; ".join(f"{label}: {text}" for label, text in found.items() if text)
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """The min, median and max of a measurement's repeats."""
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}

@@ -54,7 +54,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ from _remote import (
     run,
     serve,
     settings_text,
+    spread,
     write,
 )
 
@@ -276,10 +277,6 @@ FACTORIES: dict[str, Callable[..., Any]] = {
 
 
 # --- the run -----------------------------------------------------------------------------------
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def derive(samples: dict[str, list[dict[str, float]]], steps: int) -> dict[str, Any]:

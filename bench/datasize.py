@@ -69,6 +69,7 @@ from _remote import (
     run,
     serve,
     settings_text,
+    spread,
     write,
 )
 
@@ -330,10 +331,6 @@ FACTORIES: dict[str, Callable[..., Any]] = {
 
 
 # --- the run -----------------------------------------------------------------------------------
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def derive(samples: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
