@@ -11,7 +11,7 @@ checkpoint upserts the values it changed, and reads join them back in order.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -347,17 +347,14 @@ class SQL:
         """``rows`` in groups that one statement may carry."""
         return [rows[start : start + CHUNK] for start in range(0, len(rows), CHUNK)]
 
-    def write_execution(self, connection: Any, row: Row, ctx: Sequence[Row], state: State) -> None:
-        """Insert a new execution's row and its ctx values in one transaction.
-
-        Raises:
-            The driver's IntegrityError: the id exists.
-        """
+    @contextlib.contextmanager
+    def transaction(self, connection: Any, state: State) -> Iterator[Any]:
+        """A cursor in a transaction, committed when the block ends; rolled back if the
+        block raises (a failed commit is not: ``state`` says it was sent)."""
         cursor = connection.cursor()
         try:
             self.begin(connection, cursor)
-            cursor.execute(self.insert_execution, row)
-            self._insert_ctx(connection, cursor, ctx, upsert=False)
+            yield cursor
             state.committing = True
             self.commit(connection, cursor)
         except BaseException:
@@ -366,6 +363,16 @@ class SQL:
             raise
         finally:
             cursor.close()
+
+    def write_execution(self, connection: Any, row: Row, ctx: Sequence[Row], state: State) -> None:
+        """Insert a new execution's row and its ctx values in one transaction.
+
+        Raises:
+            The driver's IntegrityError: the id exists.
+        """
+        with self.transaction(connection, state) as cursor:
+            cursor.execute(self.insert_execution, row)
+            self._insert_ctx(connection, cursor, ctx, upsert=False)
 
     def _insert_ctx(
         self, connection: Any, cursor: Any, ctx: Sequence[Row], *, upsert: bool
@@ -381,21 +388,8 @@ class SQL:
         Returns:
             False, having written nothing, when the version or seq guard did not match.
         """
-        cursor = connection.cursor()
-        try:
-            self.begin(connection, cursor)
-            if not self.apply(connection, cursor, write):
-                self.abort(connection, cursor)
-                return False
-            state.committing = True
-            self.commit(connection, cursor)
-            return True
-        except BaseException:
-            if not state.committing:
-                self.abort(connection, cursor)
-            raise
-        finally:
-            cursor.close()
+        with self.transaction(connection, state) as cursor:
+            return self.apply(connection, cursor, write)
 
     def write_batch(self, connection: Any, writes: Sequence[Write], state: State) -> list[bool]:
         """Write several checkpoints in one transaction (one commit), each guarded on its own.
@@ -409,19 +403,8 @@ class SQL:
         """
         if len(writes) == 1:
             return [self.write_checkpoint(connection, writes[0], state)]
-        cursor = connection.cursor()
-        try:
-            self.begin(connection, cursor)
-            matched = [self.apply(connection, cursor, write) for write in writes]
-            state.committing = True
-            self.commit(connection, cursor)
-            return matched
-        except BaseException:
-            if not state.committing:
-                self.abort(connection, cursor)
-            raise
-        finally:
-            cursor.close()
+        with self.transaction(connection, state) as cursor:
+            return [self.apply(connection, cursor, write) for write in writes]
 
     def apply(self, connection: Any, cursor: Any, write: Write) -> bool:
         """Inside an open transaction: the guarded update, then, only if it matched,

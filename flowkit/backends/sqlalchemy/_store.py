@@ -832,24 +832,13 @@ class SQLStore:
         sql = self._sql
 
         def delete(connection: Any) -> bool:
-            cursor = connection.cursor()
-            state = State()
-            try:
-                sql.begin(connection, cursor)
+            with sql.transaction(connection, State()) as cursor:
                 # The record first: a concurrent checkpoint then finds nothing to update.
                 cursor.execute(sql.delete_execution, (execution_id,))
                 existed = bool(cursor.rowcount > 0)
                 cursor.execute(sql.delete_entries, (execution_id,))
                 cursor.execute(sql.delete_ctx, (execution_id,))
-                state.committing = True
-                sql.commit(connection, cursor)
-                return existed
-            except BaseException:
-                if not state.committing:
-                    sql.abort(connection, cursor)
-                raise
-            finally:
-                cursor.close()
+            return existed
 
         # After a lost commit, deleting again is harmless.
         return bool(self._retrying_write(delete, lambda: False))
