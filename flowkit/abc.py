@@ -42,7 +42,7 @@ from .definitions import (
 from .definitions import kinds as _kinds
 from .errors import ExecutionError
 from .expressions import Scope
-from .records import Action, Entry, Execution, Status
+from .records import Action, Entry, Execution, Schedule, Signal, Status
 from .services import StepContext
 
 __all__ = [
@@ -503,8 +503,15 @@ class Store(Protocol):
         expected_version: int,
         *,
         changed: Collection[str] | None = None,
+        consumed: Collection[int] = (),
     ) -> None:
         """Replace the execution and append ``entries``, atomically.
+
+        ``consumed`` names signals of the execution's mailbox (by ``seq``) that
+        this checkpoint consumes: in the same atomic write they are marked
+        consumed by ``execution.version``, so :meth:`signals` no longer returns
+        them. A seq that is not a pending signal of the execution raises
+        ``ConflictError`` and nothing is written.
 
         ``changed`` says which ctx values changed since ``expected_version``:
         the names set, in the order they were set (a name new to ctx comes
@@ -554,17 +561,21 @@ class Store(Protocol):
         workflow_id: str | None = None,
         status: Status | str | None = None,
         limit: int = 100,
+        after: tuple[datetime, str] | None = None,
     ) -> list[Execution]:
         """Executions matching the filters, most recently updated first.
 
         Ties on ``updated_at`` are ordered by id, descending (code-point order).
+        ``after`` is a position in that order, ``(updated_at, id)`` of the last
+        execution of a previous page: only executions strictly after it are
+        returned (cursor pagination; it stays fast however deep the page).
 
         Raises:
             ValueError: the status is unknown, or ``limit`` is negative.
         """
 
     def delete(self, execution_id: str) -> bool:
-        """Delete an execution and its entries; False if it did not exist."""
+        """Delete an execution with its entries and signals; False if it did not exist."""
 
     def due(self, now: datetime, *, limit: int = 100) -> list[Execution]:
         """Halted or waiting executions whose ``wake_at`` is at or before ``now``,
@@ -583,6 +594,64 @@ class Store(Protocol):
 
         Raises:
             ValueError: ``now`` is naive, or ``limit`` is negative.
+        """
+
+    def send_signal(self, signal: Signal) -> Signal | None:
+        """Append ``signal`` to its execution's mailbox; the stored signal, with its ``seq``.
+
+        The store assigns ``seq`` (the caller's is ignored) and stores
+        ``consumed`` as None. Returns None, writing nothing, when the signal has
+        a ``key`` that a signal already sent to the execution had. Sending does
+        not change the execution record (its version stays), so it never
+        conflicts with a checkpoint.
+
+        Raises:
+            NotFoundError: the execution does not exist.
+            ExecutionError: the execution is completed, failed or cancelled
+                (checked atomically with the append).
+            ValueError: ``sent_at`` is naive, or the payload holds NaN or an infinity.
+            TypeError: the payload is not JSON data.
+        """
+
+    def signals(self, execution_id: str, *, name: str | None = None) -> list[Signal]:
+        """The execution's pending (not consumed) signals, of ``name`` if given, in seq order."""
+
+    def save_schedule(self, schedule: Schedule) -> None:
+        """Insert the schedule, or replace the one with its name (``last_slot`` included)."""
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule, by name."""
+
+    def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule (never the executions it started); False if there was none."""
+
+    def schedule_fired(self, name: str, slot: datetime) -> bool:
+        """Record ``slot`` as the schedule's ``last_slot`` if it is later than the stored one.
+
+        Atomic (a compare-and-set): of several callers with the same slot, one
+        gets True. False when the schedule is gone or already at or past ``slot``.
+
+        Raises:
+            ValueError: ``slot`` is naive.
+        """
+
+    def prune(
+        self,
+        *,
+        before: datetime,
+        statuses: Iterable[Status | str],
+        dry_run: bool = False,
+    ) -> int:
+        """Delete finished executions last updated before ``before``; how many went.
+
+        Only completed, failed and cancelled executions are deleted, with their
+        entries, ctx values, signals and index entries, in batches small enough
+        that no lock is held for long (other executions keep checkpointing
+        meanwhile). With ``dry_run`` nothing is deleted and the count is of what
+        would go.
+
+        Raises:
+            ValueError: ``before`` is naive, or a status is unknown or not finished.
         """
 
     def close(self) -> None:

@@ -39,6 +39,8 @@ __all__ = [
     "Execution",
     "FieldKind",
     "RecordCodec",
+    "Schedule",
+    "Signal",
     "Status",
     "decode_json",
     "encode_json",
@@ -143,6 +145,8 @@ class Execution:
         definition_hash: a hash of the definition it was started with.
         lease_owner: the process advancing it while running.
         lease_expires_at: until when that process holds it.
+        traceparent: the W3C ``traceparent`` of the trace the execution's
+            spans join (set by :mod:`flowkit.telemetry` when it starts), if any.
     """
 
     id: str = attrs.field(metadata=_holds(FieldKind.ID, fixed=True))
@@ -166,6 +170,9 @@ class Execution:
     definition_hash: str | None = attrs.field(default=None, metadata=_holds(FieldKind.TEXT))
     lease_owner: str | None = attrs.field(default=None, metadata=_holds(FieldKind.TEXT))
     lease_expires_at: datetime | None = attrs.field(default=None, metadata=_holds(FieldKind.TIME))
+    traceparent: str | None = attrs.field(
+        default=None, metadata=_holds(FieldKind.TEXT, fixed=True)
+    )
 
     def __repr__(self) -> str:  # short: ctx and input may be megabytes
         text = f"<Execution {self.status} id={self.id!r} workflow_id={self.workflow_id!r}"
@@ -221,6 +228,54 @@ class Entry:
         if self.error is not None:
             text += f" error={_brief.repr(self.error)}"
         return text + ">"
+
+
+@attrs.frozen(kw_only=True)
+class Signal:
+    """A message sent to an execution, kept in its mailbox until a ``wait`` step consumes it.
+
+    Attributes:
+        execution_id: the execution it was sent to.
+        seq: 1, 2, 3… per execution, in the order the store received them
+            (the store assigns it: pass 0 to :meth:`flowkit.Store.send_signal`).
+        name: what a ``wait`` step waits for.
+        payload: JSON data, becomes the ``wait`` step's output.
+        key: makes sending idempotent: a second signal with a key the
+            execution's mailbox has seen (consumed or not) is dropped.
+        sent_at: when it was sent (UTC).
+        consumed: the execution ``version`` whose checkpoint consumed it, or None.
+    """
+
+    execution_id: str
+    seq: int
+    name: str
+    payload: Any = None
+    key: str | None = None
+    sent_at: datetime
+    consumed: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Schedule:
+    """A cron schedule that starts a workflow (SPEC §16), as a store keeps it.
+
+    Attributes:
+        name: unique per store.
+        workflow_id: the registered workflow it starts.
+        cron: the cron expression (croniter syntax).
+        timezone: an IANA time zone name the expression is read in.
+        input: the input of each execution it starts (JSON data).
+        created_at: when it was saved (UTC); no slot before it fires.
+        last_slot: the latest slot that started an execution (UTC), if any.
+    """
+
+    name: str
+    workflow_id: str
+    cron: str
+    timezone: str = "UTC"
+    input: dict[str, Any] = attrs.field(factory=dict)
+    created_at: datetime
+    last_slot: datetime | None = None
 
 
 EXECUTION_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Execution))
