@@ -225,6 +225,9 @@ class StepRun:
         )
 
     def _cancel_requested(self) -> bool:
+        inflight = self._tx.inflight
+        if inflight is not None and inflight.cancellation.requested:
+            return True
         record = self._machine.store.load(self.execution_id)
         return record is None or record.status is Status.CANCELLED or cancel_requested(record)
 
@@ -245,12 +248,18 @@ class StepRun:
     ) -> Any:
         """Call ``function`` with the calling convention; its result as JSON data."""
         source = self if key is None else _Keyed(self, key)
+        inflight = self._tx.inflight
+        # A cancel stops the step's own calls, never the compensations it runs.
+        cancellation = None
+        if inflight is not None and self._mode != COMPENSATE:
+            cancellation = inflight.cancellation
         return invoke(
             function,
             input,
             source=source,
             timeout=self.remaining(timeout),
             where=where or f"step '{self.path}'",
+            cancellation=cancellation,
         )
 
     def call(self, service: str, method: str, input: Any, *, timeout: float | None = None) -> Any:
