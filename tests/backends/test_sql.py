@@ -108,16 +108,18 @@ def _assert_consistent(store: SQLStore, execution_id: str) -> list[flowkit.Entry
 def test_schema_is_created_on_first_use(open_store: Callable[..., SQLStore]) -> None:
     store = open_store()
     prefix = store.prefix
-    assert {f"{prefix}executions", f"{prefix}entries", f"{prefix}schema_version"} <= _tables(store)
-    indexes = {
-        index["name"] for index in sa.inspect(store.engine).get_indexes(f"{prefix}executions")
+    tables = ("executions", "entries", "ctx_values", "signals", "schedules", "schema_version")
+    assert {f"{prefix}{name}" for name in tables} <= _tables(store)
+    inspector = sa.inspect(store.engine)
+    indexes = {index["name"] for index in inspector.get_indexes(f"{prefix}executions")}
+    assert indexes == {
+        f"{prefix}executions_{name}"
+        for name in ("updated", "workflow_updated", "status_updated", "wake", "lease")
     }
-    assert {
-        f"{prefix}executions_workflow",
-        f"{prefix}executions_status",
-        f"{prefix}executions_wake",
-        f"{prefix}executions_lease",
-    } <= indexes
+    signal_indexes = {
+        index["name"]: index["unique"] for index in inspector.get_indexes(f"{prefix}signals")
+    }
+    assert signal_indexes == {f"{prefix}signals_key": True, f"{prefix}signals_pending": False}
     assert store.schema_version() == SCHEMA_VERSION
     # Opening again changes nothing.
     assert open_store().upgrade() == (SCHEMA_VERSION, SCHEMA_VERSION)
@@ -138,6 +140,10 @@ def test_tables_have_a_column_for_each_record_field(open_store: Callable[..., SQ
     assert columns == ["execution_id", "name", "position", "value", "full_name"]
     columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}entries")]
     assert columns == [name for name in ENTRY_FIELDS if name != "id"]
+    columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}signals")]
+    assert columns == [field.name for field in attrs.fields(flowkit.records.Signal)]
+    columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}schedules")]
+    assert columns == [field.name for field in attrs.fields(flowkit.records.Schedule)]
 
 
 def test_flowkit_db_upgrade_creates_the_schema(
@@ -608,8 +614,16 @@ def test_queries_use_the_indexes(open_store: Callable[..., SQLStore]) -> None:
     sql, dialect, prefix = store._sql, store.engine.dialect.name, store.prefix
     at = sql.time_in(now)
     queries = {
-        "find by workflow": (sql.find[(True, False)], ("wf-7", 100), "executions_workflow"),
-        "find by status": (sql.find[(False, True)], ("halted", 100), "executions_status"),
+        "find by workflow": (
+            sql.find[(True, False, False)],
+            ("wf-7", 100),
+            "executions_workflow_updated",
+        ),
+        "find by status": (
+            sql.find[(False, True, False)],
+            ("halted", 100),
+            "executions_status_updated",
+        ),
         "due": (sql.due, (at, 100), "executions_wake"),
         "stale": (sql.stale, (at, 100), "executions_lease"),
     }
@@ -629,8 +643,8 @@ def test_queries_use_the_indexes(open_store: Callable[..., SQLStore]) -> None:
             plans[name] = plan
             # find by status may as well use the other index that starts with status.
             wanted = (
-                ("executions_status", "executions_lease")
-                if index == "executions_status"
+                ("executions_status_updated", "executions_lease")
+                if index == "executions_status_updated"
                 else (index,)
             )
             assert any(f"{prefix}{w}" in plan for w in wanted), f"{name}: no index used:\n{plan}"
