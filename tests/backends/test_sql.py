@@ -658,6 +658,83 @@ def test_queries_use_the_indexes(open_store: Callable[..., SQLStore]) -> None:
     assert len(store.stale(now)) == 30
 
 
+@pytest.mark.timeout(600)
+def test_a_deep_page_of_find_starts_with_an_index_range(
+    open_store: Callable[..., SQLStore],
+) -> None:
+    store = open_store()
+    sql, dialect, prefix = store._sql, store.engine.dialect.name, store.prefix
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    executions = [
+        make_execution(
+            id=f"ex-{n:06d}",
+            workflow_id=f"wf-{n % 60}",
+            status=Status.HALTED if n % 10 == 0 else Status.COMPLETED,
+            updated_at=now - timedelta(seconds=n // 3),  # threes share a time: ties by id
+        )
+        for n in range(100_000)
+    ]
+    # In bulk, with the store's own statement and row encoder (private: creating 100,000
+    # executions one call each takes minutes).
+    rows = [store._execution_row(execution) for execution in executions]
+    fairy = store.engine.raw_connection()
+    try:
+        cursor = fairy.cursor()
+        for start in range(0, len(rows), 5_000):
+            cursor.executemany(sql.insert_execution, rows[start : start + 5_000])
+        fairy.commit()
+        if dialect == "postgresql":
+            cursor.execute(f"ANALYZE {prefix}executions")
+        elif dialect != "sqlite":
+            cursor.execute(f"ANALYZE TABLE {prefix}executions")
+            cursor.fetchall()
+        fairy.commit()
+    finally:
+        fairy.close()
+    order = sorted(executions, key=lambda e: (e.updated_at, e.id), reverse=True)
+    last = order[90_000]  # the last execution of page 901 of 100
+    after = (last.updated_at, last.id)
+    explain = "EXPLAIN QUERY PLAN" if dialect == "sqlite" else "EXPLAIN"
+    cases: list[tuple[dict[str, Any], tuple[str, ...]]] = [
+        ({}, ("executions_updated",)),
+        ({"workflow_id": "wf-7"}, ("executions_workflow_updated",)),
+        ({"status": "halted"}, ("executions_status_updated",)),
+        # Both: either index, the other filter checked row by row.
+        (
+            {"workflow_id": "wf-7", "status": "halted"},
+            ("executions_workflow_updated", "executions_status_updated"),
+        ),
+    ]
+    fairy = store.engine.raw_connection()
+    try:
+        cursor = fairy.cursor()
+        for filters, indexes in cases:
+            statement = sql.find[("workflow_id" in filters, "status" in filters, True)]
+            params = [*filters.values(), *sql.after_params(sql.time_in(after[0]), after[1]), 100]
+            cursor.execute(f"{explain} {statement}", params)
+            plan = " ".join(str(cell) for row in cursor.fetchall() for cell in row)
+            assert any(f"{prefix}{index}" in plan for index in indexes), f"{filters}:\n{plan}"
+            assert "Seq Scan" not in plan
+            assert "ALL" not in plan.split()  # MySQL's full table scan
+            if len(filters) < 2:  # read in the index's order: nothing sorted
+                assert "Sort" not in plan
+                assert "filesort" not in plan
+                assert "TEMP B-TREE" not in plan
+        fairy.rollback()
+    finally:
+        fairy.close()
+    for filters, _ in cases:
+        wanted = [
+            e.id
+            for e in order
+            if (e.updated_at, e.id) < after
+            and e.workflow_id == filters.get("workflow_id", e.workflow_id)
+            and e.status == filters.get("status", e.status)
+        ][:100]
+        found = store.find(**filters, after=after, limit=100)
+        assert [execution.id for execution in found] == wanted, filters
+
+
 # --- URLs, options and connections ---------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import attrs
@@ -63,7 +64,7 @@ def _stored_rows(store: SQLStore, execution_id: str) -> int:
     sql = store._sql  # the table's quoted name and the driver's parameter style
     fairy = store.engine.raw_connection()
     try:
-        cursor = fairy.cursor()
+        cursor: Any = fairy.cursor()
         cursor.execute(
             sql.p(f"SELECT COUNT(*) FROM {sql.signals_table} WHERE execution_id = ?"),
             (execution_id,),
@@ -91,9 +92,7 @@ def test_senders_on_their_own_connections_get_consecutive_seqs(
         return seqs
 
     senders = [open_store() for _ in range(SENDERS)]
-    outcomes = _at_once(
-        [lambda s=sender, i=index: send(s, i) for index, sender in enumerate(senders)]
-    )
+    outcomes = _at_once([partial(send, sender, index) for index, sender in enumerate(senders)])
     assert sorted(seq for seqs in outcomes for seq in seqs) == list(range(1, 5 * SENDERS + 1))
     pending = store.signals(execution.id)
     assert [signal.seq for signal in pending] == list(range(1, 5 * SENDERS + 1))
@@ -112,7 +111,7 @@ def test_one_key_from_eight_connections_is_stored_once(
     senders = [open_store() for _ in range(SENDERS)]
     outcomes = _at_once(
         [
-            lambda s=sender, i=index: s.send_signal(_signal(execution.id, i, key="pay-1"))
+            partial(sender.send_signal, _signal(execution.id, index, key="pay-1"))
             for index, sender in enumerate(senders)
         ]
     )
@@ -153,9 +152,7 @@ def test_a_checkpoint_that_finishes_the_execution_stops_every_sender(
 
     senders = [open_store() for _ in range(SENDERS)]
     finisher = open_store()
-    outcomes = _at_once(
-        [*(lambda s=sender: keep_sending(s) for sender in senders), lambda: finish(finisher)]
-    )
+    outcomes = _at_once([*(partial(keep_sending, s) for s in senders), partial(finish, finisher)])
     assert len(refusals) == SENDERS
     assert all("it is completed" in refusal for refusal in refusals)
     accepted = sorted(seq for seqs in outcomes for seq in seqs)
@@ -185,7 +182,7 @@ def test_a_consumed_signal_is_consumed_once(open_store: Callable[..., SQLStore])
             return "conflict"
         return "ok"
 
-    outcomes = _at_once([lambda w=w, i=i: consume(w, i) for i, w in enumerate(workers)])
+    outcomes = _at_once([partial(consume, worker, i) for i, worker in enumerate(workers)])
     assert sorted(outcomes) == ["conflict"] * 3 + ["ok"]
     assert store.signals(execution.id) == []
     loaded = store.load(execution.id)
