@@ -60,6 +60,7 @@ pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
 FLOWKIT = str(Path(sys.executable).parent / "flowkit")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def _micros(value: datetime) -> int:
@@ -491,6 +492,7 @@ def test_key_layout(store: RedisStore) -> None:
         parent_id="ex-0",
         lease_owner="w1",
         lease_expires_at=lease,
+        traceparent=TRACEPARENT,
     )
     store.create(execution)
     assert store_keys(client, p) == sorted(
@@ -539,6 +541,7 @@ def test_key_layout(store: RedisStore) -> None:
         "workflow_id": "order",
         "parent_id": "ex-0",
         "created_at": T0.isoformat(),
+        "traceparent": TRACEPARENT,
     }
     assert json.loads(stored["in"]) == {"amount": 5}
     assert (stored["wf"], stored["b"], stored["v"], stored["s"], stored["st"]) == (
