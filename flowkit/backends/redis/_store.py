@@ -772,36 +772,33 @@ class RedisStore:
         if self._closed:
             raise self._closed_error()
         execution = utc_execution(execution)
-        fixed = _fixed_text(execution)
-        input_text = encode_json(execution.input).encode()
-        state = _state_text(execution)
-        ctx = _ctx_pairs(execution.ctx, execution.ctx)
-        wake, lease = execution.wake_at, execution.lease_expires_at
-        written = self._execute(
-            (
-                b"EVALSHA",
-                _CREATE,
-                b"6",
-                *self._keys(execution.id),
-                self._prefix,
-                execution.id.encode(),
-                execution.workflow_id.encode(),
-                fixed,
-                input_text,
-                b"%d" % execution.seq,
-                b"%d" % execution.version,
-                _STATUS[execution.status],
-                _micros(execution.updated_at),
-                b"" if wake is None else _micros(wake),
-                b"" if lease is None else _micros(lease),
-                state,
-                self._write_id(),
-                self._ttl_ms,
-                *ctx,
-            )
-        )
-        if written != 1:
+        if self._execute(self._create_command(execution)) != 1:
             raise ConflictError(f"execution {execution.id!r} already exists")
+
+    def _create_command(self, execution: Execution) -> list[bytes]:
+        """The ``EVALSHA`` of the create script (see ``CREATE`` for its arguments)."""
+        wake, lease = execution.wake_at, execution.lease_expires_at
+        return [
+            b"EVALSHA",
+            _CREATE,
+            b"6",
+            *self._keys(execution.id),
+            self._prefix,
+            execution.id.encode(),
+            execution.workflow_id.encode(),
+            _fixed_text(execution),
+            encode_json(execution.input).encode(),
+            b"%d" % execution.seq,
+            b"%d" % execution.version,
+            _STATUS[execution.status],
+            _micros(execution.updated_at),
+            b"" if wake is None else _micros(wake),
+            b"" if lease is None else _micros(lease),
+            _state_text(execution),
+            self._write_id(),
+            self._ttl_ms,
+            *_ctx_pairs(execution.ctx, execution.ctx),
+        ]
 
     def load(self, execution_id: str) -> Execution | None:
         """The execution with this id, or None (one script: the record and its ctx values).
