@@ -853,7 +853,7 @@ class RedisStore:
         execution = utc_execution(execution)
         check_checkpoint(execution, entries, expected_version, changed)
         texts = [_entry_text(utc_entry(entry)) for entry in entries]
-        seqs = b",".join([b"%d" % seq for seq in consumed])
+        seqs = b",".join([b"%d" % seq for seq in consumed]) if consumed else b""
         try:
             written = self._commit(
                 self._checkpoint_command(execution, texts, expected_version, changed, seqs)
