@@ -606,19 +606,33 @@ class Engine:
         if sent is None:
             return False
         execution = self.store.load(execution_id)
-        if execution is None:
-            return True  # deleted meanwhile
-        self._stepper.emit(
-            execution, "signal.received", None, {"name": name, "seq": sent.seq, "key": key}
-        )
-        if self._make_due(execution, name) is not None:
+        if execution is not None:
+            self._stepper.emit(
+                execution, "signal.received", None, {"name": name, "seq": sent.seq, "key": key}
+            )
+            self._deliver(execution, name)
+        return True
+
+    def _deliver(self, execution: Execution, name: str) -> None:
+        """If the execution waits for signal ``name``, make its timer due and wake it."""
+        for _ in range(CANCEL_ATTEMPTS):
             try:
-                self.driver.wake(self, execution_id)
+                due = self._make_due(execution, name)
+            except ConflictError:  # it changed meanwhile: look again
+                latest = self.store.load(execution.id)
+                if latest is None:
+                    return
+                execution = latest
+                continue
+            if due is None:
+                return  # it does not wait for it (yet): a wait step finds it in the mailbox
+            try:
+                self.driver.wake(self, execution.id)
             except ConflictError:
                 pass  # another process delivered it first
             except NotFoundError as exc:
-                log.info("flowkit: signal %r to %s waits for a worker: %s", name, execution_id, exc)
-        return True
+                log.info("flowkit: signal %r to %s waits for a worker: %s", name, execution.id, exc)
+            return
 
     def _unless_signalled(self, advance: Advance) -> Advance:
         """After a ``wait`` step began to wait: if its signal came meanwhile (a sender
