@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import telemetry
 from ..abc import Drivable, Driver
 from ..adapters import optional_import
 from ..config import settings
@@ -314,6 +315,8 @@ class Runtime:
         self.timer: Actor[..., None] = dramatiq.actor(
             self._timer, actor_name="flowkit_timer", **options
         )
+        if not any(isinstance(found, _TraceContext) for found in broker.middleware):
+            broker.add_middleware(_TraceContext())
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._lock_connection: Any = None
@@ -525,6 +528,56 @@ class Runtime:
 
 #: The statuses in which an execution may have a timer (``wake_at``).
 _TIMED = (Status.HALTED, Status.WAITING)
+
+
+_Middleware: Any = dramatiq.Middleware
+
+
+class _TraceContext(_Middleware):  # type: ignore[misc]
+    """Carries the current trace context in flowkit's messages (``flowkit.telemetry``).
+
+    A worker makes the context its message carried current while it processes
+    the message, so the spans of the steps it runs link to the span that moved
+    the execution on (the ``start`` or ``resume`` call), and the messages it
+    sends carry the same context on.
+    """
+
+    def __init__(self) -> None:
+        self._scopes = threading.local()
+
+    def before_enqueue(self, broker: Broker, message: Any, delay: int | None) -> None:
+        if message.actor_name in _ACTORS:
+            found = telemetry.carrier()
+            if found:  # a delayed message moved to its queue keeps what it carried
+                message.options[_TRACE_OPTION] = found
+
+    def before_process_message(self, broker: Broker, message: Any) -> None:
+        scope = telemetry.attached(message.options.get(_TRACE_OPTION))
+        scope.__enter__()
+        self._stack().append(scope)
+
+    def after_process_message(
+        self, broker: Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        stack = self._stack()
+        if stack:
+            stack.pop().__exit__(None, None, None)
+
+    def after_skip_message(self, broker: Broker, message: Any) -> None:
+        self.after_process_message(broker, message)
+
+    def _stack(self) -> list[contextlib.AbstractContextManager[None]]:
+        stack: list[contextlib.AbstractContextManager[None]] | None = getattr(
+            self._scopes, "stack", None
+        )
+        if stack is None:
+            stack = self._scopes.stack = []
+        return stack
+
+
+_ACTORS = frozenset({"flowkit_step", "flowkit_branch", "flowkit_timer"})
+#: The message option that holds the trace context (W3C ``traceparent``, ``tracestate``).
+_TRACE_OPTION = "flowkit_trace"
 
 
 def _positive_seconds(value: float, name: str) -> float:
