@@ -70,6 +70,10 @@ MODULES_VAR = "FLOWKIT_WORKER_MODULES"
 # Steps have their own timeouts; Dramatiq's default 10-minute limit would kill long ones.
 ACTOR_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
 MAINTENANCE_SECONDS = 5.0
+#: The environment variables that say how worker processes print logs (``flowkit
+#: worker --log-format --log-level`` sets them; see :func:`flowkit.telemetry.configure_logging`).
+LOG_FORMAT_VAR = "FLOWKIT_LOG_FORMAT"
+LOG_LEVEL_VAR = "FLOWKIT_LOG_LEVEL"
 #: The environment variables that bound a step message's time slice in the
 #: worker processes (``flowkit worker`` passes them on).
 SLICE_SECONDS_VAR = "FLOWKIT_SLICE_SECONDS"
@@ -750,6 +754,11 @@ def boot() -> None:
             ``FLOWKIT_SLICE_STEPS`` is not an integer of at least 1, or a
             module cannot be imported.
     """
+    log_format = os.environ.get(LOG_FORMAT_VAR)
+    if log_format:  # Dramatiq set up this process's logging: flowkit's format replaces it
+        telemetry.configure_logging(
+            log_format, os.environ.get(LOG_LEVEL_VAR) or "info", replace=True
+        )
     rt = get_runtime()
     rt.maintenance_seconds = _maintenance_seconds()
     rt.slice_seconds, rt.slice_steps = _slice()
@@ -764,6 +773,8 @@ def run_workers(
     processes: int = 1,
     threads: int = 8,
     queue: str | None = None,
+    log_format: str | None = None,
+    log_level: str = "info",
 ) -> int:
     """Start Dramatiq worker processes that import ``modules`` and run flowkit's actors.
 
@@ -773,6 +784,10 @@ def run_workers(
         processes: worker processes.
         threads: threads per process.
         queue: the queue to consume (default: ``FLOWKIT_QUEUE``, else ``flowkit``).
+        log_format: ``text`` or ``json``: how the worker processes print logs
+            (see :func:`flowkit.telemetry.configure_logging`); by default, as
+            Dramatiq does.
+        log_level: the least severe flowkit log record they print, with ``log_format``.
 
     Returns:
         Dramatiq's exit code.
@@ -788,6 +803,9 @@ def run_workers(
     _slice()
     queue = os.environ[QUEUE_VAR] = _queue(queue)
     os.environ[MODULES_VAR] = ",".join(modules)
+    if log_format is not None:
+        os.environ[LOG_FORMAT_VAR] = log_format
+        os.environ[LOG_LEVEL_VAR] = log_level
     from dramatiq.cli import main, make_argument_parser
 
     args = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]
