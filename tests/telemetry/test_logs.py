@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import flowkit
 from flowkit.telemetry import JSONFormatter, configure_logging
@@ -173,3 +175,23 @@ def test_a_bad_log_level_is_a_usage_error() -> None:
     result = invoke("wake", "--log-level", "loud")
     assert result.exit_code == 2
     assert "'loud' is not one of 'debug', 'info', 'warning', 'error'" in result.stderr
+
+
+@given(
+    message=st.text(),
+    extra=st.dictionaries(
+        st.from_regex(r"[a-z][a-z_]{0,12}", fullmatch=True).filter(
+            lambda key: key not in {*vars(logging.makeLogRecord({})), "message", "asctime"}
+        ),
+        st.none() | st.booleans() | st.integers() | st.text(),
+        max_size=5,
+    ),
+)
+def test_any_record_is_one_json_line_that_reads_back(message: str, extra: dict[str, Any]) -> None:
+    record = logging.makeLogRecord({"name": "flowkit.steps", "msg": message, **extra})
+    line = JSONFormatter().format(record)
+    assert "\n" not in line
+    data = json.loads(line)
+    assert data["message"] == message
+    for key, value in extra.items():
+        assert data[key] == value
