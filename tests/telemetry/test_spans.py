@@ -172,19 +172,40 @@ def test_steps_in_a_loop_are_named_by_their_path(make_engine: Any, spans: Spans)
     assert {(span.attributes or {})["flowkit.step_id"] for span in inner} == {"each:inner"}
 
 
+@pytest.mark.parametrize("executor", ["inline", "thread"])
+def test_parallel_branches_are_spans_of_the_same_trace(
+    make_engine: Any, spans: Spans, executor: str
+) -> None:
+    wf = workflow({"id": "fan", "type": "parallel", "branches": [call("left"), call("right", x=2)]})
+    result = make_engine(executor=executor).run(wf, {}, timeout=10)
+    assert result.completed
+    branches = {
+        span.name: span for span in spans.steps() if span.name.startswith("flowkit.step fan:")
+    }
+    assert set(branches) == {"flowkit.step fan:left", "flowkit.step fan:right"}
+    root = spans.named("flowkit.start wf").context
+    assert root is not None
+    for span in branches.values():
+        assert span.context is not None
+        assert span.context.trace_id == root.trace_id
+        assert span.parent is not None
+        assert span.parent.span_id == root.span_id
+
+
+@pytest.mark.parametrize("executor", ["inline", "thread"])
 def test_a_resume_joins_the_trace_and_links_to_the_resuming_span(
-    make_engine: Any, spans: Spans
+    make_engine: Any, spans: Spans, executor: str
 ) -> None:
     wf = workflow(
         {"id": "ask", "type": "approval", "prompt": "ok?", "next": "after"},
         call("after"),
     )
-    halted = make_engine().run(wf, {})
+    engine = make_engine(executor=executor)
+    halted = engine.run(wf, {}, timeout=10)
     assert halted.halted
-    stored = make_engine().load(halted.execution_id).traceparent
-    spans.all()  # the spans of the first part
+    stored = engine.load(halted.execution_id).traceparent
     with tracer.start_as_current_span("approve") as approve:  # a new trace: an HTTP request
-        assert make_engine().resume(halted.execution_id, approved=True).completed
+        assert engine.resume(halted.execution_id, approved=True).completed
     resumed = [
         span for span in spans.steps() if span.name in ("flowkit.step ask", "flowkit.step after")
     ][-2:]
