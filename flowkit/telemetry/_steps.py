@@ -289,7 +289,8 @@ def _count(otel: _Otel, workflow_id: str, entry: Entry) -> None:
         otel.failed.add(1, attributes)
     elif entry.action is Action.RETRIED:
         otel.retried.add(1, attributes)
-    if entry.duration_ms:  # a loop's or a parallel step's own entry has no run time
+    # A loop's or a parallel step's own entry has no run time; a compensation is no run.
+    if entry.duration_ms and entry.action is not Action.COMPENSATED:
         otel.duration.record(entry.duration_ms / 1000, attributes)
 
 
