@@ -77,6 +77,14 @@ def test_every_step_start_finish_retry_and_failure_is_logged_with_its_ids(
     assert failed.trace_id == trace.split("-")[1]
 
 
+def test_at_warning_level_only_failures_are_logged(
+    make_engine: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flowkit")
+    make_engine().run(workflow(call("ok", next="bad"), call("bad", "boom")), {})
+    assert _step_records(caplog) == [("WARNING", "'bad' failed", "bad", 1)]
+
+
 def test_nothing_is_built_for_a_logger_that_is_off(
     make_engine: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
