@@ -25,6 +25,7 @@ from tests.distributed.cluster import (
     REDIS_BROKER_URL,
     _delete_rabbitmq_queues,
     _delete_redis_keys,
+    wait_for,
 )
 from tests.telemetry.conftest import Spans, call, workflow
 
@@ -99,3 +100,21 @@ def test_each_step_message_joins_the_trace_and_links_to_the_caller(
         [link] = span.links  # the context the message carried
         assert link.context.span_id == caller.span_id
     assert steps[-1].status.status_code is StatusCode.ERROR
+
+
+def test_a_signal_sent_to_a_worker_carries_the_senders_context(
+    engine: flowkit.Engine, spans: Spans
+) -> None:
+    wf = workflow(
+        {"id": "paid", "type": "wait", "signal": "payment", "output": "payment", "next": "ship"},
+        call("ship"),
+    )
+    execution_id = engine.start(wf, {}).execution_id
+    assert engine.wait(execution_id, timeout=30).waiting
+    with tracer.start_as_current_span("webhook") as webhook:
+        assert engine.signal(execution_id, "payment", {"amount": 5})
+    wait_for(lambda: engine.load(execution_id).status.finished, "the signalled execution")
+    assert engine.load(execution_id).status is flowkit.Status.COMPLETED
+    [ship] = [span for span in spans.steps() if span.name == "flowkit.step ship"]
+    [link] = ship.links
+    assert link.context.span_id == webhook.get_span_context().span_id

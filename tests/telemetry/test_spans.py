@@ -219,6 +219,29 @@ def test_a_resume_joins_the_trace_and_links_to_the_resuming_span(
         assert link.context.span_id == approve.get_span_context().span_id
 
 
+@pytest.mark.parametrize("executor", ["inline", "thread"])
+def test_a_signal_continues_the_trace_and_links_to_the_sender(
+    make_engine: Any, spans: Spans, executor: str
+) -> None:
+    wf = workflow(
+        {"id": "paid", "type": "wait", "signal": "payment", "output": "payment", "next": "ship"},
+        call("ship"),
+    )
+    engine = make_engine(executor=executor)
+    waiting = engine.run(wf, {}, timeout=10)
+    assert waiting.waiting
+    stored = engine.load(waiting.execution_id).traceparent
+    with tracer.start_as_current_span("webhook") as webhook:  # the payment provider's call
+        assert engine.signal(waiting.execution_id, "payment", {"amount": 5})
+    assert engine.wait(waiting.execution_id, timeout=10).completed
+    later = [span for span in spans.steps() if span.name == "flowkit.step ship"]
+    [ship] = later
+    assert ship.context is not None
+    assert ship.context.trace_id == _trace_id(stored)
+    [link] = ship.links
+    assert link.context.span_id == webhook.get_span_context().span_id
+
+
 @pytest.mark.redis
 def test_a_trace_spans_a_halt_and_a_resume_in_another_process(spans: Spans) -> None:
     # Redis: a store another process reads that keeps the traceparent today.
