@@ -3,7 +3,7 @@
 Commands live in the modules next to this one, one per group of commands;
 extensions add theirs with these same helpers (``flowkit mcp`` in
 :mod:`flowkit.ai`): ``handles_errors``, ``store_option``, ``import_option``,
-``json_option``, ``open_engine``, ``load_target`` and ``echo_json``.
+``json_option``, ``log_options``, ``open_engine``, ``load_target`` and ``echo_json``.
 """
 
 from __future__ import annotations
