@@ -136,7 +136,7 @@ LOWEST = {
             "--ignore=tests/telemetry/test_dramatiq.py",
             "--ignore=tests/telemetry/test_worker_logs.py",
             "-m",
-            "not redis",
+            "not (postgresql or mysql or redis)",
         ],
         ["opentelemetry-sdk"],
     ),

@@ -17,9 +17,6 @@ from flowkit.telemetry import JSONFormatter, configure_logging
 from tests.cli_helpers import invoke
 from tests.telemetry.conftest import call, workflow
 
-# The CLI runs on a memory store: the SQL store keeps no traceparent yet.
-uses_memory = pytest.mark.filterwarnings("ignore::flowkit.backends.memory.DurabilityWarning")
-
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
@@ -133,9 +130,8 @@ def _flow_file(tmp_path: Path) -> Path:
     return path
 
 
-@uses_memory
 def test_run_prints_json_logs_one_object_per_line(tmp_path: Path) -> None:
-    store = "memory://"
+    store = f"sqlite:///{tmp_path / 'runs.db'}"
     result = invoke(
         "run",
         _flow_file(tmp_path),
@@ -164,9 +160,8 @@ def test_run_prints_json_logs_one_object_per_line(tmp_path: Path) -> None:
         assert line["logger"] == "flowkit.steps"
 
 
-@uses_memory
 def test_run_prints_only_warnings_by_default_and_text_when_asked(tmp_path: Path) -> None:
-    store = "memory://"
+    store = f"sqlite:///{tmp_path / 'runs.db'}"
     quiet = invoke("run", _flow_file(tmp_path), "--store", store)
     assert quiet.exit_code == 0
     assert quiet.stderr == ""

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +9,7 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import flowkit
-from tests.backends.redis_helpers import REDIS_URL, scratch_store
 from tests.telemetry.conftest import Spans, call, workflow
-from tests.telemetry.elsewhere import APPROVAL
-
-ROOT = Path(__file__).resolve().parents[2]
 
 tracer = trace.get_tracer("tests")
 
@@ -240,39 +231,3 @@ def test_a_signal_continues_the_trace_and_links_to_the_sender(
     assert ship.context.trace_id == _trace_id(stored)
     [link] = ship.links
     assert link.context.span_id == webhook.get_span_context().span_id
-
-
-@pytest.mark.redis
-def test_a_trace_spans_a_halt_and_a_resume_in_another_process(spans: Spans) -> None:
-    # Redis: a store another process reads that keeps the traceparent today.
-    store = scratch_store()
-    try:
-        url = f"{REDIS_URL}?prefix={store.prefix}"
-        with flowkit.Engine(store=store, executor="inline") as engine:
-            halted = engine.run(APPROVAL, {})
-        assert halted.halted
-        traceparent = store.load(halted.execution_id).traceparent
-        here = [span.name for span in spans.steps()]
-        assert here == ["flowkit.step start", "flowkit.step before", "flowkit.step ask"]
-        ran = subprocess.run(
-            [sys.executable, "-m", "tests.telemetry.elsewhere", url, halted.execution_id],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert ran.returncode == 0, ran.stderr
-        there = json.loads(ran.stdout)
-        assert there["status"] == "completed"
-        assert [span["name"] for span in there["spans"]] == [
-            "flowkit.step ask",
-            "flowkit.step after",
-        ]
-        for span in there["spans"]:
-            assert span["trace_id"] == _trace_id(traceparent)
-            assert span["parent_id"] == _span_id(traceparent)
-            assert span["links"] == 0
-    finally:
-        store.close()

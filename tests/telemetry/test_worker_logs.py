@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 import flowkit
-from flowkit.backends.dramatiq import DramatiqDriver
-from tests.backends.redis_helpers import REDIS_URL, scratch_store
 from tests.distributed import flows
 from tests.distributed.cluster import FLOWKIT, Cluster, WorkerGroup, wait_for
 
@@ -19,17 +17,14 @@ pytestmark = [pytest.mark.dramatiq_redis, pytest.mark.timeout(120)]
 
 def test_worker_processes_print_each_step_as_a_json_line(tmp_path: Path) -> None:
     cluster = Cluster("redis", tmp_path)
-    # A Redis store: it keeps the traceparent this session's tracer provider makes.
-    store = scratch_store()
-    engine = flowkit.Engine(store=store, executor=DramatiqDriver(runtime=cluster.runtime))
+    engine = cluster.engine
     try:
         command = [
             *(FLOWKIT, "worker", "tests.distributed.flows"),
             *("--processes", "1", "--threads", "2", "--queue", cluster.queue),
             *("--log-format", "json", "--log-level", "debug"),
         ]
-        env = {**cluster.env, "FLOWKIT_STORE": f"{REDIS_URL}?prefix={store.prefix}"}
-        group = WorkerGroup(command, env, tmp_path / "worker.log", processes=1)
+        group = WorkerGroup(command, cluster.env, tmp_path / "worker.log", processes=1)
         cluster.groups.append(group)
         group.wait_ready()
         execution_id = engine.start(flows.CHAIN).execution_id
@@ -53,6 +48,4 @@ def test_worker_processes_print_each_step_as_a_json_line(tmp_path: Path) -> None
         assert engine.load(execution_id).status is flowkit.Status.COMPLETED
     finally:
         print(cluster.logs())
-        engine.close()
-        store.close()
         cluster.close()
