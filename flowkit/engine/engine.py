@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from .. import telemetry
 from ..abc import Clock, Decision, Driver, Store
 from ..adapters import connect, make_driver
 from ..config import settings
@@ -402,6 +403,7 @@ class Engine:
             workflow_version=wf.version,
         )
         self.store.checkpoint(record, [entry], execution.version, changed=())
+        telemetry.checkpointed(execution, record, [entry])  # metrics and logs
         self._stepper.emit(record, "workflow.retried", entry.step_id, {})
         return record
 
@@ -952,7 +954,9 @@ class Engine:
             lease_owner=self._stepper.lease_owner(parent_id is not None),
             lease_expires_at=now + self.lease,
         )
+        execution = telemetry.with_trace(execution)  # the trace its step spans join
         self.store.create(execution)
+        telemetry.created(execution)  # metrics and logs
         self._stepper.emit(execution, "workflow.started", None, {"input": data})
         return execution
 
@@ -1068,6 +1072,7 @@ class Engine:
             lease_expires_at=now + self.lease,
         )
         self.store.checkpoint(claimed, (), execution.version, changed=())
+        telemetry.checkpointed(execution, claimed, ())  # metrics
         return claimed
 
     def _take_over(self, execution: Execution, *, owner: str | None) -> Execution:
@@ -1128,6 +1133,7 @@ class Engine:
             lease_expires_at=None,
         )
         self.store.checkpoint(failed, [entry], execution.version, changed=())
+        telemetry.checkpointed(execution, failed, [entry])  # metrics and logs
         log.error("flowkit: %s", error)
         self._stepper.emit(failed, "workflow.failed", None, {"error": error})
         self.notify_parent(failed)
