@@ -90,40 +90,21 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 #: A script's text by its SHA1, for ``EVAL`` after ``NOSCRIPT``.
 _BY_SHA = {script.sha.encode(): script.text.encode() for script in SCRIPTS}
-(
-    _CREATE,
-    _CHECKPOINT,
-    _DELETE,
-    _CLEAN,
-    _PRUNE,
-    _ENTRIES,
-    _LOAD,
-    _QUERY,
-    _SEND,
-    _SIGNALS,
-    _SAVE_SCHEDULE,
-    _DELETE_SCHEDULE,
-    _SCHEDULE_FIRED,
-    _SCHEDULES,
-) = (
-    script.sha.encode()
-    for script in (
-        CREATE,
-        CHECKPOINT,
-        DELETE,
-        CLEAN,
-        PRUNE,
-        ENTRIES,
-        LOAD,
-        QUERY,
-        SEND,
-        SIGNALS,
-        SAVE_SCHEDULE,
-        DELETE_SCHEDULE,
-        SCHEDULE_FIRED,
-        SCHEDULES,
-    )
-)
+#: What ``EVALSHA`` names each script by.
+_CREATE = CREATE.sha.encode()
+_CHECKPOINT = CHECKPOINT.sha.encode()
+_DELETE = DELETE.sha.encode()
+_CLEAN = CLEAN.sha.encode()
+_PRUNE = PRUNE.sha.encode()
+_ENTRIES = ENTRIES.sha.encode()
+_LOAD = LOAD.sha.encode()
+_QUERY = QUERY.sha.encode()
+_SEND = SEND.sha.encode()
+_SIGNALS = SIGNALS.sha.encode()
+_SAVE_SCHEDULE = SAVE_SCHEDULE.sha.encode()
+_DELETE_SCHEDULE = DELETE_SCHEDULE.sha.encode()
+_SCHEDULE_FIRED = SCHEDULE_FIRED.sha.encode()
+_SCHEDULES = SCHEDULES.sha.encode()
 #: How many executions one call of the prune script looks at: each call holds Redis
 #: (a script runs alone) for about a millisecond.
 PRUNE_BATCH = 200
@@ -373,10 +354,12 @@ class RedisStore:
     """A store in Redis: atomic Lua-script writes and sorted-set indexes.
 
     Each execution is a hash (``<prefix>e:<id>``), its ctx values (a hash
-    ``<prefix>c:<id>`` and their order, a list ``<prefix>o:<id>``) and a list
-    of entries (``<prefix>l:<id>``); sorted sets index executions by workflow,
-    by status, by timer and by lease, so ``find``, ``due`` and ``stale`` never
-    scan. Each ``create``, ``checkpoint`` and ``delete`` is one Lua script:
+    ``<prefix>c:<id>`` and their order, a list ``<prefix>o:<id>``), a list
+    of entries (``<prefix>l:<id>``) and a mailbox (a hash ``<prefix>m:<id>``
+    and its pending signals, a sorted set ``<prefix>mp:<id>``); sorted sets
+    index executions by workflow, by status, by timer and by lease, so
+    ``find``, ``due``, ``stale`` and ``prune`` never scan. Each schedule is a
+    hash (``<prefix>sc:<name>``). Every write is one Lua script:
     the version check, the record, the ctx values it changed, the entries and
     every index change happen together or not at all. Checkpoints that several
     threads write at the same time share one round trip (``group_commit``).
