@@ -533,6 +533,20 @@ def test_key_layout(store: RedisStore) -> None:
     assert store_keys(client, p) == []
 
 
+def test_records_written_before_traceparent_load_without_one(store: RedisStore) -> None:
+    execution = make_execution(traceparent=TRACEPARENT)
+    store.create(execution)
+    key = f"{store.prefix}e:{execution.id}"
+    fixed = json.loads(store.client.hget(key, "f"))
+    del fixed["traceparent"]  # as the release before traceparent wrote it
+    store.client.hset(key, "f", json.dumps(fixed))
+    loaded = store.load(execution.id)
+    assert loaded == attrs.evolve(execution, traceparent=None)
+    record, entries = next_checkpoint(loaded)
+    store.checkpoint(record, entries, loaded.version)  # a checkpoint never writes it
+    assert json.loads(store.client.hget(key, "f")) == fixed
+
+
 def test_a_checkpoint_does_not_send_what_create_wrote(server: RedisServer) -> None:
     store = RedisStore(server.url, prefix="fixed:")
     try:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import flowkit
 from flowkit import Status
@@ -24,6 +26,7 @@ from .redis_helpers import (
     RedisServer,
     command_stats,
     create_many,
+    drop_keys,
     monitor,
     scratch_store,
     store_keys,
@@ -145,6 +148,39 @@ def test_pages_by_status_and_workflow_cut_through_ties(store: RedisStore) -> Non
     assert _ids(store.find(workflow_id="w", after=(T0, "b"))) == [
         i for i in sorted(ids, reverse=True) if i < "b" and ids.index(i) % 2
     ]
+
+
+#: Ids that sort in surprising ways: case, spaces, accents, astral characters, NUL.
+_ID_TEXT = st.text(alphabet=st.sampled_from("aAbB z~\x00\x7fé\u00ff\u0100\U0001f600"), max_size=4)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    population=st.dictionaries(_ID_TEXT, st.integers(0, 3), min_size=1, max_size=25),
+    position=st.tuples(st.integers(-1, 4), _ID_TEXT),
+    limit=st.integers(1, 30),
+)
+def test_any_position_pages_as_the_order_says(
+    store: RedisStore, population: dict[str, int], position: tuple[int, str], limit: int
+) -> None:
+    """Wherever the position is (stored or not, among ties or not), the page is what
+    follows it in (updated_at, id) descending code-point order."""
+    drop_keys(store.client, store.prefix)
+    create_many(
+        store,
+        [
+            make_execution(id=execution_id, updated_at=T0 + timedelta(seconds=second))
+            for execution_id, second in population.items()
+        ],
+    )
+    after = (T0 + timedelta(seconds=position[0]), position[1])
+    order = sorted(((T0 + timedelta(seconds=s), i) for i, s in population.items()), reverse=True)
+    expected = [i for t, i in order if (t, i) < after][:limit]
+    assert _ids(store.find(limit=limit, after=after)) == expected
 
 
 def _populate_finished(store: RedisStore, count: int) -> list[str]:
