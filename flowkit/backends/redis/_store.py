@@ -1188,6 +1188,8 @@ class RedisStore:
         Reads each status's index oldest first and deletes in batches of
         :data:`PRUNE_BATCH` executions, one script each, so Redis serves other
         clients between batches. With ``dry_run`` the same batches are only counted.
+        A batch sent again after a lost connection is not counted twice, but
+        what it deleted before the reply was lost is not counted at all.
 
         Raises:
             ValueError: ``before`` is naive, or a status is unknown or not finished.
