@@ -43,7 +43,7 @@ from ..definitions import default_registry as default_workflows
 from ..definitions.workflows import import_workflows
 from ..errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
 from ..limits import problem_in
-from ..records import Action, Entry, Execution, Status
+from ..records import Action, Entry, Execution, Schedule, Status
 from ..services import ServiceRegistry
 from ..services import default_registry as default_services
 from .clock import SystemClock
@@ -53,6 +53,7 @@ from .fanout import Fanout
 from .leases import InFlight, Leases, Tracker
 from .position import has_position, position_path, step_levels
 from .results import Advance, Result, Sweep
+from .schedules import ScheduleSlots, schedule_problems, schedule_slots, slot_execution_id
 from .stepper import RESUME, TIMER, Stepper, kind_of
 from .transaction import Transaction, error_text
 
@@ -512,11 +513,63 @@ class Engine:
         child = None if child_id is None else self.store.load(child_id)
         return child if child is not None and child.parent_id == execution.id else None
 
+    # --- schedules (SPEC §16) -------------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        workflow_id: str,
+        *,
+        cron: str,
+        input: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+    ) -> Schedule:
+        """Save a schedule that starts ``workflow_id`` at every slot of ``cron``, read
+        on the wall clock of ``timezone``; a schedule with that name is replaced.
+
+        :meth:`wake_due` starts the executions, in whichever process runs it:
+        one per slot, with the id ``<name>@<slot in UTC>``, so each slot starts
+        once however many processes try. When several slots passed while
+        nothing ran, only the latest starts; no slot before now starts.
+        Daylight-saving changes are described in :mod:`flowkit.engine.schedules`.
+
+        Raises:
+            ValidationError: the name, the expression, the time zone or the input
+                is not valid; nothing is saved.
+            NotFoundError: the workflow is not known here.
+        """
+        problems = schedule_problems(name, cron, timezone)
+        if problems:
+            raise ValidationError(problems, subject=f"schedule {name!r}")
+        wf = self.workflows.get(workflow_id)
+        _validated_input(wf, input)
+        schedule = Schedule(
+            name=name,
+            workflow_id=wf.id,
+            cron=cron,
+            timezone=timezone,
+            input=dict(input or {}),
+            created_at=self.clock.now(),
+        )
+        self.store.save_schedule(schedule)
+        return schedule
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule in the store, by name (see :func:`flowkit.schedule_slots` for
+        when each fires next)."""
+        return self.store.schedules()
+
+    def unschedule(self, name: str) -> bool:
+        """Delete a schedule; the executions it started stay. False if there was none."""
+        return self.store.delete_schedule(name)
+
     def wake_due(self, *, limit: int = 100) -> Sweep:
-        """Move on executions whose timer fired: sleeps that are over, approval timeouts.
+        """Move on executions whose timer fired (sleeps that are over, approval
+        timeouts), then start the executions of schedules that are due.
 
         Each execution is woken on its own: one that cannot be is listed in
-        ``Sweep.stuck`` and the others go on.
+        ``Sweep.stuck`` and the others go on. A schedule starts one execution
+        per slot, only the latest when several passed (see :meth:`schedule`).
         """
         sweep = Sweep()
         for execution in self.store.due(self.clock.now(), limit=limit):
@@ -531,10 +584,47 @@ class Engine:
             except ConflictError:
                 continue  # another process moved it on first
             except Exception as exc:  # one execution never stops the others
-                _stuck(sweep, execution, "wake", exc)
+                _stuck(sweep, execution.id, "wake", exc)
                 continue
             sweep.append(Result.of(final))
+        now = self.clock.now()
+        for schedule in self.store.schedules():
+            execution_id = schedule.name
+            try:
+                slots = schedule_slots(schedule, now)
+                if slots.due is None:
+                    continue
+                execution_id = slot_execution_id(schedule.name, slots.due)
+                started = self._start_slot(schedule, slots, execution_id)
+            except Exception as exc:  # one schedule never stops the others
+                _stuck(sweep, execution_id, "start", exc)
+                continue
+            if started is not None:
+                sweep.append(started)
         return sweep
+
+    def _start_slot(
+        self, schedule: Schedule, slots: ScheduleSlots, execution_id: str
+    ) -> Result | None:
+        """Start the execution of a schedule's due slot unless another process did,
+        then record the slot as the schedule's last."""
+        assert slots.due is not None
+        if slots.missed > 1:
+            log.warning(
+                "flowkit: schedule %s missed %d slots; only the latest starts (%s)",
+                schedule.name,
+                slots.missed,
+                execution_id,
+            )
+        wf = self.workflows.get(schedule.workflow_id)
+        try:
+            self.create(wf, schedule.input, execution_id=execution_id)
+        except ConflictError:  # another process started this slot
+            self.store.schedule_fired(schedule.name, slots.due)
+            return None
+        self.store.schedule_fired(schedule.name, slots.due)
+        self.driver.dispatch(self, execution_id)
+        return Result.of(self.load(execution_id))
 
     def fire_timer(self, execution_id: str) -> Advance:
         """Fire the timer of a halted or waiting execution if it is due: one checkpoint."""
@@ -573,7 +663,7 @@ class Engine:
             except ConflictError:
                 continue  # another process took it first
             except Exception as exc:  # one execution never stops the others
-                _stuck(sweep, execution, "recover", exc)
+                _stuck(sweep, execution.id, "recover", exc)
                 continue
             sweep.append(Result.of(final))
         return sweep
@@ -811,8 +901,7 @@ class Engine:
         """
         wf = self.definition(workflow)
         first = wf.steps[0]
-        check_declared = first.type != "start" or first.config.validate_input
-        data = validate_input(wf, input, check_declared=check_declared)
+        data = _validated_input(wf, input)
         now = self.clock.now()
         # Running from the start, with a lease: if nobody advances it within the
         # lease (the process died, a message was lost), recover() picks it up.
@@ -1011,12 +1100,23 @@ class Engine:
         return _Tracked(self._tracker, execution)
 
 
-def _stuck(sweep: Sweep, execution: Execution, verb: str, exc: Exception) -> None:
+def _stuck(sweep: Sweep, execution_id: str, verb: str, exc: Exception) -> None:
     reason = error_text(exc)
-    sweep.stuck[execution.id] = reason
+    sweep.stuck[execution_id] = reason
     # flowkit's own errors say all there is; anything else gets its traceback.
     trace = None if isinstance(exc, FlowkitError) else exc
-    log.error("flowkit: cannot %s execution %s: %s", verb, execution.id, reason, exc_info=trace)
+    log.error("flowkit: cannot %s execution %s: %s", verb, execution_id, reason, exc_info=trace)
+
+
+def _validated_input(wf: WorkflowDef, input: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The input with defaults applied, checked as the workflow's first step will.
+
+    Raises:
+        ValidationError: it does not fit the workflow's inputs.
+    """
+    first = wf.steps[0]
+    check_declared = first.type != "start" or first.config.validate_input
+    return validate_input(wf, input, check_declared=check_declared)
 
 
 def _check_decision(execution_id: str, decision: Decision) -> None:
