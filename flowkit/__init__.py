@@ -49,12 +49,14 @@ from .engine import (
     Handle,
     InlineDriver,
     Result,
+    ScheduleSlots,
     SystemClock,
     ThreadDriver,
     resume,
     resume_async,
     run,
     run_async,
+    schedule_slots,
 )
 from .errors import (
     ConfigError,
@@ -66,7 +68,7 @@ from .errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from .records import Action, Entry, Execution, Status
+from .records import Action, Entry, Execution, Schedule, Status
 from .redaction import add_secret
 from .services import ServiceRegistry, StepContext, current, register_service, service
 from .steps import (
@@ -123,6 +125,8 @@ __all__ = [
     "Route",
     "RouterConfig",
     "Runtime",
+    "Schedule",
+    "ScheduleSlots",
     "ServiceRegistry",
     "Settings",
     "SourceLocation",
@@ -161,6 +165,7 @@ __all__ = [
     "resume_async",
     "run",
     "run_async",
+    "schedule_slots",
     "service",
     "to_dict",
     "to_yaml",
