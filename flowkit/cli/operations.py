@@ -228,9 +228,12 @@ def _age(text: str) -> timedelta:
         ConfigError: it is not a duration.
     """
     try:
-        return timedelta(seconds=seconds(float(text) if _is_number(text) else text))
+        age = seconds(float(text) if _is_number(text) else text)
     except ValueError as exc:
         raise ConfigError(f"--older-than: {exc}") from None
+    if age < 0:
+        raise ConfigError(f"--older-than must not be negative, got {text!r}")
+    return timedelta(seconds=age)
 
 
 def _is_number(text: str) -> bool:

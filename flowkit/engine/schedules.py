@@ -19,7 +19,7 @@ exists. Two wall-clock times that land on one instant are one slot.
 
 The engine starts one execution per slot, with the id :func:`slot_execution_id`
 gives; the store's ``create`` refuses a second one, so any number of
-processes may try. Imports the records and errors layers only.
+processes may try. Imports the records and definitions layers only.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import attrs
 
+from ..definitions import did_you_mean
 from ..records import Schedule
 
 if TYPE_CHECKING:
@@ -251,8 +252,8 @@ def _timezone_problems(timezone: object) -> list[str]:
         return []
     hint = ""
     if isinstance(timezone, str):
-        close = [zone for zone in _zone_names() if zone.lower() == timezone.lower()]
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        same = [zone for zone in _zone_names() if zone.lower() == timezone.lower()]
+        hint = f" (did you mean '{same[0]}'?)" if same else did_you_mean(timezone, _zone_names())
     return [
         f"time zone {timezone!r} is not known{hint}; use an IANA name such as "
         "'Europe/Berlin', 'America/New_York' or 'UTC'"
