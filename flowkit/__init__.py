@@ -57,6 +57,7 @@ from .engine import (
     run,
     run_async,
     schedule_slots,
+    signal,
 )
 from .errors import (
     ConfigError,
@@ -68,7 +69,7 @@ from .errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from .records import Action, Entry, Execution, Schedule, Status
+from .records import Action, Entry, Execution, Schedule, Signal, Status
 from .redaction import add_secret
 from .services import ServiceRegistry, StepContext, current, register_service, service
 from .steps import (
@@ -129,6 +130,7 @@ __all__ = [
     "ScheduleSlots",
     "ServiceRegistry",
     "Settings",
+    "Signal",
     "SourceLocation",
     "StartConfig",
     "Status",
@@ -167,6 +169,7 @@ __all__ = [
     "run_async",
     "schedule_slots",
     "service",
+    "signal",
     "to_dict",
     "to_yaml",
     "when",

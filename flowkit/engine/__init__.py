@@ -23,7 +23,7 @@ chosen through :mod:`flowkit.adapters`, never imported here.
 """
 
 from .clock import SystemClock
-from .default import default_engine, resume, resume_async, run, run_async
+from .default import default_engine, resume, resume_async, run, run_async, signal
 from .drivers import InlineDriver, ThreadDriver
 from .engine import Engine, Handle
 from .events import EVENT_NAMES, Event, EventBus
@@ -64,6 +64,7 @@ __all__ = [
     "run",
     "run_async",
     "schedule_slots",
+    "signal",
     "slot_execution_id",
     "step_levels",
 ]
