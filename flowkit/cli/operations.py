@@ -111,7 +111,9 @@ def list_schedules(store_url: str | None, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table("name", "workflow", "cron", "time zone", "next", "last slot", "missed")
+    table = Table(box=None)
+    for column in ("name", "workflow", "cron", "time zone", "next", "last slot", "missed"):
+        table.add_column(column, no_wrap=True)
     for saved, slots in rows:
         last = "-" if saved.last_slot is None else _when(saved.last_slot, saved.timezone)
         table.add_row(

@@ -12,8 +12,7 @@ import flowkit
 from flowkit.backends.memory import MemoryStore
 from flowkit.definitions import WorkflowRegistry
 from flowkit.testing import FakeClock
-
-from .conftest import START, EngineFactory
+from tests.schedules.conftest import START, EngineFactory
 
 
 def started(store: MemoryStore) -> list[str]:
