@@ -102,7 +102,7 @@ def list_schedules(store_url: str | None, as_json: bool) -> None:
     finally:
         store.close()
     now = datetime.now(UTC)
-    rows = [(saved, schedule_slots(saved, now)) for saved in schedules]
+    rows = [(saved, _slots(saved, now)) for saved in schedules]
     if as_json:
         echo_json([_as_json(saved, slots) for saved, slots in rows])
         return
@@ -273,6 +273,22 @@ def _finished_statuses(options: Sequence[str]) -> list[Status]:
         if status not in statuses:
             statuses.append(status)
     return statuses
+
+
+def _slots(saved: Schedule, now: datetime) -> ScheduleSlots:
+    """Where a schedule stands.
+
+    Raises:
+        ConfigError: its expression or time zone cannot be read here (it was
+            written by another flowkit, or by hand).
+    """
+    try:
+        return schedule_slots(saved, now)
+    except ValueError as exc:
+        raise ConfigError(
+            f"schedule '{saved.name}' cannot be read: {exc}; remove it with "
+            f"'flowkit schedule remove {saved.name}' and add it again"
+        ) from None
 
 
 def _when(moment: datetime, timezone: str) -> str:

@@ -7,12 +7,15 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import flowkit
 from flowkit.backends.memory import MemoryStore
 from flowkit.definitions import WorkflowRegistry
+from flowkit.engine import Timetable, slot_execution_id
 from flowkit.testing import FakeClock
-from tests.schedules.conftest import START, EngineFactory
+from tests.schedules.conftest import START, EngineFactory, report_workflow
 
 
 def started(store: MemoryStore) -> list[str]:
@@ -253,3 +256,33 @@ def test_processes_waking_at_once_start_each_slot_exactly_once(
     hourly = [f"hourly@2030-01-01T0{h}:00:00Z" for h in range(3)]  # 00:00 is when it was saved
     assert started(store) == sorted(hourly + often)
     assert len(results) == len(set(results))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    steps=st.lists(st.integers(min_value=0, max_value=3 * 3600), min_size=1, max_size=12),
+    cron=st.sampled_from(["*/10 * * * *", "0 * * * *", "30 2 * * *", "15,45 */2 * * *"]),
+)
+def test_every_wake_up_starts_the_latest_passed_slot_once(steps: list[int], cron: str) -> None:
+    clock = FakeClock(START)
+    store = MemoryStore(warn=False)
+    engine = flowkit.Engine(
+        store=store,
+        executor="inline",
+        clock=clock,
+        services=flowkit.ServiceRegistry(),
+        workflows=WorkflowRegistry(),
+    )
+    engine.definition(report_workflow())
+    engine.schedule("s", "report", cron=cron)
+    timetable = Timetable(cron)
+    expected: set[str] = set()
+    for seconds in steps:
+        clock.advance(seconds)
+        latest, _ = timetable.around(clock.now())
+        if latest >= START:
+            expected.add(slot_execution_id("s", latest))
+        engine.wake_due()
+        assert started(store) == sorted(expected)
+    engine.close()
+    store.close()
