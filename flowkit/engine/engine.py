@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_future
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from .fanout import Fanout
 from .leases import InFlight, Leases, Tracker
 from .position import has_position, position_path, step_levels
 from .results import Advance, Result, Sweep
-from .schedules import ScheduleSlots, schedule_problems, schedule_slots, slot_execution_id
+from .schedules import schedule_problems, schedule_slots, slot_execution_id
 from .stepper import RESUME, TIMER, Stepper, kind_of
 from .transaction import Transaction, error_text
 
@@ -591,7 +591,7 @@ class Engine:
                 if slots.due is None:
                     continue
                 execution_id = slot_execution_id(schedule.name, slots.due)
-                started = self._start_slot(schedule, slots, execution_id)
+                started = self._start_slot(schedule, slots.due, slots.missed)
             except Exception as exc:  # one schedule never stops the others
                 _stuck(sweep, execution_id, "start", exc)
                 continue
@@ -599,26 +599,24 @@ class Engine:
                 sweep.append(started)
         return sweep
 
-    def _start_slot(
-        self, schedule: Schedule, slots: ScheduleSlots, execution_id: str
-    ) -> Result | None:
+    def _start_slot(self, schedule: Schedule, slot: datetime, missed: int) -> Result | None:
         """Start the execution of a schedule's due slot unless another process did,
         then record the slot as the schedule's last."""
-        assert slots.due is not None
-        if slots.missed > 1:
+        execution_id = slot_execution_id(schedule.name, slot)
+        if missed > 1:
             log.warning(
                 "flowkit: schedule %s missed %d slots; only the latest starts (%s)",
                 schedule.name,
-                slots.missed,
+                missed,
                 execution_id,
             )
         wf = self.workflows.get(schedule.workflow_id)
         try:
             self.create(wf, schedule.input, execution_id=execution_id)
         except ConflictError:  # another process started this slot
-            self.store.schedule_fired(schedule.name, slots.due)
+            self.store.schedule_fired(schedule.name, slot)
             return None
-        self.store.schedule_fired(schedule.name, slots.due)
+        self.store.schedule_fired(schedule.name, slot)
         self.driver.dispatch(self, execution_id)
         return Result.of(self.load(execution_id))
 
