@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import flowkit
 from flowkit.records import Execution, Status
 from tests.distributed import flows
 from tests.distributed.cluster import Cluster, wait_for
