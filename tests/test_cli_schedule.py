@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from cli_helpers import EXAMPLES, error_line, invoke, invoke_json
 
+import flowkit
+
 DIGEST = EXAMPLES / "nightly_digest.yml"
 
 
@@ -121,3 +123,52 @@ def test_a_bad_input_is_refused(store_url: str, raw: str, message: str) -> None:
         "--input", raw, "--store", store_url,
     )  # fmt: skip
     assert error_line(result) == message
+
+
+def test_flowkit_wake_starts_a_due_slot_once(store_url: str) -> None:
+    store = flowkit.connect(store_url)
+    try:  # saved two days ago, so that yesterday's 02:30 has passed
+        store.save_schedule(
+            flowkit.Schedule(
+                name="nightly",
+                workflow_id="nightly_digest",
+                cron="30 2 * * *",
+                input={"team": "ops"},
+                created_at=datetime.now(UTC) - timedelta(days=2),
+            )
+        )
+    finally:
+        store.close()
+    first = invoke_json("wake", "--workflow", str(DIGEST), "--store", store_url)
+    [started] = first
+    assert started["execution_id"].startswith("nightly@")
+    assert started["status"] == "completed"
+    assert invoke_json("wake", "--workflow", str(DIGEST), "--store", store_url) == []
+    [listed] = invoke_json("schedule", "list", "--store", store_url)
+    assert listed["last_slot"] is not None
+    assert started["execution_id"] == "nightly@" + datetime.fromisoformat(
+        listed["last_slot"]
+    ).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_flowkit_wake_reports_a_slot_whose_workflow_it_does_not_know(store_url: str) -> None:
+    store = flowkit.connect(store_url)
+    try:
+        store.save_schedule(
+            flowkit.Schedule(
+                name="nightly",
+                workflow_id="weekly_audit",
+                cron="30 2 * * *",
+                created_at=datetime.now(UTC) - timedelta(days=2),
+            )
+        )
+    finally:
+        store.close()
+    result = invoke("wake", "--store", store_url)
+    assert result.exit_code == 1
+    assert result.stdout == "0 executions woken\n"
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: execution nightly@")
+    assert "could not be woken: NotFoundError: workflow 'weekly_audit' is not known" in line
+    [listed] = invoke_json("schedule", "list", "--store", store_url)
+    assert listed["last_slot"] is None  # still due, for a process that knows the workflow
