@@ -100,7 +100,7 @@ class Timetable:
 
     def around(self, now: datetime) -> tuple[datetime, datetime]:
         """The latest slot at or before ``now`` and the first slot after it."""
-        margin = self._margin(now, now)
+        margin = self._margin(now)
         end = self._wall(now) + margin
         latest: datetime | None = None
         upcoming: datetime | None = None
@@ -180,11 +180,7 @@ def due_slot(schedule: Schedule, now: datetime) -> datetime | None:
         ValueError: the schedule's expression or time zone is not valid (here).
     """
     latest, _ = Timetable.of(schedule).around(now)
-    if latest < schedule.created_at:
-        return None
-    if schedule.last_slot is not None and latest <= schedule.last_slot:
-        return None
-    return latest
+    return _unstarted(schedule, latest)
 
 
 def schedule_slots(schedule: Schedule, now: datetime) -> ScheduleSlots:
@@ -194,8 +190,8 @@ def schedule_slots(schedule: Schedule, now: datetime) -> ScheduleSlots:
         ValueError: the schedule's expression or time zone is not valid (here).
     """
     timetable = Timetable.of(schedule)
-    _, upcoming = timetable.around(now)
-    due = due_slot(schedule, now)
+    latest, upcoming = timetable.around(now)
+    due = _unstarted(schedule, latest)
     missed = 0
     if due is not None:
         after = schedule.created_at - timedelta(microseconds=1)
@@ -203,6 +199,16 @@ def schedule_slots(schedule: Schedule, now: datetime) -> ScheduleSlots:
             after = max(after, schedule.last_slot)
         missed = timetable.count(after, now, limit=MISSED_COUNT_LIMIT)
     return ScheduleSlots(next=upcoming, due=due, missed=missed)
+
+
+def _unstarted(schedule: Schedule, slot: datetime) -> datetime | None:
+    """``slot`` if the schedule may still start it: not before it was saved, and later
+    than its last slot."""
+    if slot < schedule.created_at:
+        return None
+    if schedule.last_slot is not None and slot <= schedule.last_slot:
+        return None
+    return slot
 
 
 def slot_execution_id(name: str, slot: datetime) -> str:
