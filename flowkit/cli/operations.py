@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -220,7 +221,9 @@ def _json_object(raw: str | None, option: str) -> dict[str, Any]:
 
 def _names_a_definition(workflow: str) -> bool:
     """Whether WORKFLOW is a file or MODULE:ATTR rather than a workflow id."""
-    return ":" in workflow or workflow.endswith((".yml", ".yaml", ".json"))
+    return (
+        ":" in workflow or workflow.endswith((".yml", ".yaml", ".json")) or Path(workflow).is_file()
+    )
 
 
 def _age(text: str) -> timedelta:
