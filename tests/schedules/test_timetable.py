@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import flowkit
 from flowkit.engine import Timetable, schedule_slots, slot_execution_id
 from flowkit.engine.schedules import schedule_problems  # the validation messages themselves
 from flowkit.records import Schedule
@@ -246,3 +251,19 @@ def test_schedule_problems_name_what_is_wrong(
 def test_a_timetable_refuses_a_bad_expression_or_zone() -> None:
     with pytest.raises(ValueError, match="time zone 'Mars/Olympus' is not known"):
         Timetable("@daily", "Mars/Olympus")
+
+
+def test_croniter_is_imported_only_when_a_schedule_is_read() -> None:
+    code = (
+        "import sys, flowkit\n"
+        "before = 'croniter' in sys.modules\n"
+        "flowkit.engine.Timetable('@daily')\n"
+        "print(before, 'croniter' in sys.modules)\n"
+    )
+    root = str(Path(flowkit.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
