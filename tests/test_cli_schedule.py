@@ -62,12 +62,19 @@ def test_add_list_and_remove_a_schedule(store_url: str) -> None:
     )
 
 
-def test_adding_a_schedule_again_replaces_it(store_url: str) -> None:
-    for cron in ("30 2 * * *", "0 6 * * 1-5"):
+def test_adding_a_schedule_again_replaces_it_unless_it_is_the_same(store_url: str) -> None:
+    def add(cron: str) -> str:
         result = invoke(
             "schedule", "add", "nightly", str(DIGEST), "--cron", cron, "--store", store_url
         )
-    assert result.stdout.startswith("schedule 'nightly' replaced: ")
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    assert add("30 2 * * *").startswith("schedule 'nightly' added: ")
+    [first] = invoke_json("schedule", "list", "--store", store_url)
+    assert add("30 2 * * *").startswith("schedule 'nightly' unchanged: ")
+    assert invoke_json("schedule", "list", "--store", store_url) == [first]
+    assert add("0 6 * * 1-5").startswith("schedule 'nightly' replaced: ")
     [listed] = invoke_json("schedule", "list", "--store", store_url)
     assert listed["cron"] == "0 6 * * 1-5"
 

@@ -69,7 +69,8 @@ def add(
 ) -> None:
     """Save schedule NAME, which starts WORKFLOW (an id, a FILE or MODULE:ATTR).
 
-    A schedule with that name is replaced. The workflow must be known here
+    A schedule with that name is replaced (one that is the same is left as it
+    is, with its history). The workflow must be known here
     (-m MODULE, a file, or the 'workflows' setting), and to the workers that
     will start it.
     """
@@ -78,13 +79,16 @@ def add(
         workflow_id = workflow
         if _names_a_definition(workflow):
             workflow_id = engine.definition(load_target(workflow)).id
-        replaced = any(known.name == name for known in engine.schedules())
+        existed = any(known.name == name for known in engine.schedules())
+        now = engine.clock.now()
         saved = engine.schedule(name, workflow_id, cron=cron, input=data, timezone=timezone)
-        slots = schedule_slots(saved, engine.clock.now())
+        slots = schedule_slots(saved, now)
     if as_json:
         echo_json(_as_json(saved, slots))
         return
-    verb = "replaced" if replaced else "added"
+    verb = "added"
+    if existed:
+        verb = "unchanged" if saved.created_at < now else "replaced"
     click.echo(
         f"schedule '{name}' {verb}: starts workflow '{workflow_id}' at '{cron}' "
         f"({timezone}); next {_when(slots.next, saved.timezone)}"

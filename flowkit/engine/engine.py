@@ -527,7 +527,11 @@ class Engine:
         timezone: str = "UTC",
     ) -> Schedule:
         """Save a schedule that starts ``workflow_id`` at every slot of ``cron``, read
-        on the wall clock of ``timezone``; a schedule with that name is replaced.
+        on the wall clock of ``timezone``, and return it.
+
+        A schedule with that name is replaced, unless it is the same (workflow,
+        expression, time zone and input): then it is kept as it is, with its
+        ``created_at`` and ``last_slot``, so that saving it again changes nothing.
 
         :meth:`wake_due` starts the executions, in whichever process runs it:
         one per slot, with the id ``<name>@<slot in UTC>``, so each slot starts
@@ -553,6 +557,9 @@ class Engine:
             input=dict(input or {}),
             created_at=self.clock.now(),
         )
+        for stored in self.store.schedules():
+            if stored.name == name and _same_schedule(stored, schedule):
+                return stored  # saving it again (a deploy script) keeps its history
         self.store.save_schedule(schedule)
         return schedule
 
@@ -1244,6 +1251,11 @@ def _stuck(sweep: Sweep, execution_id: str, verb: str, exc: Exception) -> None:
     # flowkit's own errors say all there is; anything else gets its traceback.
     trace = None if isinstance(exc, FlowkitError) else exc
     log.error("flowkit: cannot %s execution %s: %s", verb, execution_id, reason, exc_info=trace)
+
+
+def _same_schedule(one: Schedule, other: Schedule) -> bool:
+    """Whether two schedules start the same workflow at the same times with the same input."""
+    return attrs.evolve(one, created_at=other.created_at, last_slot=other.last_slot) == other
 
 
 def _validated_input(wf: WorkflowDef, input: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -286,3 +286,18 @@ def test_every_wake_up_starts_the_latest_passed_slot_once(steps: list[int], cron
         assert started(store) == sorted(expected)
     engine.close()
     store.close()
+
+
+def test_saving_the_same_schedule_again_keeps_its_history(
+    engine: flowkit.Engine, clock: FakeClock
+) -> None:
+    first = engine.schedule("nightly", "report", cron="30 2 * * *", input={"region": "us"})
+    clock.advance(3 * 3600)
+    engine.wake_due()
+    [started] = engine.schedules()
+    assert started.last_slot == datetime(2030, 1, 1, 2, 30, tzinfo=UTC)
+
+    again = engine.schedule("nightly", "report", cron="30 2 * * *", input={"region": "us"})
+    assert again == started  # created_at and last_slot kept
+    assert again.created_at == first.created_at
+    assert engine.schedules() == [started]
