@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from .. import telemetry
 from ..abc import Clock, Decision, Driver, Store
 from ..adapters import connect, make_driver
 from ..config import settings
@@ -43,7 +44,7 @@ from ..definitions import default_registry as default_workflows
 from ..definitions.workflows import import_workflows
 from ..errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
 from ..limits import problem_in
-from ..records import Action, Entry, Execution, Status
+from ..records import Action, Entry, Execution, Signal, Status
 from ..services import ServiceRegistry
 from ..services import default_registry as default_services
 from .clock import SystemClock
@@ -402,6 +403,7 @@ class Engine:
             workflow_version=wf.version,
         )
         self.store.checkpoint(record, [entry], execution.version, changed=())
+        telemetry.checkpointed(execution, record, [entry])  # metrics and logs
         self._stepper.emit(record, "workflow.retried", entry.step_id, {})
         return record
 
@@ -513,7 +515,8 @@ class Engine:
         return child if child is not None and child.parent_id == execution.id else None
 
     def wake_due(self, *, limit: int = 100) -> Sweep:
-        """Move on executions whose timer fired: sleeps that are over, approval timeouts.
+        """Move on executions whose timer fired: sleeps that are over, approval and
+        wait timeouts, waits whose signal came.
 
         Each execution is woken on its own: one that cannot be is listed in
         ``Sweep.stuck`` and the others go on.
@@ -521,20 +524,32 @@ class Engine:
         sweep = Sweep()
         for execution in self.store.due(self.clock.now(), limit=limit):
             try:
-                advance = self.fire_timer(execution.id)
-                if advance.dropped:
-                    continue
-                if advance.running:
-                    self.driver.dispatch(self, execution.id)
-                final = self.load(execution.id)
-                self.notify_parent(final)
+                final = self.wake(execution.id)
             except ConflictError:
                 continue  # another process moved it on first
             except Exception as exc:  # one execution never stops the others
                 _stuck(sweep, execution, "wake", exc)
                 continue
-            sweep.append(Result.of(final))
+            if final is not None:
+                sweep.append(Result.of(final))
         return sweep
+
+    def wake(self, execution_id: str) -> Execution | None:
+        """Fire an execution's timer if it is due, and hand it to the driver if it goes
+        on; the execution then, or None when it was not due.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ConflictError: another process moved it on first.
+        """
+        advance = self.fire_timer(execution_id)
+        if advance.dropped:
+            return None
+        if advance.running:
+            self.driver.dispatch(self, execution_id)
+        final = self.load(execution_id)
+        self.notify_parent(final)
+        return final
 
     def fire_timer(self, execution_id: str) -> Advance:
         """Fire the timer of a halted or waiting execution if it is due: one checkpoint."""
@@ -549,7 +564,107 @@ class Engine:
         with self._track(execution) as inflight:
             tx = self._stepper.transaction(wf, inflight)
             tx.event("workflow.resumed", None, timer=True)
-            return self._stepper.run_top(tx, inflight, TIMER, Decision())
+            advance = self._stepper.run_top(tx, inflight, TIMER, Decision())
+        return self._unless_signalled(advance)
+
+    def signal(
+        self, execution_id: str, name: str, payload: Any = None, *, key: str | None = None
+    ) -> bool:
+        """Send the signal ``name`` to an execution; False when ``key`` was seen before.
+
+        The signal is kept in the execution's mailbox in the store. When the
+        execution waits for ``name`` it is moved on at once: here when its
+        workflow is known in this process (the driver runs the rest), else by
+        the next ``wake_due`` of any worker (``flowkit wake``, ``flowkit
+        worker``, Dramatiq workers). Otherwise the signal waits in the mailbox
+        for a ``wait`` step; a halted execution keeps it too (``resume`` is what
+        moves a halt on). Signals are consumed once each, oldest first.
+
+        Raises:
+            NotFoundError: no such execution.
+            ExecutionError: it completed, failed or was cancelled.
+            ValidationError: the name, payload or key cannot be stored; nothing was sent.
+        """
+        subject = f"signal to execution '{execution_id}'"
+        if not isinstance(name, str) or not name:
+            raise ValidationError(["the signal name must be a non-empty string"], subject=subject)
+        problems = [
+            problem
+            for problem in (
+                problem_in(name, "name"),
+                problem_in(payload, "payload"),
+                None if key is None else problem_in(key, "key"),
+            )
+            if problem is not None
+        ]
+        if problems:
+            raise ValidationError(problems, subject=subject)
+        now = self.clock.now()
+        sent = self.store.send_signal(
+            Signal(
+                execution_id=execution_id, seq=0, name=name, payload=payload, key=key, sent_at=now
+            )
+        )
+        if sent is None:
+            return False
+        execution = self.store.load(execution_id)
+        if execution is not None:
+            self._stepper.emit(
+                execution, "signal.received", None, {"name": name, "seq": sent.seq, "key": key}
+            )
+            self._deliver(execution, name)
+        return True
+
+    def _deliver(self, execution: Execution, name: str) -> None:
+        """If the execution waits for signal ``name``, make its timer due and wake it."""
+        for _ in range(CANCEL_ATTEMPTS):
+            try:
+                due = self._make_due(execution, name)
+            except ConflictError:  # it changed meanwhile: look again
+                latest = self.store.load(execution.id)
+                if latest is None:
+                    return
+                execution = latest
+                continue
+            if due is None:
+                return  # it does not wait for it (yet): a wait step finds it in the mailbox
+            try:
+                self.driver.wake(self, execution.id)
+            except ConflictError:
+                pass  # another process delivered it first
+            except NotFoundError as exc:
+                log.info("flowkit: signal %r to %s waits for a worker: %s", name, execution.id, exc)
+            return
+
+    def _unless_signalled(self, advance: Advance) -> Advance:
+        """After a ``wait`` step began to wait: if its signal came meanwhile (a sender
+        that saw the execution still running left it in the mailbox), make the timer
+        due now, so the signal is delivered."""
+        execution = advance.execution
+        name = _waits_for(execution)
+        if name is None or not self.store.signals(execution.id, name=name):
+            return advance
+        try:
+            poked = self._make_due(execution, name)
+        except ConflictError:
+            return advance  # whoever moved it on reads the mailbox
+        return advance if poked is None else attrs.evolve(advance, execution=poked)
+
+    def _make_due(self, execution: Execution, name: str) -> Execution | None:
+        """Set the timer of an execution waiting for signal ``name`` to now (one
+        checkpoint); None when it does not wait for it.
+
+        Raises:
+            ConflictError: it changed since it was read.
+        """
+        if _waits_for(execution) != name:
+            return None
+        now = self.clock.now()
+        if execution.wake_at is not None and execution.wake_at <= now:
+            return execution
+        due = attrs.evolve(execution, wake_at=now, version=execution.version + 1, updated_at=now)
+        self.store.checkpoint(due, (), execution.version, changed=())
+        return due
 
     def recover(self, *, limit: int = 100) -> Sweep:
         """Continue running executions whose process died (their lease expired).
@@ -690,6 +805,14 @@ class Engine:
                 if not advance.running:
                     break
             final = inflight.record
+        if self._unless_signalled(advance) is not advance:  # its signal came: deliver it now
+            try:
+                woken = self.fire_timer(execution_id)
+            except ConflictError:
+                return self.load(execution_id)
+            if woken.running:
+                return self._drive(execution_id, deadline, notify)
+            final = woken.execution
         if notify:
             self.notify_parent(final)
         return final
@@ -776,6 +899,7 @@ class Engine:
                 if last or not advance.running or advance.fanout is not None or advance.delay:
                     break
                 done = advance
+        advance = self._unless_signalled(advance)
         if not advance.running:
             self.notify_parent(advance.execution)
         return advance
@@ -830,7 +954,9 @@ class Engine:
             lease_owner=self._stepper.lease_owner(parent_id is not None),
             lease_expires_at=now + self.lease,
         )
+        execution = telemetry.with_trace(execution)  # the trace its step spans join
         self.store.create(execution)
+        telemetry.created(execution)  # metrics and logs
         self._stepper.emit(execution, "workflow.started", None, {"input": data})
         return execution
 
@@ -946,6 +1072,7 @@ class Engine:
             lease_expires_at=now + self.lease,
         )
         self.store.checkpoint(claimed, (), execution.version, changed=())
+        telemetry.checkpointed(execution, claimed, ())  # metrics
         return claimed
 
     def _take_over(self, execution: Execution, *, owner: str | None) -> Execution:
@@ -963,7 +1090,8 @@ class Engine:
         return self._claim(counted, owner=owner)
 
     def _give_up(self, execution: Execution, recoveries: int) -> Execution:
-        """Fail an execution that recovery took over too often, with the reason."""
+        """Fail an execution that recovery took over too often, with the reason; it keeps
+        its position, for :meth:`retry`."""
         now = self.clock.now()
         path, step_type = execution.current_step or "", "unknown"
         with contextlib.suppress(FlowkitError, LookupError):  # the top-level step will do
@@ -975,7 +1103,7 @@ class Engine:
             f"ExecutionError: recovery gave up on execution '{execution.id}' after "
             f"{recoveries} attempts: step '{path}' never reached its next checkpoint (each "
             "time, the process running it died or could not write it; see that process's "
-            f"logs). Fix the cause, then start the workflow again (max_recoveries="
+            f"logs). Fix the cause, then retry it: flowkit retry {execution.id} (max_recoveries="
             f"{self.max_recoveries})"
         )
         seq = execution.seq + 1
@@ -989,10 +1117,13 @@ class Engine:
             error=error,
             timestamp=now,
         )
+        # The position stays (a retry continues there, inside loops and branches); the
+        # count goes, so a retry has its recoveries afresh.
+        cursor = {key: value for key, value in execution.cursor.items() if key != "recoveries"}
         failed = attrs.evolve(
             execution,
             status=Status.FAILED,
-            cursor={},
+            cursor=cursor,
             error=error,
             version=execution.version + 1,
             seq=seq,
@@ -1002,6 +1133,7 @@ class Engine:
             lease_expires_at=None,
         )
         self.store.checkpoint(failed, [entry], execution.version, changed=())
+        telemetry.checkpointed(execution, failed, [entry])  # metrics and logs
         log.error("flowkit: %s", error)
         self._stepper.emit(failed, "workflow.failed", None, {"error": error})
         self.notify_parent(failed)
@@ -1009,6 +1141,14 @@ class Engine:
 
     def _track(self, execution: Execution) -> _Tracked:
         return _Tracked(self._tracker, execution)
+
+
+def _waits_for(execution: Execution) -> str | None:
+    """The signal a waiting execution waits for, if it waits for one."""
+    if execution.status is not Status.WAITING or not execution.halt_data:
+        return None
+    name = execution.halt_data.get("signal")
+    return name if isinstance(name, str) else None
 
 
 def _stuck(sweep: Sweep, execution: Execution, verb: str, exc: Exception) -> None:
