@@ -257,6 +257,13 @@ class SQL:
             True: p(f"{pending} AND {q('name')} = ? ORDER BY {seq}"),
         }
         self.delete_signals = p(f"DELETE FROM {sg} WHERE {eid} = ?")
+        # The tables that hold an execution's rows, and the column of its id.
+        self._owned = (
+            (self.executions, "id"),
+            (self.entries_table, "execution_id"),
+            (self.ctx_table, "execution_id"),
+            (sg, "execution_id"),
+        )
         # With `{}` for a list of seqs (see in_list).
         consumed = q("consumed")
         self.pending_template = (
@@ -587,16 +594,6 @@ class SQL:
         for table, column in self._owned:
             delete = f"DELETE FROM {table} WHERE {self.q(column)} IN ({{}})"
             cursor.execute(self.in_list(delete, len(ids)), ids)
-
-    @property
-    def _owned(self) -> tuple[tuple[str, str], ...]:
-        """The tables with an execution's rows, and the column that holds its id."""
-        return (
-            (self.executions, "id"),
-            (self.entries_table, "execution_id"),
-            (self.ctx_table, "execution_id"),
-            (self.signals_table, "execution_id"),
-        )
 
     def count_prunable(self, statuses: int) -> str:
         """How many executions of ``statuses`` statuses were updated before a time."""
