@@ -1,8 +1,9 @@
 """Fixtures of the telemetry tests: the OpenTelemetry SDK, in memory, as the global providers.
 
 The global tracer and meter providers can be set once per process, so they are
-set once for the session; each test starts with no finished span and no
-unread metric (the reader reports deltas).
+set once, when the first telemetry test runs; each test starts with no finished
+span and no unread metric (the reader reports deltas). Spans are kept only while
+this package's tests run: the rest of the suite would otherwise pile them up.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import (
     Counter,
     Histogram,
@@ -19,7 +21,7 @@ from opentelemetry.sdk.metrics import (
     UpDownCounter,
 )
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -37,12 +39,38 @@ _READER = InMemoryMetricReader(
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _providers() -> None:
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-    trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
+class _Switch(SpanProcessor):
+    """Passes spans on to the in-memory exporter while ``on``."""
+
+    def __init__(self, processor: SpanProcessor) -> None:
+        self.processor = processor
+        self.on = False
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if self.on:
+            self.processor.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.on:
+            self.processor.on_end(span)
+
+
+_SWITCH = _Switch(SimpleSpanProcessor(_EXPORTER))
+_installed: list[bool] = []
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _providers() -> Iterator[None]:
+    if not _installed:
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(_SWITCH)
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
+        _installed.append(True)
+    _SWITCH.on = True
+    yield
+    _SWITCH.on = False
+    _EXPORTER.clear()
 
 
 class Spans:
