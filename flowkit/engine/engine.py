@@ -686,9 +686,9 @@ class Engine:
         problems = [
             problem
             for problem in (
-                problem_in(name, "name"),
+                _signal_text(name, "name"),
                 problem_in(payload, "payload"),
-                None if key is None else problem_in(key, "key"),
+                None if key is None else _signal_text(key, "key"),
             )
             if problem is not None
         ]
@@ -1235,6 +1235,20 @@ class Engine:
 
     def _track(self, execution: Execution) -> _Tracked:
         return _Tracked(self._tracker, execution)
+
+
+#: The longest signal name or key every store keeps (an indexed column on SQL stores).
+SIGNAL_TEXT_LIMIT = 255
+
+
+def _signal_text(text: str, field: str) -> str | None:
+    """What is wrong with a signal's name or key, if anything."""
+    if not isinstance(text, str) or len(text) > SIGNAL_TEXT_LIMIT or "\x00" in text:
+        return (
+            f"{field}: a signal's {field} is text of at most {SIGNAL_TEXT_LIMIT} characters "
+            f"without NUL, got {text!r:.60}"
+        )
+    return problem_in(text, field)
 
 
 def _waits_for(execution: Execution) -> str | None:
