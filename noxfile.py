@@ -77,7 +77,7 @@ def bench_peers(session: nox.Session) -> None:
 
 
 #: Every benchmark in bench/, in the order ``nox -s bench`` runs them.
-BENCHES = ("engine", "stores", "peers", "concurrency", "datasize", "distributed")
+BENCHES = ("engine", "stores", "peers", "concurrency", "datasize", "distributed", "telemetry")
 
 
 @nox.session(python=PYTHON)
@@ -91,7 +91,7 @@ def bench(session: nox.Session) -> None:
     unknown = set(session.posargs) - set(BENCHES)
     if unknown:
         session.error(f"unknown bench(es): {', '.join(sorted(unknown))}; choose from {BENCHES}")
-    session.install("-e", ".[all]", *PEERS)
+    session.install("-e", ".[all]", "opentelemetry-sdk", *PEERS)
     for name in BENCHES:
         if name in session.posargs or not session.posargs:
             session.run("python", f"bench/{name}.py")
@@ -112,6 +112,7 @@ CORE_TESTS = [
     "examples/tests",
     "--ignore=tests/ai",
     "--ignore=tests/distributed",
+    "--ignore=tests/telemetry",
     "--ignore=tests/backends/test_redis.py",
     "-m",
     "not (postgresql or mysql or redis)",
@@ -129,6 +130,16 @@ LOWEST = {
     "mysql": (["tests/backends", "-m", "mysql", "--ignore=tests/backends/test_redis.py"], []),
     "dramatiq": (["tests/distributed"], ["psycopg[binary]"]),  # its store is PostgreSQL
     "ai": (["tests/ai"], []),
+    "otel": (
+        [
+            "tests/telemetry",
+            "--ignore=tests/telemetry/test_dramatiq.py",
+            "--ignore=tests/telemetry/test_worker_logs.py",
+            "-m",
+            "not (postgresql or mysql or redis)",
+        ],
+        ["opentelemetry-sdk"],
+    ),
 }
 _VERSIONS = (
     "import importlib.metadata as m, json, sys; "

@@ -49,12 +49,15 @@ from .engine import (
     Handle,
     InlineDriver,
     Result,
+    ScheduleSlots,
     SystemClock,
     ThreadDriver,
     resume,
     resume_async,
     run,
     run_async,
+    schedule_slots,
+    signal,
 )
 from .errors import (
     ConfigError,
@@ -66,7 +69,7 @@ from .errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from .records import Action, Entry, Execution, Status
+from .records import Action, Entry, Execution, Schedule, Signal, Status
 from .redaction import add_secret
 from .services import ServiceRegistry, StepContext, current, register_service, service
 from .steps import (
@@ -123,8 +126,11 @@ __all__ = [
     "Route",
     "RouterConfig",
     "Runtime",
+    "Schedule",
+    "ScheduleSlots",
     "ServiceRegistry",
     "Settings",
+    "Signal",
     "SourceLocation",
     "StartConfig",
     "Status",
@@ -161,7 +167,9 @@ __all__ = [
     "resume_async",
     "run",
     "run_async",
+    "schedule_slots",
     "service",
+    "signal",
     "to_dict",
     "to_yaml",
     "when",

@@ -6,21 +6,31 @@ refuses the same bad arguments with the same errors.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 import attrs
 
-from ..records import Entry, Execution, Status
+from ..errors import ExecutionError, NotFoundError
+from ..records import Entry, Execution, Schedule, Signal, Status, encode_json
 
 __all__ = [
+    "PRUNABLE",
+    "check_after",
     "check_checkpoint",
     "check_limit",
+    "check_prunable",
     "check_status",
+    "signal_refused",
     "utc",
     "utc_entry",
     "utc_execution",
+    "utc_schedule",
+    "utc_signal",
 ]
+
+#: The statuses :meth:`flowkit.Store.prune` may delete.
+PRUNABLE = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
 
 def utc(value: datetime, field: str) -> datetime:
@@ -147,3 +157,76 @@ def check_status(status: Status | str | None) -> Status | None:
     except ValueError:
         known = ", ".join(member.value for member in Status)
         raise ValueError(f"unknown status {status!r} (expected one of: {known})") from None
+
+
+def check_after(after: tuple[datetime, str] | None) -> tuple[datetime, str] | None:
+    """A ``find`` page position with its time in UTC.
+
+    Raises:
+        ValueError: the time is naive.
+    """
+    if after is None:
+        return None
+    updated_at, execution_id = after
+    return utc(updated_at, "after"), execution_id
+
+
+def check_prunable(
+    before: datetime, statuses: Iterable[Status | str]
+) -> tuple[datetime, list[Status]]:
+    """``prune``'s arguments: ``before`` in UTC and the statuses, each finished.
+
+    Raises:
+        ValueError: ``before`` is naive, or a status is unknown or not finished.
+    """
+    wanted: list[Status] = []
+    for status in statuses:
+        checked = check_status(status)
+        assert checked is not None
+        if checked not in PRUNABLE:
+            raise ValueError(
+                f"prune deletes only finished executions (completed, failed, cancelled), "
+                f"not {checked.value!r} ones: those are still in use"
+            )
+        if checked not in wanted:
+            wanted.append(checked)
+    return utc(before, "before"), wanted
+
+
+def utc_signal(signal: Signal) -> tuple[Signal, str]:
+    """The signal with ``sent_at`` in UTC, and its payload as JSON text.
+
+    Raises:
+        ValueError: ``sent_at`` is naive, or the payload holds NaN or an infinity.
+        TypeError: the payload is not JSON data.
+    """
+    return (
+        attrs.evolve(signal, sent_at=utc(signal.sent_at, "sent_at"), consumed=None),
+        encode_json(signal.payload),
+    )
+
+
+def signal_refused(signal: Signal, status: Status | str | None) -> Exception:
+    """The error for a signal sent to a missing (``status`` None) or finished execution."""
+    if status is None:
+        return NotFoundError(
+            f"cannot send signal {signal.name!r}: no execution {signal.execution_id!r}"
+        )
+    return ExecutionError(
+        f"cannot send signal {signal.name!r} to execution {signal.execution_id!r}: it is "
+        f"{Status(status).value}, and a finished execution takes no signals"
+    )
+
+
+def utc_schedule(schedule: Schedule) -> Schedule:
+    """The schedule with its times in UTC.
+
+    Raises:
+        ValueError: a time is naive.
+    """
+    last = schedule.last_slot
+    return attrs.evolve(
+        schedule,
+        created_at=utc(schedule.created_at, "created_at"),
+        last_slot=None if last is None else utc(last, "last_slot"),
+    )

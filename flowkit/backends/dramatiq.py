@@ -32,11 +32,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import telemetry
 from ..abc import Drivable, Driver
 from ..adapters import optional_import
 from ..config import settings
 from ..definitions.workflows import import_workflows
-from ..engine import Advance, Engine
+from ..engine import Advance, Engine, Retention
 from ..errors import ConfigError, ConflictError
 from ..records import Execution, Status
 
@@ -69,6 +70,10 @@ MODULES_VAR = "FLOWKIT_WORKER_MODULES"
 # Steps have their own timeouts; Dramatiq's default 10-minute limit would kill long ones.
 ACTOR_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
 MAINTENANCE_SECONDS = 5.0
+#: The environment variables that say how worker processes print logs (``flowkit
+#: worker --log-format --log-level`` sets them; see :func:`flowkit.telemetry.configure_logging`).
+LOG_FORMAT_VAR = "FLOWKIT_LOG_FORMAT"
+LOG_LEVEL_VAR = "FLOWKIT_LOG_LEVEL"
 #: The environment variables that bound a step message's time slice in the
 #: worker processes (``flowkit worker`` passes them on).
 SLICE_SECONDS_VAR = "FLOWKIT_SLICE_SECONDS"
@@ -277,6 +282,7 @@ class Runtime:
             (checked after each step, so a longer step ends the slice).
         slice_steps: at most this many steps per step message (``1``: one
             message per step).
+        retention: prunes finished executions from :meth:`maintain`, if given.
 
     Raises:
         ConfigError: ``slice_seconds`` is not a positive number, or
@@ -292,8 +298,10 @@ class Runtime:
         maintenance_seconds: float = MAINTENANCE_SECONDS,
         slice_seconds: float = SLICE_SECONDS,
         slice_steps: int = SLICE_STEPS,
+        retention: Retention | None = None,
     ) -> None:
         self.broker = broker
+        self.retention = retention
         self.queue = queue
         self.maintenance_seconds = maintenance_seconds
         self.slice_seconds = _positive_seconds(slice_seconds, "slice_seconds")
@@ -314,6 +322,8 @@ class Runtime:
         self.timer: Actor[..., None] = dramatiq.actor(
             self._timer, actor_name="flowkit_timer", **options
         )
+        if not any(isinstance(found, _TraceContext) for found in broker.middleware):
+            broker.add_middleware(_TraceContext())
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._lock_connection: Any = None
@@ -450,16 +460,22 @@ class Runtime:
     # --- maintenance ----------------------------------------------------------------------------
 
     def maintain(self) -> None:
-        """Run ``recover()`` and ``wake_due()`` once, if this process holds the lock."""
+        """Run ``recover()`` and ``wake_due()`` (which starts due schedules) once, and
+        prune when the retention is due, if this process holds the lock."""
         if not self._hold_lock():
             return
         engine = self.engine()
         # Each sweep isolates its executions; this isolates the sweeps (a store outage).
-        for sweep in (engine.recover, engine.wake_due):
+        for sweep in (engine.recover, engine.wake_due, self._prune):
             try:
                 sweep()
             except Exception:
                 log.exception("flowkit: maintenance (%s) failed", sweep.__name__)
+
+    def _prune(self) -> None:
+        if self.retention is not None:
+            engine = self.engine()
+            self.retention.apply(engine.store, engine.clock.now())
 
     def _hold_lock(self) -> bool:
         """A lease-style lock in the broker's Redis, or an exclusive RabbitMQ queue.
@@ -525,6 +541,56 @@ class Runtime:
 
 #: The statuses in which an execution may have a timer (``wake_at``).
 _TIMED = (Status.HALTED, Status.WAITING)
+
+
+_Middleware: Any = dramatiq.Middleware
+
+
+class _TraceContext(_Middleware):  # type: ignore[misc]
+    """Carries the current trace context in flowkit's messages (``flowkit.telemetry``).
+
+    A worker makes the context its message carried current while it processes
+    the message, so the spans of the steps it runs link to the span that moved
+    the execution on (the ``start`` or ``resume`` call), and the messages it
+    sends carry the same context on.
+    """
+
+    def __init__(self) -> None:
+        self._scopes = threading.local()
+
+    def before_enqueue(self, broker: Broker, message: Any, delay: int | None) -> None:
+        if message.actor_name in _ACTORS:
+            found = telemetry.carrier()
+            if found:  # a delayed message moved to its queue keeps what it carried
+                message.options[_TRACE_OPTION] = found
+
+    def before_process_message(self, broker: Broker, message: Any) -> None:
+        scope = telemetry.attached(message.options.get(_TRACE_OPTION))
+        scope.__enter__()
+        self._stack().append(scope)
+
+    def after_process_message(
+        self, broker: Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        stack = self._stack()
+        if stack:
+            stack.pop().__exit__(None, None, None)
+
+    def after_skip_message(self, broker: Broker, message: Any) -> None:
+        self.after_process_message(broker, message)
+
+    def _stack(self) -> list[contextlib.AbstractContextManager[None]]:
+        stack: list[contextlib.AbstractContextManager[None]] | None = getattr(
+            self._scopes, "stack", None
+        )
+        if stack is None:
+            stack = self._scopes.stack = []
+        return stack
+
+
+_ACTORS = frozenset({"flowkit_step", "flowkit_branch", "flowkit_timer"})
+#: The message option that holds the trace context (W3C ``traceparent``, ``tracestate``).
+_TRACE_OPTION = "flowkit_trace"
 
 
 def _positive_seconds(value: float, name: str) -> float:
@@ -625,6 +691,10 @@ class DramatiqDriver(Driver):
     def dispatch(self, engine: Drivable, execution_id: str) -> None:
         self.runtime.send_step(engine.load(execution_id))
 
+    def wake(self, engine: Drivable, execution_id: str) -> None:
+        """A signal came for a waiting execution: its timer message goes out now."""
+        self.runtime.timer.send(execution_id)
+
 
 class _Maintenance(threading.Thread):
     def __init__(self, rt: Runtime) -> None:
@@ -686,8 +756,10 @@ def boot() -> None:
 
     Declares the actors on the configured broker, imports the modules named by
     ``FLOWKIT_WORKER_MODULES`` and registers the workflows they define, and
-    starts the periodic ``recover()``/``wake_due()`` thread (every ``FLOWKIT_MAINTENANCE_SECONDS``,
-    5 by default). A step message drives its execution for at most
+    starts the periodic ``recover()``/``wake_due()`` thread (every
+    ``FLOWKIT_MAINTENANCE_SECONDS``, 5 by default), which also starts due
+    schedules and applies the ``retention`` setting (at most once per
+    ``retention_interval``). A step message drives its execution for at most
     ``FLOWKIT_SLICE_SECONDS`` (0.1 by default) and ``FLOWKIT_SLICE_STEPS`` steps
     (100 by default).
 
@@ -697,8 +769,14 @@ def boot() -> None:
             ``FLOWKIT_SLICE_STEPS`` is not an integer of at least 1, or a
             module cannot be imported.
     """
+    log_format = os.environ.get(LOG_FORMAT_VAR)
+    if log_format:  # Dramatiq set up this process's logging: flowkit's format replaces it
+        telemetry.configure_logging(
+            log_format, os.environ.get(LOG_LEVEL_VAR) or "info", replace=True
+        )
     rt = get_runtime()
     rt.maintenance_seconds = _maintenance_seconds()
+    rt.retention = Retention.configured(settings())
     rt.slice_seconds, rt.slice_steps = _slice()
     modules = os.environ.get(MODULES_VAR, "")
     import_workflows(name for name in modules.split(",") if name)
@@ -711,6 +789,8 @@ def run_workers(
     processes: int = 1,
     threads: int = 8,
     queue: str | None = None,
+    log_format: str | None = None,
+    log_level: str = "info",
 ) -> int:
     """Start Dramatiq worker processes that import ``modules`` and run flowkit's actors.
 
@@ -720,6 +800,10 @@ def run_workers(
         processes: worker processes.
         threads: threads per process.
         queue: the queue to consume (default: ``FLOWKIT_QUEUE``, else ``flowkit``).
+        log_format: ``text`` or ``json``: how the worker processes print logs
+            (see :func:`flowkit.telemetry.configure_logging`); by default, as
+            Dramatiq does.
+        log_level: the least severe flowkit log record they print, with ``log_format``.
 
     Returns:
         Dramatiq's exit code.
@@ -735,6 +819,9 @@ def run_workers(
     _slice()
     queue = os.environ[QUEUE_VAR] = _queue(queue)
     os.environ[MODULES_VAR] = ",".join(modules)
+    if log_format is not None:
+        os.environ[LOG_FORMAT_VAR] = log_format
+        os.environ[LOG_LEVEL_VAR] = log_level
     from dramatiq.cli import main, make_argument_parser
 
     args = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]

@@ -18,6 +18,8 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from ..adapters import scheme_of
 from ..errors import ConfigError, ConflictError, FlowkitError
 from ..records import (
@@ -27,10 +29,25 @@ from ..records import (
     Entry,
     Execution,
     RecordCodec,
+    Schedule,
+    Signal,
     Status,
+    decode_json,
     encode_json,
 )
-from .checks import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
+from .checks import (
+    check_after,
+    check_checkpoint,
+    check_limit,
+    check_prunable,
+    check_status,
+    signal_refused,
+    utc,
+    utc_entry,
+    utc_execution,
+    utc_schedule,
+    utc_signal,
+)
 
 __all__ = ["DurabilityWarning", "MemoryStore"]
 
@@ -78,6 +95,8 @@ class _Slot:
         "entries",
         "fixed",
         "input_json",
+        "keys",
+        "mailbox",
         "record",
         "seq",
         "state",
@@ -103,6 +122,9 @@ class _Slot:
         self.entries: list[list[Any]] = []
         # Read only for status, updated_at, wake_at and lease_expires_at (immutable values).
         self.state = execution
+        # Signals in seq order (seq = index + 1), payloads as JSON text; keys ever sent.
+        self.mailbox: list[tuple[Signal, str]] = []
+        self.keys: set[str] = set()
 
     def texts(self) -> tuple[list[Any], dict[str, str], dict[str, Any], str]:
         return self.record, dict(self.ctx), self.fixed, self.input_json
@@ -117,6 +139,11 @@ def _decode(
     data["ctx"] = "{" + ",".join(f"{encode_json(name)}:{text}" for name, text in ctx.items()) + "}"
     data["input"] = input_json
     return _VALUES.execution(data)
+
+
+def _signal(stored: tuple[Signal, str]) -> Signal:
+    signal, payload = stored
+    return attrs.evolve(signal, payload=decode_json(payload))
 
 
 def _entry(values: list[Any]) -> Entry:
@@ -153,6 +180,8 @@ class MemoryStore:
         self._url = url
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
+        # name -> the schedule with its input as JSON text, so nothing aliases a caller's dict
+        self._schedules: dict[str, tuple[Schedule, str]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -202,16 +231,18 @@ class MemoryStore:
         expected_version: int,
         *,
         changed: Collection[str] | None = None,
+        consumed: Collection[int] = (),
     ) -> None:
         """Replace the execution and append ``entries``, atomically.
 
         With ``changed``, only those ctx values are encoded and written (see
-        ``Store.checkpoint``).
+        ``Store.checkpoint``); the signals ``consumed`` names are marked consumed.
 
         Raises:
             ConflictError: the execution does not exist, its stored version is
-                not ``expected_version``, or the entries do not continue its
-                stored log; nothing was written.
+                not ``expected_version``, the entries do not continue its
+                stored log, or a consumed seq is not a pending signal; nothing
+                was written.
             ValueError: the arguments are inconsistent (see ``Store.checkpoint``),
                 a time is naive, or a value cannot be represented in JSON.
             TypeError: a value is not JSON data.
@@ -243,6 +274,15 @@ class MemoryStore:
                     f"checkpoint of execution {execution.id!r}: entries must continue at seq "
                     f"{slot.seq + 1}, got {previous_seq + 1}; nothing was written"
                 )
+            for seq in consumed:
+                if not 0 < seq <= len(slot.mailbox) or slot.mailbox[seq - 1][0].consumed:
+                    raise ConflictError(
+                        f"checkpoint of execution {execution.id!r}: signal {seq} is not "
+                        "pending in its mailbox; nothing was written"
+                    )
+            for seq in consumed:
+                signal, payload = slot.mailbox[seq - 1]
+                slot.mailbox[seq - 1] = (attrs.evolve(signal, consumed=execution.version), payload)
             slot.record = record
             if changed is None:
                 slot.ctx = ctx
@@ -273,22 +313,26 @@ class MemoryStore:
         workflow_id: str | None = None,
         status: Status | str | None = None,
         limit: int = 100,
+        after: tuple[datetime, str] | None = None,
     ) -> list[Execution]:
-        """Executions matching the filters, most recently updated first (ties: id descending).
+        """Executions matching the filters, most recently updated first (ties: id descending),
+        strictly after the position ``after`` when given.
 
         Raises:
-            ValueError: the status is unknown, or ``limit`` is negative.
+            ValueError: the status is unknown, ``limit`` is negative, or ``after``'s time is naive.
             FlowkitError: the store is closed.
         """
         self._check_open()
         check_limit(limit)
         wanted = check_status(status)
+        position = check_after(after)
         with self._lock:
             found = [
                 (slot.state.updated_at, execution_id, slot.texts())
                 for execution_id, slot in self._slots.items()
                 if (workflow_id is None or slot.fixed["workflow_id"] == workflow_id)
                 and (wanted is None or slot.state.status == wanted)
+                and (position is None or (slot.state.updated_at, execution_id) < position)
             ]
         found.sort(reverse=True)
         return [_decode(*texts) for _, _, texts in found[:limit]]
@@ -350,8 +394,131 @@ class MemoryStore:
         with self._lock:
             return self._slots.pop(execution_id, None) is not None
 
+    def send_signal(self, signal: Signal) -> Signal | None:
+        """Append ``signal`` to its execution's mailbox (see ``Store.send_signal``).
+
+        Raises:
+            NotFoundError: the execution does not exist.
+            ExecutionError: the execution is finished.
+            ValueError: ``sent_at`` is naive, or the payload holds NaN or an infinity.
+            TypeError: the payload is not JSON data.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        signal, payload = utc_signal(signal)
+        with self._lock:
+            self._check_open()
+            slot = self._slots.get(signal.execution_id)
+            if slot is None or slot.state.status.finished:
+                raise signal_refused(signal, None if slot is None else slot.state.status)
+            if signal.key is not None:
+                if signal.key in slot.keys:
+                    return None
+                slot.keys.add(signal.key)
+            signal = attrs.evolve(signal, seq=len(slot.mailbox) + 1)
+            slot.mailbox.append((signal, payload))
+        return _signal((signal, payload))
+
+    def signals(self, execution_id: str, *, name: str | None = None) -> list[Signal]:
+        """The execution's pending signals, of ``name`` if given, in seq order.
+
+        Raises:
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        with self._lock:
+            slot = self._slots.get(execution_id)
+            pending = [
+                stored
+                for stored in ([] if slot is None else slot.mailbox)
+                if stored[0].consumed is None and (name is None or stored[0].name == name)
+            ]
+        return [_signal(stored) for stored in pending]
+
+    def save_schedule(self, schedule: Schedule) -> None:
+        """Insert the schedule, or replace the one with its name.
+
+        Raises:
+            ValueError: a time is naive, or the input holds NaN or an infinity.
+            TypeError: the input is not JSON data.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        schedule = utc_schedule(schedule)
+        stored = (schedule, encode_json(schedule.input))
+        with self._lock:
+            self._check_open()
+            self._schedules[schedule.name] = stored
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule, by name.
+
+        Raises:
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        with self._lock:
+            stored = sorted(self._schedules.items())
+        return [attrs.evolve(schedule, input=decode_json(text)) for _, (schedule, text) in stored]
+
+    def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; False if there was none.
+
+        Raises:
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        with self._lock:
+            return self._schedules.pop(name, None) is not None
+
+    def schedule_fired(self, name: str, slot: datetime) -> bool:
+        """Record ``slot`` as the schedule's last slot if it is later than the stored one.
+
+        Raises:
+            ValueError: ``slot`` is naive.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        slot = utc(slot, "slot")
+        with self._lock:
+            stored = self._schedules.get(name)
+            if stored is None:
+                return False
+            schedule, text = stored
+            if schedule.last_slot is not None and schedule.last_slot >= slot:
+                return False
+            self._schedules[name] = (attrs.evolve(schedule, last_slot=slot), text)
+            return True
+
+    def prune(
+        self,
+        *,
+        before: datetime,
+        statuses: Iterable[Status | str],
+        dry_run: bool = False,
+    ) -> int:
+        """Delete finished executions last updated before ``before``; how many went.
+
+        Raises:
+            ValueError: ``before`` is naive, or a status is unknown or not finished.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        before, wanted = check_prunable(before, statuses)
+        with self._lock:
+            gone = [
+                execution_id
+                for execution_id, slot in self._slots.items()
+                if slot.state.status in wanted and slot.state.updated_at < before
+            ]
+            if not dry_run:
+                for execution_id in gone:
+                    del self._slots[execution_id]
+        return len(gone)
+
     def close(self) -> None:
         """Drop everything; later calls raise :class:`FlowkitError`. Closing twice is fine."""
         with self._lock:
             self._closed = True
             self._slots.clear()
+            self._schedules.clear()

@@ -1,5 +1,5 @@
 """Commands that move executions: ``flowkit run``, ``resume``, ``retry``, ``cancel``,
-``recover``, ``wake``, ``worker``."""
+``signal``, ``recover``, ``wake``, ``worker``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ from .app import (
     import_option,
     json_option,
     load_target,
+    log_format_option,
+    log_level_option,
+    log_options,
     main,
     open_engine,
     store_option,
@@ -148,6 +151,7 @@ def _watch(engine: Any) -> Callable[[], None]:
 @store_option
 @import_option
 @json_option
+@log_options("warning")
 @handles_errors
 def run(
     target: str,
@@ -286,6 +290,49 @@ def cancel(
         click.echo(f"cancelling: {result.execution_id} is running; it stops after its current step")
 
 
+@main.command()
+@click.argument("execution_id")
+@click.argument("name")
+@click.option("--data", "raw_data", metavar="JSON", help="The payload (JSON); default null.")
+@click.option("--key", metavar="K", help="Send once: a second signal with this key is dropped.")
+@workflow_option
+@store_option
+@import_option
+@json_option
+@handles_errors
+def signal(
+    execution_id: str,
+    name: str,
+    raw_data: str | None,
+    key: str | None,
+    workflow_target: str | None,
+    store_url: str | None,
+    imports: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Send the signal NAME to an execution; a `wait` step for NAME consumes it.
+
+    When the execution waits for NAME and its workflow is known here (-m, --workflow,
+    or configured) it goes on at once; otherwise the next `flowkit wake` or worker
+    delivers it.
+    """
+    try:
+        payload = None if raw_data is None else json.loads(raw_data)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+    with open_engine(store_url, imports) as engine:
+        if workflow_target:
+            engine.definition(load_target(workflow_target))
+        sent = engine.signal(execution_id, name, payload, key=key)
+        execution = engine.load(execution_id)
+    if as_json:
+        echo_json({"execution_id": execution_id, "sent": sent, "status": execution.status.value})
+    elif sent:
+        click.echo(f"sent: signal {name!r} to {execution_id} (now {execution.status.value})")
+    else:
+        click.echo(f"dropped: a signal with key {key!r} was sent to {execution_id} before")
+
+
 workflows_option = click.option(
     "--workflow",
     "workflow_targets",
@@ -305,6 +352,7 @@ def _register(engine: Any, targets: Sequence[str]) -> None:
 @store_option
 @import_option
 @json_option
+@log_options("info")
 @handles_errors
 def recover(
     workflow_targets: Sequence[str], store_url: str | None, imports: Sequence[str], as_json: bool
@@ -321,11 +369,12 @@ def recover(
 @store_option
 @import_option
 @json_option
+@log_options("info")
 @handles_errors
 def wake(
     workflow_targets: Sequence[str], store_url: str | None, imports: Sequence[str], as_json: bool
 ) -> None:
-    """Move on executions whose timers fired (approval timeouts)."""
+    """Move on executions whose timers fired, and start due schedules."""
     with open_engine(store_url, imports) as engine:
         _register(engine, workflow_targets)
         results = engine.wake_due()
@@ -364,6 +413,8 @@ def _print_results(results: Sweep, verb: str, as_json: bool) -> None:
 )
 @click.option("--broker", "broker_url", metavar="URL", help="Broker URL (redis:// or amqp://).")
 @store_option
+@log_format_option
+@log_level_option("info")
 @handles_errors
 def worker(
     modules: Sequence[str],
@@ -372,11 +423,14 @@ def worker(
     queue: str | None,
     broker_url: str | None,
     store_url: str | None,
+    log_format: str,
+    log_level: str,
 ) -> None:
     """Run Dramatiq workers that import MODULEs (which register workflows and services).
 
     The workers also run recover() and wake_due() every few seconds (one
-    worker at a time, under a lock in the broker).
+    worker at a time, under a lock in the broker), which starts due schedules,
+    and prune finished executions when the 'retention' setting is set.
     """
     if broker_url:
         os.environ["FLOWKIT_BROKER"] = broker_url
@@ -387,6 +441,11 @@ def worker(
 
     sys.exit(
         run_workers(
-            [*settings().imports, *modules], processes=processes, threads=threads, queue=queue
+            [*settings().imports, *modules],
+            processes=processes,
+            threads=threads,
+            queue=queue,
+            log_format=log_format,
+            log_level=log_level,
         )
     )

@@ -21,12 +21,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_future
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from .. import telemetry
 from ..abc import Clock, Decision, Driver, Store
 from ..adapters import connect, make_driver
 from ..config import settings
@@ -43,7 +44,7 @@ from ..definitions import default_registry as default_workflows
 from ..definitions.workflows import import_workflows
 from ..errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
 from ..limits import problem_in
-from ..records import Action, Entry, Execution, Status
+from ..records import Action, Entry, Execution, Schedule, Signal, Status
 from ..services import ServiceRegistry
 from ..services import default_registry as default_services
 from .clock import SystemClock
@@ -53,6 +54,7 @@ from .fanout import Fanout
 from .leases import InFlight, Leases, Tracker
 from .position import has_position, position_path, step_levels
 from .results import Advance, Result, Sweep
+from .schedules import schedule_problems, schedule_slots, slot_execution_id
 from .stepper import RESUME, TIMER, Stepper, kind_of
 from .transaction import Transaction, error_text
 
@@ -402,6 +404,7 @@ class Engine:
             workflow_version=wf.version,
         )
         self.store.checkpoint(record, [entry], execution.version, changed=())
+        telemetry.checkpointed(execution, record, [entry])  # metrics and logs
         self._stepper.emit(record, "workflow.retried", entry.step_id, {})
         return record
 
@@ -512,29 +515,136 @@ class Engine:
         child = None if child_id is None else self.store.load(child_id)
         return child if child is not None and child.parent_id == execution.id else None
 
+    # --- schedules (SPEC §16) -------------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        workflow_id: str,
+        *,
+        cron: str,
+        input: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+    ) -> Schedule:
+        """Save a schedule that starts ``workflow_id`` at every slot of ``cron``, read
+        on the wall clock of ``timezone``, and return it.
+
+        A schedule with that name is replaced, unless it is the same (workflow,
+        expression, time zone and input): then it is kept as it is, with its
+        ``created_at`` and ``last_slot``, so that saving it again changes nothing.
+
+        :meth:`wake_due` starts the executions, in whichever process runs it:
+        one per slot, with the id ``<name>@<slot in UTC>``, so each slot starts
+        once however many processes try. When several slots passed while
+        nothing ran, only the latest starts; no slot before now starts.
+        Daylight-saving changes are described in :mod:`flowkit.engine.schedules`.
+
+        Raises:
+            ValidationError: the name, the expression, the time zone or the input
+                is not valid; nothing is saved.
+            NotFoundError: the workflow is not known here.
+        """
+        problems = schedule_problems(name, cron, timezone)
+        if problems:
+            raise ValidationError(problems, subject=f"schedule {name!r}")
+        wf = self.workflows.get(workflow_id)
+        _validated_input(wf, input)
+        schedule = Schedule(
+            name=name,
+            workflow_id=wf.id,
+            cron=cron,
+            timezone=timezone,
+            input=dict(input or {}),
+            created_at=self.clock.now(),
+        )
+        for stored in self.store.schedules():
+            if stored.name == name and _same_schedule(stored, schedule):
+                return stored  # saving it again (a deploy script) keeps its history
+        self.store.save_schedule(schedule)
+        return schedule
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule in the store, by name (see :func:`flowkit.schedule_slots` for
+        when each fires next)."""
+        return self.store.schedules()
+
+    def unschedule(self, name: str) -> bool:
+        """Delete a schedule; the executions it started stay. False if there was none."""
+        return self.store.delete_schedule(name)
+
     def wake_due(self, *, limit: int = 100) -> Sweep:
-        """Move on executions whose timer fired: sleeps that are over, approval timeouts.
+        """Move on executions whose timer fired (sleeps that are over, approval and
+        wait timeouts, waits whose signal came), then start the executions of
+        schedules that are due.
 
         Each execution is woken on its own: one that cannot be is listed in
-        ``Sweep.stuck`` and the others go on.
+        ``Sweep.stuck`` and the others go on. A schedule starts one execution
+        per slot, only the latest when several passed (see :meth:`schedule`).
         """
         sweep = Sweep()
         for execution in self.store.due(self.clock.now(), limit=limit):
             try:
-                advance = self.fire_timer(execution.id)
-                if advance.dropped:
-                    continue
-                if advance.running:
-                    self.driver.dispatch(self, execution.id)
-                final = self.load(execution.id)
-                self.notify_parent(final)
+                final = self.wake(execution.id)
             except ConflictError:
                 continue  # another process moved it on first
             except Exception as exc:  # one execution never stops the others
-                _stuck(sweep, execution, "wake", exc)
+                _stuck(sweep, execution.id, "wake", exc)
                 continue
-            sweep.append(Result.of(final))
+            if final is not None:
+                sweep.append(Result.of(final))
+        now = self.clock.now()
+        for schedule in self.store.schedules():
+            execution_id = schedule.name
+            try:
+                slots = schedule_slots(schedule, now)
+                if slots.due is None:
+                    continue
+                execution_id = slot_execution_id(schedule.name, slots.due)
+                started = self._start_slot(schedule, slots.due, slots.missed)
+            except Exception as exc:  # one schedule never stops the others
+                _stuck(sweep, execution_id, "start", exc)
+                continue
+            if started is not None:
+                sweep.append(started)
         return sweep
+
+    def _start_slot(self, schedule: Schedule, slot: datetime, missed: int) -> Result | None:
+        """Start the execution of a schedule's due slot unless another process did,
+        then record the slot as the schedule's last."""
+        execution_id = slot_execution_id(schedule.name, slot)
+        if missed > 1:
+            log.warning(
+                "flowkit: schedule %s missed %d slots; only the latest starts (%s)",
+                schedule.name,
+                missed,
+                execution_id,
+            )
+        wf = self.workflows.get(schedule.workflow_id)
+        try:
+            self.create(wf, schedule.input, execution_id=execution_id)
+        except ConflictError:  # another process started this slot
+            self.store.schedule_fired(schedule.name, slot)
+            return None
+        self.store.schedule_fired(schedule.name, slot)
+        self.driver.dispatch(self, execution_id)
+        return Result.of(self.load(execution_id))
+
+    def wake(self, execution_id: str) -> Execution | None:
+        """Fire an execution's timer if it is due, and hand it to the driver if it goes
+        on; the execution then, or None when it was not due.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ConflictError: another process moved it on first.
+        """
+        advance = self.fire_timer(execution_id)
+        if advance.dropped:
+            return None
+        if advance.running:
+            self.driver.dispatch(self, execution_id)
+        final = self.load(execution_id)
+        self.notify_parent(final)
+        return final
 
     def fire_timer(self, execution_id: str) -> Advance:
         """Fire the timer of a halted or waiting execution if it is due: one checkpoint."""
@@ -549,7 +659,107 @@ class Engine:
         with self._track(execution) as inflight:
             tx = self._stepper.transaction(wf, inflight)
             tx.event("workflow.resumed", None, timer=True)
-            return self._stepper.run_top(tx, inflight, TIMER, Decision())
+            advance = self._stepper.run_top(tx, inflight, TIMER, Decision())
+        return self._unless_signalled(advance)
+
+    def signal(
+        self, execution_id: str, name: str, payload: Any = None, *, key: str | None = None
+    ) -> bool:
+        """Send the signal ``name`` to an execution; False when ``key`` was seen before.
+
+        The signal is kept in the execution's mailbox in the store. When the
+        execution waits for ``name`` it is moved on at once: here when its
+        workflow is known in this process (the driver runs the rest), else by
+        the next ``wake_due`` of any worker (``flowkit wake``, ``flowkit
+        worker``, Dramatiq workers). Otherwise the signal waits in the mailbox
+        for a ``wait`` step; a halted execution keeps it too (``resume`` is what
+        moves a halt on). Signals are consumed once each, oldest first.
+
+        Raises:
+            NotFoundError: no such execution.
+            ExecutionError: it completed, failed or was cancelled.
+            ValidationError: the name, payload or key cannot be stored; nothing was sent.
+        """
+        subject = f"signal to execution '{execution_id}'"
+        if not isinstance(name, str) or not name:
+            raise ValidationError(["the signal name must be a non-empty string"], subject=subject)
+        problems = [
+            problem
+            for problem in (
+                _signal_text(name, "name"),
+                problem_in(payload, "payload"),
+                None if key is None else _signal_text(key, "key"),
+            )
+            if problem is not None
+        ]
+        if problems:
+            raise ValidationError(problems, subject=subject)
+        now = self.clock.now()
+        sent = self.store.send_signal(
+            Signal(
+                execution_id=execution_id, seq=0, name=name, payload=payload, key=key, sent_at=now
+            )
+        )
+        if sent is None:
+            return False
+        execution = self.store.load(execution_id)
+        if execution is not None:
+            self._stepper.emit(
+                execution, "signal.received", None, {"name": name, "seq": sent.seq, "key": key}
+            )
+            self._deliver(execution, name)
+        return True
+
+    def _deliver(self, execution: Execution, name: str) -> None:
+        """If the execution waits for signal ``name``, make its timer due and wake it."""
+        for _ in range(CANCEL_ATTEMPTS):
+            try:
+                due = self._make_due(execution, name)
+            except ConflictError:  # it changed meanwhile: look again
+                latest = self.store.load(execution.id)
+                if latest is None:
+                    return
+                execution = latest
+                continue
+            if due is None:
+                return  # it does not wait for it (yet): a wait step finds it in the mailbox
+            try:
+                self.driver.wake(self, execution.id)
+            except ConflictError:
+                pass  # another process delivered it first
+            except NotFoundError as exc:
+                log.info("flowkit: signal %r to %s waits for a worker: %s", name, execution.id, exc)
+            return
+
+    def _unless_signalled(self, advance: Advance) -> Advance:
+        """After a ``wait`` step began to wait: if its signal came meanwhile (a sender
+        that saw the execution still running left it in the mailbox), make the timer
+        due now, so the signal is delivered."""
+        execution = advance.execution
+        name = _waits_for(execution)
+        if name is None or not self.store.signals(execution.id, name=name):
+            return advance
+        try:
+            poked = self._make_due(execution, name)
+        except ConflictError:
+            return advance  # whoever moved it on reads the mailbox
+        return advance if poked is None else attrs.evolve(advance, execution=poked)
+
+    def _make_due(self, execution: Execution, name: str) -> Execution | None:
+        """Set the timer of an execution waiting for signal ``name`` to now (one
+        checkpoint); None when it does not wait for it.
+
+        Raises:
+            ConflictError: it changed since it was read.
+        """
+        if _waits_for(execution) != name:
+            return None
+        now = self.clock.now()
+        if execution.wake_at is not None and execution.wake_at <= now:
+            return execution
+        due = attrs.evolve(execution, wake_at=now, version=execution.version + 1, updated_at=now)
+        self.store.checkpoint(due, (), execution.version, changed=())
+        return due
 
     def recover(self, *, limit: int = 100) -> Sweep:
         """Continue running executions whose process died (their lease expired).
@@ -573,7 +783,7 @@ class Engine:
             except ConflictError:
                 continue  # another process took it first
             except Exception as exc:  # one execution never stops the others
-                _stuck(sweep, execution, "recover", exc)
+                _stuck(sweep, execution.id, "recover", exc)
                 continue
             sweep.append(Result.of(final))
         return sweep
@@ -690,6 +900,14 @@ class Engine:
                 if not advance.running:
                     break
             final = inflight.record
+        if self._unless_signalled(advance) is not advance:  # its signal came: deliver it now
+            try:
+                woken = self.fire_timer(execution_id)
+            except ConflictError:
+                return self.load(execution_id)
+            if woken.running:
+                return self._drive(execution_id, deadline, notify)
+            final = woken.execution
         if notify:
             self.notify_parent(final)
         return final
@@ -776,6 +994,7 @@ class Engine:
                 if last or not advance.running or advance.fanout is not None or advance.delay:
                     break
                 done = advance
+        advance = self._unless_signalled(advance)
         if not advance.running:
             self.notify_parent(advance.execution)
         return advance
@@ -811,8 +1030,7 @@ class Engine:
         """
         wf = self.definition(workflow)
         first = wf.steps[0]
-        check_declared = first.type != "start" or first.config.validate_input
-        data = validate_input(wf, input, check_declared=check_declared)
+        data = _validated_input(wf, input)
         now = self.clock.now()
         # Running from the start, with a lease: if nobody advances it within the
         # lease (the process died, a message was lost), recover() picks it up.
@@ -830,7 +1048,9 @@ class Engine:
             lease_owner=self._stepper.lease_owner(parent_id is not None),
             lease_expires_at=now + self.lease,
         )
+        execution = telemetry.with_trace(execution)  # the trace its step spans join
         self.store.create(execution)
+        telemetry.created(execution)  # metrics and logs
         self._stepper.emit(execution, "workflow.started", None, {"input": data})
         return execution
 
@@ -946,6 +1166,7 @@ class Engine:
             lease_expires_at=now + self.lease,
         )
         self.store.checkpoint(claimed, (), execution.version, changed=())
+        telemetry.checkpointed(execution, claimed, ())  # metrics
         return claimed
 
     def _take_over(self, execution: Execution, *, owner: str | None) -> Execution:
@@ -963,7 +1184,8 @@ class Engine:
         return self._claim(counted, owner=owner)
 
     def _give_up(self, execution: Execution, recoveries: int) -> Execution:
-        """Fail an execution that recovery took over too often, with the reason."""
+        """Fail an execution that recovery took over too often, with the reason; it keeps
+        its position, for :meth:`retry`."""
         now = self.clock.now()
         path, step_type = execution.current_step or "", "unknown"
         with contextlib.suppress(FlowkitError, LookupError):  # the top-level step will do
@@ -975,7 +1197,7 @@ class Engine:
             f"ExecutionError: recovery gave up on execution '{execution.id}' after "
             f"{recoveries} attempts: step '{path}' never reached its next checkpoint (each "
             "time, the process running it died or could not write it; see that process's "
-            f"logs). Fix the cause, then start the workflow again (max_recoveries="
+            f"logs). Fix the cause, then retry it: flowkit retry {execution.id} (max_recoveries="
             f"{self.max_recoveries})"
         )
         seq = execution.seq + 1
@@ -989,10 +1211,13 @@ class Engine:
             error=error,
             timestamp=now,
         )
+        # The position stays (a retry continues there, inside loops and branches); the
+        # count goes, so a retry has its recoveries afresh.
+        cursor = {key: value for key, value in execution.cursor.items() if key != "recoveries"}
         failed = attrs.evolve(
             execution,
             status=Status.FAILED,
-            cursor={},
+            cursor=cursor,
             error=error,
             version=execution.version + 1,
             seq=seq,
@@ -1002,6 +1227,7 @@ class Engine:
             lease_expires_at=None,
         )
         self.store.checkpoint(failed, [entry], execution.version, changed=())
+        telemetry.checkpointed(execution, failed, [entry])  # metrics and logs
         log.error("flowkit: %s", error)
         self._stepper.emit(failed, "workflow.failed", None, {"error": error})
         self.notify_parent(failed)
@@ -1011,12 +1237,50 @@ class Engine:
         return _Tracked(self._tracker, execution)
 
 
-def _stuck(sweep: Sweep, execution: Execution, verb: str, exc: Exception) -> None:
+#: The longest signal name or key every store keeps (an indexed column on SQL stores).
+SIGNAL_TEXT_LIMIT = 255
+
+
+def _signal_text(text: str, field: str) -> str | None:
+    """What is wrong with a signal's name or key, if anything."""
+    if not isinstance(text, str) or len(text) > SIGNAL_TEXT_LIMIT or "\x00" in text:
+        return (
+            f"{field}: a signal's {field} is text of at most {SIGNAL_TEXT_LIMIT} characters "
+            f"without NUL, got {text!r:.60}"
+        )
+    return problem_in(text, field)
+
+
+def _waits_for(execution: Execution) -> str | None:
+    """The signal a waiting execution waits for, if it waits for one."""
+    if execution.status is not Status.WAITING or not execution.halt_data:
+        return None
+    name = execution.halt_data.get("signal")
+    return name if isinstance(name, str) else None
+
+
+def _stuck(sweep: Sweep, execution_id: str, verb: str, exc: Exception) -> None:
     reason = error_text(exc)
-    sweep.stuck[execution.id] = reason
+    sweep.stuck[execution_id] = reason
     # flowkit's own errors say all there is; anything else gets its traceback.
     trace = None if isinstance(exc, FlowkitError) else exc
-    log.error("flowkit: cannot %s execution %s: %s", verb, execution.id, reason, exc_info=trace)
+    log.error("flowkit: cannot %s execution %s: %s", verb, execution_id, reason, exc_info=trace)
+
+
+def _same_schedule(one: Schedule, other: Schedule) -> bool:
+    """Whether two schedules start the same workflow at the same times with the same input."""
+    return attrs.evolve(one, created_at=other.created_at, last_slot=other.last_slot) == other
+
+
+def _validated_input(wf: WorkflowDef, input: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The input with defaults applied, checked as the workflow's first step will.
+
+    Raises:
+        ValidationError: it does not fit the workflow's inputs.
+    """
+    first = wf.steps[0]
+    check_declared = first.type != "start" or first.config.validate_input
+    return validate_input(wf, input, check_declared=check_declared)
 
 
 def _check_decision(execution_id: str, decision: Decision) -> None:

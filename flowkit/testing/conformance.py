@@ -62,11 +62,13 @@ from hypothesis.stateful import (  # noqa: E402
 )
 
 from ..abc import Store  # noqa: E402
-from ..errors import ConflictError, FlowkitError  # noqa: E402
+from ..errors import ConflictError, ExecutionError, FlowkitError, NotFoundError  # noqa: E402
 from ..records import (  # noqa: E402
     Action,
     Entry,
     Execution,
+    Schedule,
+    Signal,
     Status,
     encode_json,
     entry_to_dict,
@@ -82,9 +84,13 @@ __all__ = [
     "TestDueStale",
     "TestEntries",
     "TestFind",
+    "TestFindPages",
     "TestJsonFidelity",
     "TestLifecycle",
     "TestMessages",
+    "TestPrune",
+    "TestSchedules",
+    "TestSignals",
     "store",
     "test_store_matches_model",
 ]
@@ -233,6 +239,7 @@ def _full_execution() -> Execution:
         definition_hash="sha256:0123abcd",
         lease_owner="host-1:4242",
         lease_expires_at=datetime(2024, 1, 2, 3, 5, 0, 500000, tzinfo=UTC),
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
 
 
@@ -1242,6 +1249,13 @@ class TestLifecycle:
             "delete": lambda: closing.delete(execution.id),
             "due": lambda: closing.due(T0),
             "stale": lambda: closing.stale(T0),
+            "send_signal": lambda: closing.send_signal(_signal(execution, "go")),
+            "signals": lambda: closing.signals(execution.id),
+            "save_schedule": lambda: closing.save_schedule(_schedule("nightly")),
+            "schedules": lambda: closing.schedules(),
+            "delete_schedule": lambda: closing.delete_schedule("nightly"),
+            "schedule_fired": lambda: closing.schedule_fired("nightly", T0),
+            "prune": lambda: closing.prune(before=T0, statuses=["completed"]),
         }
         wrong: dict[str, str] = {}
         for name, call in calls.items():
@@ -1253,6 +1267,373 @@ class TestLifecycle:
             else:
                 wrong[name] = "no error"
         assert wrong == {}, "calls after close() must raise FlowkitError('store is closed')"
+
+
+# --- find pages ----------------------------------------------------------------------------------
+
+
+class TestFindPages:
+    """``find(after=...)``: cursor pagination in find's order."""
+
+    @pytest.fixture
+    def population(self, store: Store) -> Store:
+        # 13 executions over 5 distinct times: ties on updated_at are broken by id.
+        for index in range(13):
+            _created(
+                store,
+                id=f"p{index:02d}",
+                workflow_id="alpha" if index % 2 else "beta",
+                status=Status.COMPLETED if index % 3 else Status.HALTED,
+                updated_at=_at(index % 5),
+            )
+        return store
+
+    @staticmethod
+    def _pages(store: Store, size: int, **filters: Any) -> list[list[str]]:
+        pages: list[list[str]] = []
+        after: tuple[datetime, str] | None = None
+        while True:
+            page = store.find(limit=size, after=after, **filters)
+            if not page:
+                return pages
+            pages.append(_ids(page))
+            after = (page[-1].updated_at, page[-1].id)
+
+    @pytest.mark.parametrize("size", [1, 2, 5, 13])
+    def test_pages_walk_the_whole_order_once(self, population: Store, size: int) -> None:
+        whole = _ids(population.find(limit=100))
+        pages = self._pages(population, size)
+        assert [execution_id for page in pages for execution_id in page] == whole
+        assert all(len(page) == size for page in pages[:-1])
+
+    @pytest.mark.parametrize(
+        "filters",
+        [
+            {"workflow_id": "alpha"},
+            {"status": "halted"},
+            {"workflow_id": "beta", "status": "completed"},
+        ],
+        ids=["workflow", "status", "both"],
+    )
+    def test_pages_with_filters(self, population: Store, filters: dict[str, Any]) -> None:
+        whole = _ids(population.find(limit=100, **filters))
+        assert whole
+        pages = self._pages(population, 2, **filters)
+        assert [execution_id for page in pages for execution_id in page] == whole
+
+    def test_after_a_position_not_stored(self, population: Store) -> None:
+        # Between p03 (minute 3) and p07 (minute 2): what follows is the same.
+        got = _ids(population.find(after=(_at(2), "p99"), limit=3))
+        assert got == ["p12", "p07", "p02"]
+        assert population.find(after=(_at(0), "p00")) == []
+
+    def test_after_in_another_timezone_and_naive(self, population: Store) -> None:
+        plus_two = timezone(timedelta(hours=2))
+        assert _ids(population.find(after=(_at(2).astimezone(plus_two), "p99"), limit=1)) == ["p12"]
+        with pytest.raises(ValueError, match="naive"):
+            population.find(after=(_at(2).replace(tzinfo=None), "p99"))
+
+
+# --- signals -------------------------------------------------------------------------------------
+
+
+def _signal(execution: Execution | str, name: str, payload: Any = None, **fields: Any) -> Signal:
+    execution_id = execution if isinstance(execution, str) else execution.id
+    return Signal(
+        execution_id=execution_id, seq=0, name=name, payload=payload, sent_at=T0, **fields
+    )
+
+
+class TestSignals:
+    """The mailbox: ``send_signal``, ``signals`` and ``checkpoint(consumed=...)``."""
+
+    def test_sent_signals_are_pending_in_order_with_their_fields(self, store: Store) -> None:
+        execution = _created(store, status=Status.RUNNING)
+        first = store.send_signal(_signal(execution, "paid", {"amount": 3, "ok": True}))
+        second = store.send_signal(_signal(execution, "note", [1, "two"], key="k-1"))
+        third = store.send_signal(_signal(execution, "paid", None))
+        assert first is not None
+        assert second is not None
+        assert third is not None
+        assert [first.seq, second.seq, third.seq] == [1, 2, 3]
+        pending = store.signals(execution.id)
+        assert pending == [first, second, third]
+        assert_json_equal(pending[0].payload, {"amount": 3, "ok": True})
+        assert pending[1].key == "k-1"
+        assert pending[2].payload is None
+        assert all(signal.consumed is None for signal in pending)
+        assert all(signal.sent_at == T0 and signal.sent_at.tzinfo is UTC for signal in pending)
+        assert store.signals(execution.id, name="paid") == [first, third]
+        assert store.signals(execution.id, name="other") == []
+        assert store.signals("no-such-execution") == []
+
+    def test_sending_leaves_the_record_alone(self, store: Store) -> None:
+        execution = _created(store, status=Status.WAITING)
+        before = snapshot(store, execution.id)
+        store.send_signal(_signal(execution, "paid"))
+        assert snapshot(store, execution.id) == before
+        store.checkpoint(*next_checkpoint(execution), execution.version)  # no conflict
+
+    def test_a_key_already_seen_is_dropped(self, store: Store) -> None:
+        execution = _created(store, status=Status.RUNNING)
+        sent = store.send_signal(_signal(execution, "paid", 1, key="pay-1"))
+        assert sent is not None
+        assert store.send_signal(_signal(execution, "paid", 2, key="pay-1")) is None
+        assert store.send_signal(_signal(execution, "other", 3, key="pay-1")) is None
+        record, entries = next_checkpoint(execution)
+        store.checkpoint(record, entries, execution.version, consumed=[sent.seq])
+        # Consumed keys are still seen; other executions have their own keys.
+        assert store.send_signal(_signal(execution, "paid", 4, key="pay-1")) is None
+        other = _created(store)
+        assert store.send_signal(_signal(other, "paid", 5, key="pay-1")) is not None
+        assert [s.payload for s in store.signals(execution.id)] == []
+
+    @pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED, Status.CANCELLED])
+    def test_a_finished_execution_takes_no_signals(self, store: Store, status: Status) -> None:
+        execution = _created(store, status=status)
+        with pytest.raises(ExecutionError, match=status.value):
+            store.send_signal(_signal(execution, "paid"))
+        assert store.signals(execution.id) == []
+
+    @pytest.mark.parametrize(
+        "status", [Status.PENDING, Status.RUNNING, Status.WAITING, Status.HALTED]
+    )
+    def test_unfinished_executions_take_signals(self, store: Store, status: Status) -> None:
+        execution = _created(store, status=status)
+        assert store.send_signal(_signal(execution, "paid")) is not None
+
+    def test_an_unknown_execution_is_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFoundError, match="no-such-execution"):
+            store.send_signal(_signal("no-such-execution", "paid"))
+
+    def test_bad_signals_are_refused(self, store: Store) -> None:
+        execution = _created(store)
+        with pytest.raises(ValueError, match="naive"):
+            store.send_signal(
+                attrs.evolve(_signal(execution, "x"), sent_at=T0.replace(tzinfo=None))
+            )
+        with pytest.raises(TypeError):
+            store.send_signal(_signal(execution, "x", {"no": object()}))
+        with pytest.raises(ValueError, match="JSON"):
+            store.send_signal(_signal(execution, "x", math.inf))
+        assert store.signals(execution.id) == []
+
+    def test_a_checkpoint_consumes_signals_atomically(self, store: Store) -> None:
+        execution = _created(store, status=Status.WAITING)
+        sent = [store.send_signal(_signal(execution, name)) for name in ("a", "b", "a")]
+        assert all(signal is not None for signal in sent)
+        record, entries = next_checkpoint(execution, status=Status.RUNNING)
+        store.checkpoint(record, entries, execution.version, consumed=[1, 3])
+        assert [s.seq for s in store.signals(execution.id)] == [2]
+        assert store.signals(execution.id, name="a") == []
+        # Consumed again, or never sent: a conflict that writes nothing.
+        before = snapshot(store, execution.id)
+        for seq in (1, 4):
+            again, more = next_checkpoint(record)
+            with pytest.raises(ConflictError, match="signal"):
+                store.checkpoint(again, more, record.version, consumed=[2, seq])
+            assert snapshot(store, execution.id) == before
+            assert [s.seq for s in store.signals(execution.id)] == [2]
+
+    def test_a_stale_checkpoint_consumes_nothing(self, store: Store) -> None:
+        execution = _created(store, status=Status.WAITING)
+        store.send_signal(_signal(execution, "a"))
+        store.checkpoint(*next_checkpoint(execution), execution.version)
+        record, entries = next_checkpoint(execution)
+        with pytest.raises(ConflictError):
+            store.checkpoint(record, entries, execution.version, consumed=[1])
+        assert [s.seq for s in store.signals(execution.id)] == [1]
+
+    def test_seqs_continue_after_consumption(self, store: Store) -> None:
+        execution = _created(store)
+        store.send_signal(_signal(execution, "a"))
+        store.checkpoint(*next_checkpoint(execution), execution.version, consumed=[1])
+        later = store.send_signal(_signal(execution, "a"))
+        assert later is not None
+        assert later.seq == 2
+
+    def test_delete_removes_the_mailbox(self, store: Store) -> None:
+        execution = _created(store)
+        store.send_signal(_signal(execution, "a", key="k"))
+        store.delete(execution.id)
+        again = _created(store, id=execution.id)
+        assert store.signals(again.id) == []
+        fresh = store.send_signal(_signal(again, "a", key="k"))
+        assert fresh is not None
+        assert fresh.seq == 1
+
+    def test_concurrent_senders_get_distinct_consecutive_seqs(self, store: Store) -> None:
+        execution = _created(store, status=Status.RUNNING)
+        seqs: list[int] = []
+
+        def send(index: int) -> None:
+            for n in range(3):
+                sent = store.send_signal(_signal(execution, "tick", {"sender": index, "n": n}))
+                assert sent is not None
+                seqs.append(sent.seq)
+
+        _run_threads(8, send)
+        assert sorted(seqs) == list(range(1, 25))
+        pending = store.signals(execution.id)
+        assert [s.seq for s in pending] == list(range(1, 25))
+        for sender in range(8):  # each sender's signals keep their order
+            mine = [s.payload["n"] for s in pending if s.payload["sender"] == sender]
+            assert mine == [0, 1, 2]
+
+    def test_concurrent_senders_with_one_key_deliver_once(self, store: Store) -> None:
+        execution = _created(store, status=Status.RUNNING)
+        outcomes = _race(
+            [lambda: store.send_signal(_signal(execution, "paid", key="once")) for _ in range(8)]
+        )
+        assert outcomes == ["ok"] * 8
+        assert len(store.signals(execution.id)) == 1
+
+
+# --- schedules -----------------------------------------------------------------------------------
+
+
+def _schedule(name: str, **fields: Any) -> Schedule:
+    values: dict[str, Any] = {
+        "name": name,
+        "workflow_id": "report",
+        "cron": "30 2 * * *",
+        "timezone": "Europe/Berlin",
+        "input": {"region": "eu", "depth": [1, {"x": None}]},
+        "created_at": T0,
+    }
+    values.update(fields)
+    return Schedule(**values)
+
+
+class TestSchedules:
+    """``save_schedule``, ``schedules``, ``delete_schedule`` and ``schedule_fired``."""
+
+    def test_saved_schedules_come_back_by_name(self, store: Store) -> None:
+        nightly = _schedule("nightly")
+        hourly = _schedule("hourly", cron="0 * * * *", timezone="UTC", input={})
+        fired = _schedule("fired", last_slot=T0 + timedelta(hours=1))
+        for schedule in (nightly, hourly, fired):
+            store.save_schedule(schedule)
+        assert store.schedules() == [fired, hourly, nightly]
+        assert_json_equal(store.schedules()[2].input, nightly.input)
+
+    def test_save_replaces_by_name(self, store: Store) -> None:
+        store.save_schedule(_schedule("nightly", last_slot=T0))
+        store.save_schedule(_schedule("nightly", cron="0 3 * * *"))
+        assert store.schedules() == [_schedule("nightly", cron="0 3 * * *")]
+
+    def test_times_in_utc_and_naive_refused(self, store: Store) -> None:
+        plus_two = timezone(timedelta(hours=2))
+        store.save_schedule(_schedule("x", created_at=T0.astimezone(plus_two)))
+        (saved,) = store.schedules()
+        assert saved.created_at == T0
+        assert saved.created_at.tzinfo is UTC
+        with pytest.raises(ValueError, match="naive"):
+            store.save_schedule(_schedule("y", created_at=T0.replace(tzinfo=None)))
+        with pytest.raises(ValueError, match="naive"):
+            store.schedule_fired("x", T0.replace(tzinfo=None))
+
+    def test_delete(self, store: Store) -> None:
+        store.save_schedule(_schedule("a"))
+        store.save_schedule(_schedule("b"))
+        assert store.delete_schedule("a") is True
+        assert store.delete_schedule("a") is False
+        assert [s.name for s in store.schedules()] == ["b"]
+
+    def test_fired_moves_only_forward(self, store: Store) -> None:
+        store.save_schedule(_schedule("nightly"))
+        assert store.schedule_fired("nightly", T0 + timedelta(days=1)) is True
+        assert store.schedule_fired("nightly", T0 + timedelta(days=1)) is False
+        assert store.schedule_fired("nightly", T0) is False
+        assert store.schedules()[0].last_slot == T0 + timedelta(days=1)
+        assert store.schedule_fired("nightly", T0 + timedelta(days=2)) is True
+        assert store.schedules()[0].last_slot == T0 + timedelta(days=2)
+        assert store.schedule_fired("gone", T0) is False
+
+    def test_concurrent_fires_of_one_slot_have_one_winner(self, store: Store) -> None:
+        store.save_schedule(_schedule("nightly"))
+        slot = T0 + timedelta(days=1)
+        won: list[bool] = []
+        barrier = threading.Barrier(8)
+
+        def fire(index: int) -> None:
+            barrier.wait(timeout=30)
+            won.append(store.schedule_fired("nightly", slot))
+
+        _run_threads(8, fire)
+        assert sorted(won) == [False] * 7 + [True]
+
+
+# --- prune ---------------------------------------------------------------------------------------
+
+
+class TestPrune:
+    """``prune``: finished executions updated before a time go, with everything of theirs."""
+
+    @pytest.fixture
+    def population(self, store: Store) -> Store:
+        for status in Status:
+            for minutes in (1, 5):
+                execution = _created(
+                    store, id=f"{status.value}-{minutes}", status=status, updated_at=_at(minutes)
+                )
+                store.checkpoint(
+                    *next_checkpoint(execution, 2, updated_at=_at(minutes)), execution.version
+                )
+        return store
+
+    def test_only_old_finished_executions_go(self, population: Store) -> None:
+        gone = population.prune(before=_at(3), statuses=["completed", "failed", "cancelled"])
+        assert gone == 3
+        left = set(_ids(population.find(limit=100)))
+        assert left == {f"{status.value}-{m}" for status in Status for m in (1, 5)} - {
+            "completed-1",
+            "failed-1",
+            "cancelled-1",
+        }
+        assert population.load("completed-1") is None
+        assert population.entries("completed-1") == []
+        assert population.load("completed-5") is not None
+
+    def test_only_the_named_statuses(self, population: Store) -> None:
+        assert population.prune(before=_at(9), statuses=[Status.FAILED]) == 2
+        assert {e.status for e in population.find(limit=100)} == set(Status) - {Status.FAILED}
+
+    def test_dry_run_counts_and_keeps(self, population: Store) -> None:
+        before = _ids(population.find(limit=100))
+        assert population.prune(before=_at(9), statuses=["completed"], dry_run=True) == 2
+        assert _ids(population.find(limit=100)) == before
+
+    def test_mailboxes_go_too(self, store: Store) -> None:
+        execution = _created(store, status=Status.RUNNING)
+        store.send_signal(_signal(execution, "a", key="k"))
+        store.checkpoint(
+            *next_checkpoint(execution, status=Status.COMPLETED, updated_at=_at(1)),
+            execution.version,
+        )
+        assert store.prune(before=_at(2), statuses=["completed"]) == 1
+        again = _created(store, id=execution.id)
+        assert store.signals(again.id) == []
+        assert store.send_signal(_signal(again, "a", key="k")) is not None
+
+    @pytest.mark.parametrize("status", ["running", "waiting", "halted", "pending"])
+    def test_unfinished_statuses_are_refused(self, population: Store, status: str) -> None:
+        with pytest.raises(ValueError, match=status):
+            population.prune(before=_at(9), statuses=["completed", status])
+        assert len(population.find(limit=100)) == 2 * len(Status)
+
+    def test_bad_arguments_are_refused(self, population: Store) -> None:
+        with pytest.raises(ValueError, match="sleeping"):
+            population.prune(before=_at(9), statuses=["sleeping"])
+        with pytest.raises(ValueError, match="naive"):
+            population.prune(before=_at(9).replace(tzinfo=None), statuses=["completed"])
+
+    def test_many_executions_in_batches(self, store: Store) -> None:
+        for index in range(1203):
+            _created(store, id=f"old-{index}", status=Status.COMPLETED, updated_at=_at(1))
+        keep = _created(store, status=Status.COMPLETED, updated_at=_at(4))
+        assert store.prune(before=_at(2), statuses=["completed"]) == 1203
+        assert _ids(store.find(limit=100)) == [keep.id]
 
 
 # --- the store against a model -------------------------------------------------------------------
