@@ -240,8 +240,8 @@ class StepRun:
         )
 
     def _cancel_requested(self) -> bool:
-        inflight = self._tx.inflight
-        if inflight is not None and inflight.cancellation.requested:
+        cancellation = self._tx.cancellation
+        if cancellation is not None and cancellation.requested:
             return True
         record = self._machine.store.load(self.execution_id)
         return record is None or record.status is Status.CANCELLED or cancel_requested(record)
@@ -263,11 +263,8 @@ class StepRun:
     ) -> Any:
         """Call ``function`` with the calling convention; its result as JSON data."""
         source = self if key is None else _Keyed(self, key)
-        inflight = self._tx.inflight
         # A cancel stops the step's own calls, never the compensations it runs.
-        cancellation = None
-        if inflight is not None and self._mode != COMPENSATE:
-            cancellation = inflight.cancellation
+        cancellation = self._tx.cancellation if self._mode != COMPENSATE else None
         return invoke(
             function,
             input,

@@ -57,25 +57,43 @@ class Shop:
         return "shipped"
 
 
+RESERVE = {
+    "id": "reserve",
+    "type": "call",
+    "service": "Shop",
+    "method": "reserve",
+    "output": "reservation",
+    "compensate": {"service": "Shop", "method": "release", "input": {"reservation": "$output"}},
+}
+
 ORDER = flowkit.load(
     {
         "id": "order",
         "steps": [
             {"id": "start", "type": "start", "next": "reserve"},
-            {
-                "id": "reserve",
-                "type": "call",
-                "service": "Shop",
-                "method": "reserve",
-                "output": "reservation",
-                "compensate": {
-                    "service": "Shop",
-                    "method": "release",
-                    "input": {"reservation": "$output"},
-                },
-                "next": "pack",
-            },
+            {**RESERVE, "next": "pack"},
             {"id": "pack", "type": "call", "service": "Shop", "method": "pack", "next": "ship"},
+            {"id": "ship", "type": "call", "service": "Shop", "method": "ship", "next": "end"},
+            {"id": "end", "type": "end"},
+        ],
+    }
+)
+
+FANNED = flowkit.load(
+    {
+        "id": "fanned",
+        "steps": [
+            {"id": "start", "type": "start", "next": "reserve"},
+            {**RESERVE, "next": "prepare"},
+            {
+                "id": "prepare",
+                "type": "parallel",
+                "branches": [
+                    {"id": "pack", "type": "call", "service": "Shop", "method": "pack"},
+                    {"id": "label", "type": "call", "service": "Shop", "method": "ship"},
+                ],
+                "next": "ship",
+            },
             {"id": "ship", "type": "call", "service": "Shop", "method": "ship", "next": "end"},
             {"id": "end", "type": "end"},
         ],
@@ -99,6 +117,7 @@ def make_engine(store: Store, request: pytest.FixtureRequest) -> Iterator[Callab
     services.register("Shop", shop)
     workflows = WorkflowRegistry()
     workflows.register(ORDER)
+    workflows.register(FANNED)
 
     def make() -> flowkit.Engine:
         engine = flowkit.Engine(
@@ -141,3 +160,27 @@ def test_an_async_service_in_flight_is_cancelled_and_the_execution_ends_cancelle
     actions = [(e.step_id, e.action.value) for e in engine.store.entries(running.id)]
     assert ("pack", "completed") not in actions
     assert actions[-2:] == [("pack", "cancelled"), ("reserve", "compensated")]
+
+
+def test_an_async_service_in_a_parallel_branch_is_cancelled(
+    make_engine: Callable[[], flowkit.Engine],
+) -> None:
+    shop: Shop = make_engine.shop  # type: ignore[attr-defined]
+    engine = make_engine()
+    runner = threading.Thread(target=engine.start, args=(FANNED,))
+    runner.start()
+    assert shop.packing.wait(30)
+    (running,) = engine.store.find(status="running")
+    asked_at = time.monotonic()
+    make_engine().cancel(running.id, reason="stop")
+    final = engine.wait(running.id, timeout=30)
+    runner.join(30)
+
+    assert final.cancelled, final.error
+    assert time.monotonic() - asked_at < 10
+    assert shop.saw_cancel == [True]
+    assert shop.calls.count("ship") <= 1  # the label branch at most; the ship step never
+    assert shop.calls[-1] == "release R-1"
+    actions = [(e.step_id, e.action.value) for e in engine.store.entries(running.id)]
+    assert ("prepare", "completed") not in actions
+    assert actions[-1] == ("reserve", "compensated")
