@@ -189,7 +189,7 @@ def test_an_async_service_in_flight_is_cancelled_on_the_worker(cluster: Cluster)
 def test_a_sleep_wakes_by_its_delayed_message_and_holds_no_thread(cluster: Cluster) -> None:
     # No recover()/wake_due() while the test runs; one thread for both executions.
     cluster.start_workers(processes=1, threads=1, maintenance=3600)
-    dozing = cluster.engine.start(flows.DOZING, {"seconds": 3})
+    dozing = cluster.engine.start(flows.DOZING, {"seconds": 5})
     _status(cluster, dozing.execution_id, Status.WAITING)
 
     chain = cluster.engine.run(flows.CHAIN, timeout=60)  # runs while the other sleeps
