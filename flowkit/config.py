@@ -440,7 +440,7 @@ def _notify() -> None:
         try:
             listener()
         except Exception:  # a failing listener must not break configuration
-            _log.exception("flowkit: a settings listener failed")
+            _log.exception("a settings listener failed")
 
 
 def settings(cwd: Path | None = None) -> Settings:

@@ -204,7 +204,7 @@ class LeaseKeeper:
             except ConflictError:
                 return
             except FlowkitError as exc:
-                log.warning("flowkit: cannot renew the lease of %s: %s", record.id, exc)
+                log.warning("cannot renew the lease of %s: %s", record.id, exc)
                 return
             item.record = renewed  # content_version stays: only the lease changed
         finally:
