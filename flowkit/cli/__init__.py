@@ -5,10 +5,11 @@
 - :mod:`~flowkit.cli.running` — ``run``, ``resume``, ``recover``, ``wake``, ``worker``;
 - :mod:`~flowkit.cli.inspecting` — ``list``, ``show``;
 - :mod:`~flowkit.cli.db` — ``db upgrade``, ``db version`` (the SQL store's tables);
+- :mod:`~flowkit.cli.dashboard` — ``dashboard`` (the web dashboard, extra ``dashboard``);
 - ``mcp`` — loaded from :mod:`flowkit.ai` only when it runs.
 """
 
-from . import db, definitions, inspecting, running  # noqa: F401  (they add their commands)
+from . import dashboard, db, definitions, inspecting, running  # noqa: F401  (they add their commands)
 from .app import (
     LazyCommand,
     echo_json,
