@@ -114,10 +114,16 @@ def find_page(store: Store, filters: Filters, *, limit: int, cursor: str | None)
         found = store.load(filters.execution_id)
         shown = [found] if found is not None and filters.matches(found) else []
         return ExecutionPage(executions=shown, next=None)
-    after = decode_cursor(cursor) if cursor else None
-    found_page = store.find(
-        workflow_id=filters.workflow_id, status=filters.status, limit=limit + 1, after=after
-    )
+    # One more than shown, to know whether a next page exists. The first page passes no
+    # ``after``, so it works on any store, also one that cannot turn pages yet.
+    workflow_id, status = filters.workflow_id, filters.status
+    if cursor:
+        after = decode_cursor(cursor)
+        found_page = store.find(
+            workflow_id=workflow_id, status=status, limit=limit + 1, after=after
+        )
+    else:
+        found_page = store.find(workflow_id=workflow_id, status=status, limit=limit + 1)
     shown = found_page[:limit]
     more = len(found_page) > limit
     return ExecutionPage(executions=shown, next=encode_cursor(shown[-1]) if more else None)
