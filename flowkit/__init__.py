@@ -55,6 +55,7 @@ from .engine import (
     resume_async,
     run,
     run_async,
+    signal,
 )
 from .errors import (
     ConfigError,
@@ -66,7 +67,7 @@ from .errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from .records import Action, Entry, Execution, Status
+from .records import Action, Entry, Execution, Schedule, Signal, Status
 from .redaction import add_secret
 from .services import ServiceRegistry, StepContext, current, register_service, service
 from .steps import (
@@ -123,8 +124,10 @@ __all__ = [
     "Route",
     "RouterConfig",
     "Runtime",
+    "Schedule",
     "ServiceRegistry",
     "Settings",
+    "Signal",
     "SourceLocation",
     "StartConfig",
     "Status",
@@ -162,6 +165,7 @@ __all__ = [
     "run",
     "run_async",
     "service",
+    "signal",
     "to_dict",
     "to_yaml",
     "when",

@@ -108,6 +108,8 @@ class Outcome:
         error: with ``action=Action.FAILED``, the entry's error: the step failed
             but goes on to ``target`` (a loop that ran out of iterations).
         payload: extra event details.
+        consume: signals of the execution's mailbox (by seq) this step consumed:
+            the checkpoint marks them consumed, atomically with the rest.
         progress: the step is not finished: checkpoint this JSON state (without
             an entry) and run the step again, which then finds it in
             ``Runtime.state``. A step that calls a model several times saves each
@@ -131,6 +133,7 @@ class Outcome:
     action: Action = Action.COMPLETED
     error: str | None = None
     payload: Mapping[str, Any] = _NOTHING
+    consume: tuple[int, ...] = ()
     progress: Any = None
     inside: tuple[Frame, ...] | None = None
     branches: tuple[str, ...] | None = None
@@ -224,6 +227,15 @@ class Runtime(Protocol):
     @property
     def resources(self) -> Mapping[str, Any]:
         """What extensions attached to the engine (``Engine.resources``)."""
+
+    @property
+    def halt_data(self) -> Mapping[str, Any] | None:
+        """What the step asked for when it halted or began to wait (``Outcome.halt`` or
+        ``Outcome.wait``), while the engine resumes it or fires its timer."""
+
+    def signals(self, name: str) -> Sequence[Signal]:
+        """The execution's pending signals named ``name``, oldest first (those this
+        checkpoint consumes already left out)."""
 
     def resolve(self, value: Any) -> Any:
         """``value`` with its ``$references`` resolved against :attr:`scope`."""
@@ -671,6 +683,9 @@ class Drivable(Protocol):
     def load(self, execution_id: str) -> Execution:
         """The stored execution."""
 
+    def wake(self, execution_id: str) -> Any:
+        """Fire a waiting or halted execution's timer if it is due, and drive it on."""
+
 
 class Driver:
     """Moves executions forward for an engine (chosen by the ``executor`` setting).
@@ -691,6 +706,13 @@ class Driver:
     def dispatch(self, engine: Drivable, execution_id: str) -> Future[Any] | None:
         """Start advancing an execution; may return a future that ends with it."""
         raise NotImplementedError
+
+    def wake(self, engine: Drivable, execution_id: str) -> None:
+        """Fire the timer of an execution that is due now (a signal came for it).
+
+        By default in this process; a driver with a queue sends it there.
+        """
+        engine.wake(execution_id)
 
     def close(self) -> None:
         """Release what the driver holds."""

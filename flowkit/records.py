@@ -170,9 +170,7 @@ class Execution:
     definition_hash: str | None = attrs.field(default=None, metadata=_holds(FieldKind.TEXT))
     lease_owner: str | None = attrs.field(default=None, metadata=_holds(FieldKind.TEXT))
     lease_expires_at: datetime | None = attrs.field(default=None, metadata=_holds(FieldKind.TIME))
-    traceparent: str | None = attrs.field(
-        default=None, metadata=_holds(FieldKind.TEXT, fixed=True)
-    )
+    traceparent: str | None = attrs.field(default=None, metadata=_holds(FieldKind.TEXT, fixed=True))
 
     def __repr__(self) -> str:  # short: ctx and input may be megabytes
         text = f"<Execution {self.status} id={self.id!r} workflow_id={self.workflow_id!r}"

@@ -625,6 +625,10 @@ class DramatiqDriver(Driver):
     def dispatch(self, engine: Drivable, execution_id: str) -> None:
         self.runtime.send_step(engine.load(execution_id))
 
+    def wake(self, engine: Drivable, execution_id: str) -> None:
+        """A signal came for a waiting execution: its timer message goes out now."""
+        self.runtime.timer.send(execution_id)
+
 
 class _Maintenance(threading.Thread):
     def __init__(self, rt: Runtime) -> None:

@@ -1,5 +1,5 @@
 """Commands that move executions: ``flowkit run``, ``resume``, ``retry``, ``cancel``,
-``recover``, ``wake``, ``worker``."""
+``signal``, ``recover``, ``wake``, ``worker``."""
 
 from __future__ import annotations
 
@@ -284,6 +284,49 @@ def cancel(
         click.secho(f"cancelled: {result.execution_id}", fg="red", bold=True)
     else:
         click.echo(f"cancelling: {result.execution_id} is running; it stops after its current step")
+
+
+@main.command()
+@click.argument("execution_id")
+@click.argument("name")
+@click.option("--data", "raw_data", metavar="JSON", help="The payload (JSON); default null.")
+@click.option("--key", metavar="K", help="Send once: a second signal with this key is dropped.")
+@workflow_option
+@store_option
+@import_option
+@json_option
+@handles_errors
+def signal(
+    execution_id: str,
+    name: str,
+    raw_data: str | None,
+    key: str | None,
+    workflow_target: str | None,
+    store_url: str | None,
+    imports: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Send the signal NAME to an execution; a `wait` step for NAME consumes it.
+
+    When the execution waits for NAME and its workflow is known here (-m, --workflow,
+    or configured) it goes on at once; otherwise the next `flowkit wake` or worker
+    delivers it.
+    """
+    try:
+        payload = None if raw_data is None else json.loads(raw_data)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+    with open_engine(store_url, imports) as engine:
+        if workflow_target:
+            engine.definition(load_target(workflow_target))
+        sent = engine.signal(execution_id, name, payload, key=key)
+        execution = engine.load(execution_id)
+    if as_json:
+        echo_json({"execution_id": execution_id, "sent": sent, "status": execution.status.value})
+    elif sent:
+        click.echo(f"sent: signal {name!r} to {execution_id} (now {execution.status.value})")
+    else:
+        click.echo(f"dropped: a signal with key {key!r} was sent to {execution_id} before")
 
 
 workflows_option = click.option(

@@ -459,6 +459,7 @@ _CORE_BUILDERS = (
     "halt",
     "approval",
     "sleep",
+    "wait",
     "subworkflow",
     "step",
     "route",

@@ -21,7 +21,7 @@ chosen through :mod:`flowkit.adapters`, never imported here.
 """
 
 from .clock import SystemClock
-from .default import default_engine, resume, resume_async, run, run_async
+from .default import default_engine, resume, resume_async, run, run_async, signal
 from .drivers import InlineDriver, ThreadDriver
 from .engine import Engine, Handle
 from .events import EVENT_NAMES, Event, EventBus
@@ -48,5 +48,6 @@ __all__ = [
     "resume_async",
     "run",
     "run_async",
+    "signal",
     "step_levels",
 ]

@@ -12,7 +12,7 @@ from ..config import on_change
 from .engine import Engine
 from .results import Result
 
-__all__ = ["default_engine", "resume", "resume_async", "run", "run_async"]
+__all__ = ["default_engine", "resume", "resume_async", "run", "run_async", "signal"]
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -78,6 +78,18 @@ def resume(execution_id: str, **options: Any) -> Result:
         ConflictError: it is running, or another resume won the race.
     """
     return default_engine().resume(execution_id, **options)
+
+
+def signal(execution_id: str, name: str, payload: Any = None, *, key: str | None = None) -> bool:
+    """Send a signal with the configured store (see :meth:`Engine.signal`); False when
+    ``key`` was sent before.
+
+    Raises:
+        NotFoundError: no such execution.
+        ExecutionError: it completed, failed or was cancelled.
+        ValidationError: the name, payload or key cannot be stored; nothing was sent.
+    """
+    return default_engine().signal(execution_id, name, payload, key=key)
 
 
 async def resume_async(execution_id: str, **options: Any) -> Result:

@@ -43,7 +43,7 @@ from ..definitions import default_registry as default_workflows
 from ..definitions.workflows import import_workflows
 from ..errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
 from ..limits import problem_in
-from ..records import Action, Entry, Execution, Status
+from ..records import Action, Entry, Execution, Signal, Status
 from ..services import ServiceRegistry
 from ..services import default_registry as default_services
 from .clock import SystemClock
@@ -513,7 +513,8 @@ class Engine:
         return child if child is not None and child.parent_id == execution.id else None
 
     def wake_due(self, *, limit: int = 100) -> Sweep:
-        """Move on executions whose timer fired: sleeps that are over, approval timeouts.
+        """Move on executions whose timer fired: sleeps that are over, approval and
+        wait timeouts, waits whose signal came.
 
         Each execution is woken on its own: one that cannot be is listed in
         ``Sweep.stuck`` and the others go on.
@@ -521,20 +522,32 @@ class Engine:
         sweep = Sweep()
         for execution in self.store.due(self.clock.now(), limit=limit):
             try:
-                advance = self.fire_timer(execution.id)
-                if advance.dropped:
-                    continue
-                if advance.running:
-                    self.driver.dispatch(self, execution.id)
-                final = self.load(execution.id)
-                self.notify_parent(final)
+                final = self.wake(execution.id)
             except ConflictError:
                 continue  # another process moved it on first
             except Exception as exc:  # one execution never stops the others
                 _stuck(sweep, execution, "wake", exc)
                 continue
-            sweep.append(Result.of(final))
+            if final is not None:
+                sweep.append(Result.of(final))
         return sweep
+
+    def wake(self, execution_id: str) -> Execution | None:
+        """Fire an execution's timer if it is due, and hand it to the driver if it goes
+        on; the execution then, or None when it was not due.
+
+        Raises:
+            NotFoundError: no such execution, or its workflow is not known here.
+            ConflictError: another process moved it on first.
+        """
+        advance = self.fire_timer(execution_id)
+        if advance.dropped:
+            return None
+        if advance.running:
+            self.driver.dispatch(self, execution_id)
+        final = self.load(execution_id)
+        self.notify_parent(final)
+        return final
 
     def fire_timer(self, execution_id: str) -> Advance:
         """Fire the timer of a halted or waiting execution if it is due: one checkpoint."""
@@ -549,7 +562,93 @@ class Engine:
         with self._track(execution) as inflight:
             tx = self._stepper.transaction(wf, inflight)
             tx.event("workflow.resumed", None, timer=True)
-            return self._stepper.run_top(tx, inflight, TIMER, Decision())
+            advance = self._stepper.run_top(tx, inflight, TIMER, Decision())
+        return self._unless_signalled(advance)
+
+    def signal(
+        self, execution_id: str, name: str, payload: Any = None, *, key: str | None = None
+    ) -> bool:
+        """Send the signal ``name`` to an execution; False when ``key`` was seen before.
+
+        The signal is kept in the execution's mailbox in the store. When the
+        execution waits for ``name`` it is moved on at once: here when its
+        workflow is known in this process (the driver runs the rest), else by
+        the next ``wake_due`` of any worker (``flowkit wake``, ``flowkit
+        worker``, Dramatiq workers). Otherwise the signal waits in the mailbox
+        for a ``wait`` step; a halted execution keeps it too (``resume`` is what
+        moves a halt on). Signals are consumed once each, oldest first.
+
+        Raises:
+            NotFoundError: no such execution.
+            ExecutionError: it completed, failed or was cancelled.
+            ValidationError: the name, payload or key cannot be stored; nothing was sent.
+        """
+        subject = f"signal to execution '{execution_id}'"
+        if not isinstance(name, str) or not name:
+            raise ValidationError(["the signal name must be a non-empty string"], subject=subject)
+        problems = [
+            problem
+            for problem in (
+                problem_in(name, "name"),
+                problem_in(payload, "payload"),
+                None if key is None else problem_in(key, "key"),
+            )
+            if problem is not None
+        ]
+        if problems:
+            raise ValidationError(problems, subject=subject)
+        now = self.clock.now()
+        sent = self.store.send_signal(
+            Signal(
+                execution_id=execution_id, seq=0, name=name, payload=payload, key=key, sent_at=now
+            )
+        )
+        if sent is None:
+            return False
+        execution = self.store.load(execution_id)
+        if execution is None:
+            return True  # deleted meanwhile
+        self._stepper.emit(
+            execution, "signal.received", None, {"name": name, "seq": sent.seq, "key": key}
+        )
+        if self._make_due(execution, name) is not None:
+            try:
+                self.driver.wake(self, execution_id)
+            except ConflictError:
+                pass  # another process delivered it first
+            except NotFoundError as exc:
+                log.info("flowkit: signal %r to %s waits for a worker: %s", name, execution_id, exc)
+        return True
+
+    def _unless_signalled(self, advance: Advance) -> Advance:
+        """After a ``wait`` step began to wait: if its signal came meanwhile (a sender
+        that saw the execution still running left it in the mailbox), make the timer
+        due now, so the signal is delivered."""
+        execution = advance.execution
+        name = _waits_for(execution)
+        if name is None or not self.store.signals(execution.id, name=name):
+            return advance
+        try:
+            poked = self._make_due(execution, name)
+        except ConflictError:
+            return advance  # whoever moved it on reads the mailbox
+        return advance if poked is None else attrs.evolve(advance, execution=poked)
+
+    def _make_due(self, execution: Execution, name: str) -> Execution | None:
+        """Set the timer of an execution waiting for signal ``name`` to now (one
+        checkpoint); None when it does not wait for it.
+
+        Raises:
+            ConflictError: it changed since it was read.
+        """
+        if _waits_for(execution) != name:
+            return None
+        now = self.clock.now()
+        if execution.wake_at is not None and execution.wake_at <= now:
+            return execution
+        due = attrs.evolve(execution, wake_at=now, version=execution.version + 1, updated_at=now)
+        self.store.checkpoint(due, (), execution.version, changed=())
+        return due
 
     def recover(self, *, limit: int = 100) -> Sweep:
         """Continue running executions whose process died (their lease expired).
@@ -690,6 +789,14 @@ class Engine:
                 if not advance.running:
                     break
             final = inflight.record
+        if self._unless_signalled(advance) is not advance:  # its signal came: deliver it now
+            try:
+                woken = self.fire_timer(execution_id)
+            except ConflictError:
+                return self.load(execution_id)
+            if woken.running:
+                return self._drive(execution_id, deadline, notify)
+            final = woken.execution
         if notify:
             self.notify_parent(final)
         return final
@@ -776,6 +883,7 @@ class Engine:
                 if last or not advance.running or advance.fanout is not None or advance.delay:
                     break
                 done = advance
+        advance = self._unless_signalled(advance)
         if not advance.running:
             self.notify_parent(advance.execution)
         return advance
@@ -1009,6 +1117,14 @@ class Engine:
 
     def _track(self, execution: Execution) -> _Tracked:
         return _Tracked(self._tracker, execution)
+
+
+def _waits_for(execution: Execution) -> str | None:
+    """The signal a waiting execution waits for, if it waits for one."""
+    if execution.status is not Status.WAITING or not execution.halt_data:
+        return None
+    name = execution.halt_data.get("signal")
+    return name if isinstance(name, str) else None
 
 
 def _stuck(sweep: Sweep, execution: Execution, verb: str, exc: Exception) -> None:

@@ -75,12 +75,14 @@ class InFlight:
         entries: Sequence[Entry],
         base_version: int,
         changed: Collection[str] = (),
+        consumed: Collection[int] = (),
     ) -> Execution:
         """Write a change computed from the record at ``base_version``, with its entries.
 
         ``build`` gets the latest record (which may differ from the base only
         by lease renewals, which never change ctx) and returns the new one;
-        ``changed`` names the ctx values it sets (see ``Store.checkpoint``).
+        ``changed`` names the ctx values it sets and ``consumed`` the signals it
+        consumes (see ``Store.checkpoint``).
 
         Raises:
             ConflictError: the record changed since ``base_version`` (besides
@@ -94,7 +96,12 @@ class InFlight:
                     f"(version {base_version}, now {latest.version})"
                 )
             record = build(latest)
-            store.checkpoint(record, entries, latest.version, changed=changed)
+            if consumed:
+                store.checkpoint(
+                    record, entries, latest.version, changed=changed, consumed=consumed
+                )
+            else:
+                store.checkpoint(record, entries, latest.version, changed=changed)
             self.record = record
             self.content_version = record.version
             return record

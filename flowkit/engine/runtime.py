@@ -22,7 +22,7 @@ from ..cursor import Frame
 from ..definitions import StepDef, WorkflowDef
 from ..errors import ConflictError
 from ..expressions import Scope, resolve
-from ..records import Execution, Status
+from ..records import Execution, Signal, Status
 from ..services import ServiceRegistry, StepContext, invoke
 from .control import cancel_requested
 from .transaction import History, Transaction
@@ -69,6 +69,10 @@ class Machine(Protocol):
 
     def child_outputs(self, run: StepRun, since: int) -> Mapping[int, Any]:
         """The last output per iteration of the steps directly inside ``run``'s step."""
+
+
+#: The statuses in which an execution has ``halt_data`` for its step.
+_PAUSED = frozenset({Status.HALTED, Status.WAITING})
 
 
 class StepRun:
@@ -195,6 +199,17 @@ class StepRun:
         if self.branch is not None:
             return f"{self.execution_id}.{self.visit}.{self.branch}"
         return f"{self.execution_id}.{self.visit}"
+
+    @property
+    def halt_data(self) -> Mapping[str, Any] | None:
+        """What the step asked for when it halted or began to wait, while resumed or woken."""
+        base = self._tx.base
+        return base.halt_data if base.status in _PAUSED else None
+
+    def signals(self, name: str) -> list[Signal]:
+        """The execution's pending signals named ``name``, oldest first."""
+        pending = self._machine.store.signals(self.execution_id, name=name)
+        return [signal for signal in pending if signal.seq not in self._tx.consumed]
 
     def resolve(self, value: Any) -> Any:
         """``value`` with its ``$references`` resolved."""

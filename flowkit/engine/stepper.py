@@ -244,6 +244,8 @@ class Stepper:
             tx.event("workflow.failed", None, error=tx.error)
         if tx.status is Status.HALTED:
             tx.event("workflow.halted", None, halt=tx.halt_data)
+        elif tx.status is Status.WAITING:
+            tx.event("workflow.waiting", None, wait=tx.halt_data)
         return self.commit(tx, inflight, frames)
 
     def cancel(
@@ -387,7 +389,7 @@ class Stepper:
 
         try:
             record = inflight.write(
-                self.store, build, tx.entries, tx.base.version, tuple(tx.changed)
+                self.store, build, tx.entries, tx.base.version, tuple(tx.changed), tx.consumed
             )
         except UNSTORABLE as exc:
             if isinstance(exc, FlowkitError):
@@ -589,6 +591,8 @@ class Stepper:
             tx.update(outcome.updates)
             return Inner(frames=())  # stay at this step
         tx.update(outcome.updates)
+        if outcome.consume:
+            tx.consumed.extend(outcome.consume)
         error = None if outcome.error is None else clean(outcome.error)
         tx.entry(
             path,
@@ -711,6 +715,8 @@ class Stepper:
                 tx, step, path, iteration, ExecutionError(f"step '{path}': {problem}")
             )
         tx.update(outcome.updates)
+        if outcome.consume:
+            tx.consumed.extend(outcome.consume)
         error = None if outcome.error is None else clean(outcome.error)
         tx.entry(
             path,

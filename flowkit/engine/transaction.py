@@ -49,6 +49,7 @@ class Transaction:
         deadline: a ``time.monotonic()`` bound on steps (a sub-workflow's timeout).
         adopt: the hash of a changed definition a resume moved the execution to.
         unwinding: the compensations still to run before the execution ends.
+        consumed: the mailbox signals (by seq) this checkpoint consumes.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class Transaction:
         self.deadline: float | None = None
         self.adopt: str | None = None
         self.unwinding: Unwinding | None = None
+        self.consumed: list[int] = []
 
     def update(self, updates: Mapping[str, Any]) -> None:
         """Apply ctx changes (a new mapping: the record read before stays as it was)."""

@@ -17,6 +17,7 @@ from .router import Route, RouterConfig, When, when
 from .sleep import SleepConfig
 from .start import StartConfig
 from .transform import TransformConfig, TransformOp
+from .wait import WaitConfig
 from .workflow import WorkflowConfig
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "TransformConfig",
     "TransformOp",
     "Wait",
+    "WaitConfig",
     "When",
     "WorkflowConfig",
     "when",
