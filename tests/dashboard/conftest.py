@@ -58,6 +58,18 @@ PAUSE = flowkit.load(
 )
 """Halts with no approvers: anyone signed in may resume it."""
 
+WAITER = flowkit.load(
+    {
+        "id": "waiter",
+        "steps": [
+            {"id": "start", "type": "start", "next": "wait_go"},
+            {"id": "wait_go", "type": "wait", "signal": "go", "output": "go", "next": "done"},
+            {"id": "done", "type": "end", "result": "$go"},
+        ],
+    }
+)
+"""Waits for the signal ``go`` and ends with its payload."""
+
 
 class Shop:
     """The service ``ship`` calls: fails while ``broken``, blocks while ``gate`` is closed."""
@@ -74,6 +86,17 @@ class Shop:
         assert self.gate.wait(30), "the test never opened the gate"
         self.shipped += 1
         return {"shipped": True}
+
+
+def on_backends(*names: str) -> pytest.MarkDecorator:
+    """Run a test on these backends only (instead of every one)."""
+    params = [pytest.param(name, marks=BACKENDS[name][0], id=name) for name in names]
+    return pytest.mark.parametrize("store", params, indirect=True)
+
+
+#: For tests of what the second batch adds to stores (mailboxes, schedules, ``find(after=)``):
+#: the backends whose store has it so far. SQL and Redis join as their stores land.
+with_second_batch_store = on_backends("memory")
 
 
 def basic(name: str, password: str | None = None) -> dict[str, str]:
@@ -108,6 +131,7 @@ def engine(store: flowkit.Store, shop: Shop) -> Iterator[flowkit.Engine]:
     )
     engine.definition(EXPENSE)
     engine.definition(PAUSE)
+    engine.definition(WAITER)
     yield engine
     engine.close()
 

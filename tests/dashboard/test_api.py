@@ -10,7 +10,25 @@ from starlette.testclient import TestClient
 import flowkit
 from flowkit.dashboard.actions import Actions, Done
 
-from .conftest import EXPENSE, PAUSE, Shop, basic, halted
+from .conftest import PAUSE, WAITER, Shop, basic, halted, with_second_batch_store
+
+
+@with_second_batch_store
+def test_pages_follow_each_other_without_gaps_or_repeats(
+    client: TestClient, engine: flowkit.Engine
+) -> None:
+    started = [engine.run(PAUSE).execution_id for _ in range(7)]
+
+    seen: list[str] = []
+    url: str | None = "/api/executions?limit=3"
+    while url is not None:
+        page = client.get(url, headers=basic("bob")).json()
+        assert len(page["executions"]) <= 3
+        seen.extend(item["id"] for item in page["executions"])
+        url = f"/api/executions?limit=3&cursor={page['next']}" if page["next"] else None
+
+    assert sorted(seen) == sorted(started)
+    assert seen == [execution.id for execution in engine.store.find(limit=100)]
 
 
 def test_lists_executions_newest_first_with_filters(
@@ -128,8 +146,7 @@ def test_someone_else_is_refused_even_naming_an_approver(
 
     assert refused.status_code == 403
     assert refused.json()["error"] == (
-        f"execution '{execution_id}' waits for a decision by alice, carol; "
-        "'bob' is not one of them"
+        f"execution '{execution_id}' waits for a decision by alice, carol; 'bob' is not one of them"
     )
     assert engine.load(execution_id).status is flowkit.Status.HALTED
 
@@ -218,8 +235,48 @@ def test_retry_continues_a_failed_execution(
     assert refused.status_code == 409
 
 
+@with_second_batch_store
+def test_a_signal_moves_a_waiting_execution_on_once_per_key(
+    client: TestClient, engine: flowkit.Engine
+) -> None:
+    execution_id = engine.run(WAITER).execution_id
+    assert engine.load(execution_id).status is flowkit.Status.WAITING
+    url = f"/api/executions/{execution_id}/signal"
+
+    sent = client.post(
+        url, json={"name": "go", "payload": {"n": 1}, "key": "k1"}, headers=basic("bob")
+    )
+
+    assert sent.status_code == 200
+    assert sent.json()["sent"] is True
+    assert engine.wait(execution_id, timeout=10).output == {"n": 1}
+    again = client.post(url, json={"name": "go", "key": "k1"}, headers=basic("bob"))
+    assert again.status_code == 409  # finished now: nothing may be sent to it
+    assert "completed" in again.json()["error"]
+    nameless = client.post(url, json={"payload": 1}, headers=basic("bob"))
+    assert (nameless.status_code, nameless.json()) == (400, {"error": "'name' is required"})
+
+
+@with_second_batch_store
+def test_a_repeated_signal_key_is_dropped(client: TestClient, engine: flowkit.Engine) -> None:
+    execution_id = engine.run(PAUSE).execution_id  # halted: signals wait in its mailbox
+    url = f"/api/executions/{execution_id}/signal"
+
+    first = client.post(url, json={"name": "later", "key": "once"}, headers=basic("bob"))
+    second = client.post(url, json={"name": "later", "key": "once"}, headers=basic("bob"))
+
+    assert (first.status_code, first.json()["sent"]) == (200, True)
+    assert (second.status_code, second.json()["sent"]) == (200, False)
+    assert [signal.name for signal in engine.store.signals(execution_id)] == ["later"]
+
+
 def test_actions_on_a_missing_execution_are_404(client: TestClient) -> None:
-    for action, body in (("resume", {"approved": True}), ("cancel", {}), ("retry", {})):
+    actions = (
+        ("resume", {"approved": True}),
+        ("cancel", {}),
+        ("retry", {}),
+    )
+    for action, body in actions:
         answer = client.post(f"/api/executions/nope/{action}", json=body, headers=basic("alice"))
         assert answer.status_code == 404, action
         assert answer.json() == {"error": "no execution 'nope' in the store"}
