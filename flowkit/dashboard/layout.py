@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 import attrs
 
 from ..definitions import StepDef, WorkflowDef
-from ..definitions.graph import CONTINUE_KINDS, Edge, successors_in
+from ..definitions.graph import Edge, successors_in
 from ..definitions.kinds import kind
 
 __all__ = ["BOX_HEIGHT", "BOX_WIDTH", "Box", "Layout", "Line", "layout"]
@@ -23,6 +23,7 @@ BOX_HEIGHT = 44
 _GAP_X = 40
 _GAP_Y = 46
 _MARGIN = 20
+_UNLABELLED = frozenset({"next", "continue"})  # plain arrows; other edges say what they are
 
 
 @attrs.frozen(kw_only=True)
@@ -39,8 +40,12 @@ class Box:
 
 @attrs.frozen(kw_only=True)
 class Line:
-    """An edge: an SVG path, and its label at ``(label_x, label_y)``."""
+    """An edge from step ``source`` to ``target``: an SVG path, and its label at
+    ``(label_x, label_y)``; ``back`` when it goes up (it closes a cycle)."""
 
+    source: str
+    target: str
+    back: bool
     path: str
     label: str | None
     kind: str
@@ -149,17 +154,28 @@ def layout(wf: WorkflowDef, *, current: str | None = None, done: Collection[str]
 
 def _line(source: Box, target: Box, edge: Edge, row: dict[str, int], width: int) -> Line:
     label = edge.label
-    if label is None and edge.kind not in CONTINUE_KINDS:
+    if label is None and edge.kind not in _UNLABELLED:
         label = edge.kind
-    if row[target.step_id] > row[source.step_id]:  # downwards: a gentle curve
+    back = row[target.step_id] <= row[source.step_id]
+    if not back:  # downwards: a gentle curve from the bottom of one box to the top of the next
         x1, y1 = source.x + BOX_WIDTH // 2, source.y + BOX_HEIGHT
         x2, y2 = target.x + BOX_WIDTH // 2, target.y
         middle = (y1 + y2) // 2
         path = f"M{x1},{y1} C{x1},{middle} {x2},{middle} {x2},{y2}"
-        return Line(path=path, label=label, kind=edge.kind, label_x=(x1 + x2) // 2, label_y=middle)
-    # Back (or sideways) edge: out of the right side, round the drawing's right margin.
-    x1, y1 = source.x + BOX_WIDTH, source.y + BOX_HEIGHT // 2
-    x2, y2 = target.x + BOX_WIDTH, target.y + BOX_HEIGHT // 2
-    side = width - 12
-    path = f"M{x1},{y1} C{side},{y1} {side},{y2} {x2},{y2}"
-    return Line(path=path, label=label, kind=edge.kind, label_x=side - 4, label_y=(y1 + y2) // 2)
+        label_x, label_y = (x1 + x2) // 2, middle
+    else:  # up (or sideways): out of the right side, round the drawing's right margin
+        x1, y1 = source.x + BOX_WIDTH, source.y + BOX_HEIGHT // 2
+        x2, y2 = target.x + BOX_WIDTH, target.y + BOX_HEIGHT // 2
+        side = width - 12
+        path = f"M{x1},{y1} C{side},{y1} {side},{y2} {x2},{y2}"
+        label_x, label_y = side - 4, (y1 + y2) // 2
+    return Line(
+        source=source.step_id,
+        target=target.step_id,
+        back=back,
+        path=path,
+        label=label,
+        kind=edge.kind,
+        label_x=label_x,
+        label_y=label_y,
+    )
