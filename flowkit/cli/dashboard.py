@@ -56,9 +56,8 @@ def dashboard(
     without users the dashboard is read-only.
     """
     try:
-        import uvicorn
-
         from ..dashboard import Users, create_app, hash_password
+        from ..dashboard.serve import serve
     except ImportError as exc:
         raise ConfigError(
             f"'flowkit dashboard' needs the dashboard extra ({exc}): pip install "
@@ -74,4 +73,4 @@ def dashboard(
         where = f"http://{host}:{port}{root_path}"
         mode = f"{len(users.hashes)} user(s)" if users else "read-only: no users"
         click.echo(f"flowkit dashboard on {where} ({mode}); Ctrl+C stops it", err=True)
-        uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning")
+        serve(app, host=host, port=port, root_path=root_path)

@@ -10,6 +10,7 @@ per ``poll_seconds``, only for what a connected page shows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -50,7 +51,7 @@ from .queries import (
 )
 from .users import USERS_ENV, Users
 
-__all__ = ["SECRET_ENV", "create_app"]
+__all__ = ["SECRET_ENV", "create_app", "end_live_updates"]
 
 SECRET_ENV = "FLOWKIT_DASHBOARD_SECRET"
 """The environment variable with the key that signs session cookies (else a random one)."""
@@ -113,6 +114,7 @@ class Dashboard:
         self.users = users
         self.poll_seconds = poll_seconds
         self.actions = Actions(engine)
+        self.stopping = asyncio.Event()  # set when the server shuts down: streams end
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_HERE / "templates"),
             autoescape=True,
@@ -254,7 +256,7 @@ class Dashboard:
             done = await self.actions.perform(execution_id, action, user, data)
         except Refused as refused:
             return await self.execution(request, refused.status_code, refused.message)
-        request.session["notice"] = _notice(action, done)
+        request.session["notice"] = _notice(action, data, done)
         return RedirectResponse(
             self.href(request, "execution", execution_id=execution_id), status_code=303
         )
@@ -392,7 +394,7 @@ class Dashboard:
         last = since
         quiet = 0.0
         yield "retry: 2000\n\n"
-        while not await request.is_disconnected():
+        while not self.stopping.is_set() and not await request.is_disconnected():
             try:
                 mark, event, data = await asyncio.to_thread(look)
             except (BadRequest, NotFoundError) as exc:
@@ -404,7 +406,8 @@ class Dashboard:
             elif quiet >= _KEEPALIVE_SECONDS:
                 quiet = 0.0
                 yield ": keep-alive\n\n"
-            await asyncio.sleep(self.poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.poll_seconds)
             quiet += self.poll_seconds
 
 
@@ -456,13 +459,14 @@ def _unauthorized(message: str) -> JSONResponse:
     return response
 
 
-def _notice(action: str, done: Done) -> str:
-    """What the page says after an action."""
-    if action == "signal" and done.sent is False:
-        return "Signal not sent: its key was used before."
-    verb = {"resume": "Resumed", "cancel": "Cancelled", "retry": "Retried", "signal": "Signal sent"}
-    status = done.execution.status.value
-    return f"{verb.get(action, action)}; the execution is {status}."
+def _notice(action: str, data: Mapping[str, Any], done: Done) -> str:
+    """What the page says after an action (the status on the page follows by itself)."""
+    if action == "signal":
+        return "Signal sent." if done.sent else "Signal not sent: its key was used before."
+    if action == "resume":
+        approved = data.get("approved")
+        return "Approved." if approved is True else "Rejected." if approved is False else "Resumed."
+    return {"cancel": "Cancel requested.", "retry": "Retry started."}.get(action, "Done.")
 
 
 def create_app(
@@ -523,4 +527,11 @@ def create_app(
             https_only=https_only,
         ),
     ]
-    return Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.dashboard = dashboard
+    return app
+
+
+def end_live_updates(app: Starlette) -> None:
+    """End the event streams of a :func:`create_app` app (a server calls it as it stops)."""
+    app.state.dashboard.stopping.set()

@@ -5,30 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-import uvicorn
+from starlette.applications import Starlette
 
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that says when it listens."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = threading.Event()
-
-    async def startup(self, sockets: Any = None) -> None:
-        await super().startup(sockets)
-        self.listening.set()
+from flowkit.dashboard.serve import Server
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
+def serving(app: Starlette) -> Iterator[str]:
     """Serve ``app`` while the block runs; yields its base URL."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = _Server(config)
+    server = Server(app, host="127.0.0.1", port=0, log_level="warning")
     thread = threading.Thread(target=server.run, name="dashboard-server", daemon=True)
     thread.start()
     assert server.listening.wait(30), "the dashboard server did not start"
@@ -38,3 +24,4 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+        assert not thread.is_alive(), "the dashboard server did not stop"

@@ -102,7 +102,7 @@ def test_approve_in_the_browser_and_watch_it_complete(
         shop.gate.clear()  # the step after the approval waits, so the page sees it run
         browser.find_element(By.ID, "response").send_keys('{"ok": true}')
         browser.find_element(By.ID, "approve").click()
-        wait.until(expected.text_to_be_present_in_element((By.ID, "notice"), "Resumed"))
+        wait.until(expected.text_to_be_present_in_element((By.ID, "notice"), "Approved."))
         assert browser.find_element(By.ID, "status").text == "running"
         browser.execute_script("window.samePage = true")
         wait.until(lambda driver: driver.execute_script("return document.body.dataset.live"))

@@ -122,7 +122,8 @@ def test_an_approver_approves_from_the_page(client: TestClient, engine: flowkit.
     )
 
     assert approved.status_code == 200
-    assert "Resumed; the execution is completed." in approved.text
+    assert 'id="notice">Approved.<' in approved.text
+    assert 'id="status">completed<' in approved.text
     record = engine.load(execution_id)
     assert record.status is flowkit.Status.COMPLETED
     assert record.ctx["response"] == {"note": "ok"}
@@ -167,7 +168,8 @@ def test_cancel_from_the_page(client: TestClient, engine: flowkit.Engine) -> Non
         f"/executions/{execution_id}/cancel", data={"csrf": token, "reason": "typo"}
     )
 
-    assert "Cancelled; the execution is cancelled." in cancelled.text
+    assert 'id="notice">Cancel requested.<' in cancelled.text
+    assert 'id="status">cancelled<' in cancelled.text
     assert engine.load(execution_id).error == "typo"
 
 
