@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
@@ -21,7 +22,13 @@ from .app import handles_errors, import_option, main, open_engine, store_option
     help="Interface to listen on. The default serves this machine only; pass 0.0.0.0 "
     "(or a specific address) to expose it, ideally behind a TLS reverse proxy.",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8484, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8484,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.option(
     "--root-path",
     default="",
@@ -72,5 +79,10 @@ def dashboard(
         app = create_app(engine, users=users, https_only=https_only)
         where = f"http://{host}:{port}{root_path}"
         mode = f"{len(users.hashes)} user(s)" if users else "read-only: no users"
-        click.echo(f"flowkit dashboard on {where} ({mode}); Ctrl+C stops it", err=True)
-        serve(app, host=host, port=port, root_path=root_path)
+
+        def listening() -> None:
+            click.echo(f"flowkit dashboard on {where} ({mode}); Ctrl+C stops it", err=True)
+
+        # uvicorn shuts down gracefully on Ctrl+C, then raises it again: a normal end.
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(app, host=host, port=port, root_path=root_path, on_listening=listening)
