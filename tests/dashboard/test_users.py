@@ -94,3 +94,13 @@ def test_the_setting_is_read_from_a_config_file_next_to_it(
         assert flowkit.config.settings().dashboard_users == str(tmp_path / "secrets" / "users")
     finally:
         reset()
+
+
+def test_a_bad_setting_says_what_it_must_be() -> None:
+    with pytest.raises(flowkit.ConfigError) as caught:
+        flowkit.configure(dashboard_users=3)
+    reset()
+    assert str(caught.value) == (
+        "flowkit.configure(): 'dashboard_users' must be the path of a file of name:hash lines, "
+        "got an integer 3"
+    )
