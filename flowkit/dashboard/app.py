@@ -196,12 +196,16 @@ class Dashboard:
             request, "executions.html", filters=filters, page=page, query=query, events=events
         )
 
-    async def execution(
-        self, request: Request, status_code: int = 200, error: str | None = None
-    ) -> Response:
+    async def execution(self, request: Request) -> Response:
         _, redirect = self.page_user(request)
         if redirect is not None:
             return redirect
+        return await self.execution_page(request)
+
+    async def execution_page(
+        self, request: Request, status_code: int = 200, error: str | None = None
+    ) -> Response:
+        """An execution's page; ``error`` says why an action on it was refused."""
         execution_id = request.path_params["execution_id"]
         try:
             view = await asyncio.to_thread(view_execution, self.engine, execution_id)
@@ -243,7 +247,7 @@ class Dashboard:
                 "and send it again.",
             )
         if user is None:
-            return await self.execution(request, 403, _READ_ONLY)
+            return await self.execution_page(request, 403, _READ_ONLY)
         data: dict[str, Any] = {
             "approved": {"approve": True, "reject": False}.get(str(form.get("decision"))),
             "response": _form_value(str(form.get("response", ""))),
@@ -255,7 +259,7 @@ class Dashboard:
         try:
             done = await self.actions.perform(execution_id, action, user, data)
         except Refused as refused:
-            return await self.execution(request, refused.status_code, refused.message)
+            return await self.execution_page(request, refused.status_code, refused.message)
         request.session["notice"] = _notice(action, data, done)
         return RedirectResponse(
             self.href(request, "execution", execution_id=execution_id), status_code=303
