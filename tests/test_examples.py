@@ -27,7 +27,7 @@ from examples_helpers import (
 
 import examples.services
 import flowkit
-from examples.services import calculator, dashboard, items, orders, records, weather
+from examples.services import calculator, dashboard, items, orders, records, warehouse, weather
 from flowkit.backends.memory import MemoryStore
 
 EngineFactory = Callable[..., flowkit.Engine]
@@ -918,3 +918,78 @@ def test_the_readme_demo_runs_across_two_processes(tmp_path: Path) -> None:
     assert "is completed; its output:" in done.stdout
     assert "require_approval     resumed" in done.stdout
     assert (tmp_path / "flowkit.db").exists()
+
+
+# --- order_payment ----------------------------------------------------------------------------
+
+HELD_LINES = [{"sku": "MUG", "quantity": 2}]
+
+
+@pytest.fixture
+def store_front(engine_for: EngineFactory) -> flowkit.Engine:
+    return engine_for(warehouse)
+
+
+def _unpaid_order(store_front: flowkit.Engine) -> flowkit.Result:
+    waiting = store_front.run(
+        load_example("order_payment"), {"order_id": "A-1", "items": HELD_LINES}
+    )
+    assert waiting.waiting
+    return waiting
+
+
+def test_order_payment_ships_once_the_payment_signal_comes(store_front: flowkit.Engine) -> None:
+    waiting = _unpaid_order(store_front)
+    assert list(warehouse.held.values()) == [{"order_id": "A-1", "items": HELD_LINES}]
+    paid = {"amount": 42.0, "payment_id": "pay_123"}
+    assert store_front.signal(waiting.execution_id, "payment", paid, key="pay_123") is True
+    result = store_front.wait(waiting.execution_id, timeout=30)
+    assert result.completed
+    assert result.output["order_id"] == "A-1"
+    assert result.output["tracking"].startswith("trk_")
+    assert warehouse.held == {}
+    assert warehouse.released == {}
+    assert trail(store_front, waiting.execution_id) == [
+        ("start", "completed"),
+        ("hold", "completed"),
+        ("payment", "waiting"),
+        ("payment", "completed"),
+        ("ship", "completed"),
+        ("done", "completed"),
+    ]
+
+
+def test_order_payment_gives_the_stock_back_when_the_payment_never_comes(
+    store_front: flowkit.Engine, clock: ManualClock
+) -> None:
+    waiting = _unpaid_order(store_front)
+    clock.advance(30 * 60)
+    store_front.wake_due()
+    result = store_front.wait(waiting.execution_id, timeout=30)
+    assert result.failed
+    assert result.error == (
+        "ExecutionError: step 'payment' timed out after 1800s waiting for signal 'payment'"
+    )
+    assert warehouse.held == {}
+    assert len(warehouse.released) == 1
+    assert trail(store_front, waiting.execution_id)[-2:] == [
+        ("payment", "failed"),
+        ("hold", "compensated"),
+    ]
+
+
+def test_order_payment_cancelled_by_support_gives_the_stock_back(
+    store_front: flowkit.Engine,
+) -> None:
+    waiting = _unpaid_order(store_front)
+    result = store_front.cancel(waiting.execution_id, reason="customer called", by="support")
+    assert result.cancelled
+    assert result.error == "customer called"
+    assert warehouse.held == {}
+    assert len(warehouse.released) == 1
+    assert trail(store_front, waiting.execution_id)[-2:] == [
+        ("payment", "cancelled"),
+        ("hold", "compensated"),
+    ]
+    with pytest.raises(flowkit.ExecutionError, match="cancelled"):
+        store_front.signal(waiting.execution_id, "payment", {"amount": 42.0})

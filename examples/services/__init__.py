@@ -16,6 +16,7 @@ module                  services (example)
                         (order_fulfillment.yml, and the durable_workflow gem's version)
 ``records``             Records (data_pipeline.yml)
 ``support``             SupportServices (support_agent.yml, the gem's support agent)
+``warehouse``           Warehouse (order_payment.yml)
 ======================  ==============================================================
 
 hello_world.yml and expense_approval.yml call no services.
@@ -37,7 +38,7 @@ from types import ModuleType
 
 import flowkit
 
-from . import calculator, dashboard, items, orders, records, support, weather
+from . import calculator, dashboard, items, orders, records, support, warehouse, weather
 
 __all__ = [
     "MODULES",
@@ -49,6 +50,7 @@ __all__ = [
     "register",
     "reset",
     "support",
+    "warehouse",
     "weather",
 ]
 
@@ -60,6 +62,7 @@ MODULES: tuple[ModuleType, ...] = (
     orders,
     records,
     support,
+    warehouse,
 )
 """Every example services module."""
 
@@ -81,3 +84,4 @@ def reset() -> None:
     orders.reset()
     weather.reset()
     support.reset()
+    warehouse.reset()

@@ -1071,7 +1071,8 @@ class Engine:
         return self._claim(counted, owner=owner)
 
     def _give_up(self, execution: Execution, recoveries: int) -> Execution:
-        """Fail an execution that recovery took over too often, with the reason."""
+        """Fail an execution that recovery took over too often, with the reason; it keeps
+        its position, for :meth:`retry`."""
         now = self.clock.now()
         path, step_type = execution.current_step or "", "unknown"
         with contextlib.suppress(FlowkitError, LookupError):  # the top-level step will do
@@ -1083,7 +1084,7 @@ class Engine:
             f"ExecutionError: recovery gave up on execution '{execution.id}' after "
             f"{recoveries} attempts: step '{path}' never reached its next checkpoint (each "
             "time, the process running it died or could not write it; see that process's "
-            f"logs). Fix the cause, then start the workflow again (max_recoveries="
+            f"logs). Fix the cause, then retry it: flowkit retry {execution.id} (max_recoveries="
             f"{self.max_recoveries})"
         )
         seq = execution.seq + 1
@@ -1097,10 +1098,13 @@ class Engine:
             error=error,
             timestamp=now,
         )
+        # The position stays (a retry continues there, inside loops and branches); the
+        # count goes, so a retry has its recoveries afresh.
+        cursor = {key: value for key, value in execution.cursor.items() if key != "recoveries"}
         failed = attrs.evolve(
             execution,
             status=Status.FAILED,
-            cursor={},
+            cursor=cursor,
             error=error,
             version=execution.version + 1,
             seq=seq,

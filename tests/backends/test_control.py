@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 import flowkit
@@ -205,6 +206,34 @@ def test_a_retried_loop_runs_only_the_iterations_not_yet_done(
     assert result.completed, result.error
     assert result.output == ["P0", "P1", "P2", "P3", "P4"]
     assert flaky.calls == {"p0": 1, "p1": 1, "p2": 1, "p3": 2, "p4": 1}
+
+
+def test_an_execution_recovery_gave_up_on_is_retried_where_it_was(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky
+) -> None:
+    flaky.broken = {"p2"}
+    engine = make_engine()
+    failed = engine.run(FLOWS["each"], {"items": ["p0", "p1", "p2", "p3"]})
+    # As if every process that ran p2 had died in it: running, lease gone, recovered too often.
+    record = engine.load(failed.execution_id)
+    stale = attrs.evolve(
+        record,
+        status=Status.RUNNING,
+        error=None,
+        cursor={**record.cursor, "recoveries": engine.max_recoveries},
+        lease_owner="dead-host:1",
+        lease_expires_at=record.updated_at,
+        version=record.version + 1,
+    )
+    engine.store.checkpoint(stale, (), record.version)
+    (gave_up,) = engine.recover()
+    assert gave_up.failed
+    assert "recovery gave up" in (gave_up.error or "")
+    assert engine.load(failed.execution_id).cursor == record.cursor  # its position, no count
+    flaky.broken = set()
+    result = engine.retry(failed.execution_id)
+    assert result.completed, result.error
+    assert flaky.calls == {"p0": 1, "p1": 1, "p2": 2, "p3": 1}
 
 
 def test_a_retried_parallel_step_runs_only_the_failed_branches(

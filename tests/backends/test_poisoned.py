@@ -448,8 +448,8 @@ def test_an_execution_that_kills_its_process_fails_after_max_recoveries(store_ur
         assert record.error == (
             f"ExecutionError: recovery gave up on execution '{poisoned}' after 2 attempts: "
             "step 'crash' never reached its next checkpoint (each time, the process running it "
-            "died or could not write it; see that process's logs). Fix the cause, then start "
-            "the workflow again (max_recoveries=2)"
+            "died or could not write it; see that process's logs). Fix the cause, then retry "
+            f"it: flowkit retry {poisoned} (max_recoveries=2)"
         )
         assert (record.cursor, record.lease_owner) == ({}, None)
         last = engine.store.entries(poisoned)[-1]
