@@ -21,6 +21,7 @@ from ..errors import NotFoundError
 from ..records import Action, Entry, Execution, Status
 
 __all__ = [
+    "TIMELINE_ROWS",
     "BadRequest",
     "ExecutionPage",
     "ExecutionView",
@@ -135,6 +136,10 @@ def list_mark(executions: Sequence[Execution]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+TIMELINE_ROWS = 500
+"""How many entries an execution's page lists, the latest ones (the API returns all)."""
+
+
 @attrs.frozen(kw_only=True)
 class ExecutionView:
     """An execution with what its page shows.
@@ -150,6 +155,11 @@ class ExecutionView:
     entries: Sequence[Entry]
     definition: WorkflowDef | None
     done: frozenset[str]
+
+    @property
+    def timeline(self) -> Sequence[Entry]:
+        """The entries the page lists: the latest :data:`TIMELINE_ROWS`."""
+        return self.entries[-TIMELINE_ROWS:]
 
     @property
     def approvers(self) -> list[str]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 import flowkit
 from flowkit.dashboard.layout import BOX_HEIGHT, BOX_WIDTH, layout
+from flowkit.definitions.graph import successors_in
 
 from .conftest import EXPENSE
 
@@ -100,3 +104,46 @@ def test_a_loop_is_one_box_that_says_what_it_holds() -> None:
     )
     (box,) = layout(wf).boxes
     assert box.caption == "loop · 2 inside"
+
+
+@st.composite
+def step_graphs(draw: st.DrawFn) -> flowkit.WorkflowDef:
+    """Workflows of assign and router steps whose edges go anywhere (cycles included)."""
+    count = draw(st.integers(min_value=1, max_value=12))
+    ids = [f"s{index}" for index in range(count)]
+    steps: list[dict[str, object]] = []
+    for step_id in ids:
+        targets = draw(st.lists(st.sampled_from(ids), max_size=3))
+        if len(targets) > 1:
+            routes = [
+                {"when": {"field": "x", "op": "eq", "value": n}, "then": target}
+                for n, target in enumerate(targets[1:])
+            ]
+            steps.append({"id": step_id, "type": "router", "routes": routes, "default": targets[0]})
+        else:
+            step: dict[str, object] = {"id": step_id, "type": "assign", "set": {"x": 1}}
+            if targets:
+                step["next"] = targets[0]
+            steps.append(step)
+    return flowkit.parse({"id": "random", "steps": steps})  # drawn, not validated
+
+
+@given(step_graphs())
+def test_any_graph_is_laid_out_without_overlaps_and_with_every_edge(
+    wf: flowkit.WorkflowDef,
+) -> None:
+    drawing = layout(wf)
+
+    assert sorted(box.step_id for box in drawing.boxes) == sorted(step.id for step in wf.steps)
+    for box in drawing.boxes:
+        assert box.x >= 0
+        assert box.x + BOX_WIDTH <= drawing.width
+        assert box.y >= 0
+        assert box.y + BOX_HEIGHT <= drawing.height
+    corners = [(box.x, box.y) for box in drawing.boxes]
+    assert len(set(corners)) == len(corners)  # one grid cell each: rows and columns are spaced
+    y = rows(drawing)
+    for line in drawing.lines:
+        assert line.back is (y[line.target] <= y[line.source])
+    edges = sum(len(found) for found in successors_in(wf.steps, False).values())
+    assert len(drawing.lines) == edges

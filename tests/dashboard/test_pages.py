@@ -9,9 +9,11 @@ import pytest
 from starlette.testclient import TestClient
 
 import flowkit
+from flowkit.dashboard import create_app
+from flowkit.definitions import WorkflowRegistry
 from flowkit.records import Schedule
 
-from .conftest import halted, with_second_batch_store
+from .conftest import USERS, basic, halted, with_second_batch_store
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -256,3 +258,37 @@ def test_static_assets_ship_in_the_package(client: TestClient) -> None:
     assert script.status_code == 200
     assert "EventSource" in script.text
     assert client.get("/static/dashboard.css").status_code == 200
+
+
+def test_a_long_log_lists_its_latest_entries(
+    client: TestClient, engine: flowkit.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flowkit.dashboard.queries.TIMELINE_ROWS", 2)
+    execution_id = halted(engine)
+    sign_in(client, "bob")
+
+    page = client.get(f"/executions/{execution_id}").text
+
+    assert page.count('<tr class="action-') == 2
+    assert "The latest 2 of 3 entries" in page
+    assert len(client.get(f"/api/executions/{execution_id}").json()["entries"]) == 3
+
+
+def test_an_unknown_workflow_is_shown_without_its_graph(
+    engine: flowkit.Engine, store: flowkit.Store
+) -> None:
+    execution_id = halted(engine)
+    stranger = flowkit.Engine(store=store, executor="inline", workflows=WorkflowRegistry())
+    with TestClient(create_app(stranger, users=USERS)) as client:
+        sign_in(client, "alice")
+        page = client.get(f"/executions/{execution_id}").text
+        assert "is not known to this dashboard: start it with <code>-m MODULE</code>" in page
+        assert "<svg" not in page
+        refused = client.post(
+            f"/api/executions/{execution_id}/resume",
+            json={"approved": True},
+            headers=basic("alice"),
+        )
+    assert refused.status_code == 404
+    assert refused.json()["error"].startswith("workflow 'expense' is not known in this process")
+    assert engine.load(execution_id).status is flowkit.Status.HALTED
