@@ -138,10 +138,18 @@ class Dashboard:
         pairs = {key: value for key, value in (query or {}).items() if value not in (None, "")}
         return f"{path}?{urlencode(pairs)}" if pairs else path
 
-    def render(
+    async def who(self, request: Request) -> str | None:
+        """Who makes the request (:func:`~flowkit.dashboard.auth.request_user`), found once
+        per request and off the event loop: checking a password takes a while, on purpose."""
+        if not hasattr(request.state, "user"):
+            request.state.user = await asyncio.to_thread(auth.request_user, request, self.users)
+        user: str | None = request.state.user
+        return user
+
+    async def render(
         self, request: Request, template: str, status_code: int = 200, **context: Any
     ) -> HTMLResponse:
-        user = auth.request_user(request, self.users)
+        user = await self.who(request)
         html = self.templates.get_template(template).render(
             request=request,
             href=functools.partial(self.href, request),
@@ -153,18 +161,18 @@ class Dashboard:
         )
         return HTMLResponse(html, status_code=status_code)
 
-    def page_user(self, request: Request) -> tuple[str | None, Response | None]:
+    async def page_user(self, request: Request) -> tuple[str | None, Response | None]:
         """Who looks at a page; with users, the sign-in redirect for nobody."""
-        user = auth.request_user(request, self.users)
+        user = await self.who(request)
         if self.users and user is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             login = self.href(request, "login", {"next": target})
             return None, RedirectResponse(login, status_code=303)
         return user, None
 
-    def api_denied(self, request: Request) -> Response | None:
+    async def api_denied(self, request: Request) -> Response | None:
         """401 for API reads by nobody, when there are users."""
-        if self.users and auth.request_user(request, self.users) is None:
+        if self.users and await self.who(request) is None:
             return _unauthorized("sign in: send HTTP Basic credentials of a dashboard user")
         return None
 
@@ -174,7 +182,7 @@ class Dashboard:
         return RedirectResponse(self.href(request, "executions"), status_code=303)
 
     async def executions(self, request: Request) -> Response:
-        _, redirect = self.page_user(request)
+        _, redirect = await self.page_user(request)
         if redirect is not None:
             return redirect
         query = request.query_params
@@ -188,16 +196,18 @@ class Dashboard:
                 cursor=query.get("cursor"),
             )
         except BadRequest as exc:
-            return self.render(request, "error.html", 400, title="Bad request", message=str(exc))
+            return await self.render(
+                request, "error.html", 400, title="Bad request", message=str(exc)
+            )
         events = self.href(
             request, "api_events", {**dict(query), "since": list_mark(page.executions)}
         )
-        return self.render(
+        return await self.render(
             request, "executions.html", filters=filters, page=page, query=query, events=events
         )
 
     async def execution(self, request: Request) -> Response:
-        _, redirect = self.page_user(request)
+        _, redirect = await self.page_user(request)
         if redirect is not None:
             return redirect
         return await self.execution_page(request)
@@ -210,7 +220,9 @@ class Dashboard:
         try:
             view = await asyncio.to_thread(view_execution, self.engine, execution_id)
         except NotFoundError as exc:
-            return self.render(request, "error.html", 404, title="Not found", message=str(exc))
+            return await self.render(
+                request, "error.html", 404, title="Not found", message=str(exc)
+            )
         graph = None
         if view.definition is not None:
             graph = layout(view.definition, current=view.execution.current_step, done=view.done)
@@ -219,7 +231,7 @@ class Dashboard:
             "api_events",
             {"execution": execution_id, "since": str(view.execution.version)},
         )
-        return self.render(
+        return await self.render(
             request,
             "execution.html",
             status_code,
@@ -233,12 +245,12 @@ class Dashboard:
     async def execution_action(self, request: Request) -> Response:
         execution_id = request.path_params["execution_id"]
         action = request.path_params["action"]
-        user, redirect = self.page_user(request)
+        user, redirect = await self.page_user(request)
         if redirect is not None:
             return redirect
         form = await request.form()
         if not auth.valid_csrf(request, form.get("csrf")):
-            return self.render(
+            return await self.render(
                 request,
                 "error.html",
                 403,
@@ -266,32 +278,32 @@ class Dashboard:
         )
 
     async def workflows(self, request: Request) -> Response:
-        _, redirect = self.page_user(request)
+        _, redirect = await self.page_user(request)
         if redirect is not None:
             return redirect
         definitions = await asyncio.to_thread(self.engine.workflows.definitions)
         drawn = [(wf, layout(wf)) for wf in definitions]
-        return self.render(request, "workflows.html", workflows=drawn)
+        return await self.render(request, "workflows.html", workflows=drawn)
 
     async def schedules(self, request: Request) -> Response:
-        _, redirect = self.page_user(request)
+        _, redirect = await self.page_user(request)
         if redirect is not None:
             return redirect
         schedules = await asyncio.to_thread(self.engine.store.schedules)
-        return self.render(request, "schedules.html", schedules=schedules)
+        return await self.render(request, "schedules.html", schedules=schedules)
 
     async def login(self, request: Request) -> Response:
         target = request.query_params.get("next", "")
         if not target.startswith("/") or target.startswith("//"):
             target = self.href(request, "executions")  # never off this site
         if request.method == "GET":
-            return self.render(request, "login.html", target=target, failed=False)
+            return await self.render(request, "login.html", target=target, failed=False)
         form = await request.form()
         name, password = str(form.get("name", "")), str(form.get("password", ""))
         if not auth.valid_csrf(request, form.get("csrf")):
-            return self.render(request, "login.html", 403, target=target, failed=True)
+            return await self.render(request, "login.html", 403, target=target, failed=True)
         if not await asyncio.to_thread(self.users.check, name, password):
-            return self.render(request, "login.html", 401, target=target, failed=True)
+            return await self.render(request, "login.html", 401, target=target, failed=True)
         auth.sign_in(request, name)
         return RedirectResponse(target, status_code=303)
 
@@ -304,7 +316,7 @@ class Dashboard:
     # --- the JSON API -----------------------------------------------------------------------
 
     async def api_executions(self, request: Request) -> Response:
-        denied = self.api_denied(request)
+        denied = await self.api_denied(request)
         if denied is not None:
             return denied
         query = request.query_params
@@ -329,7 +341,7 @@ class Dashboard:
         )
 
     async def api_execution(self, request: Request) -> Response:
-        denied = self.api_denied(request)
+        denied = await self.api_denied(request)
         if denied is not None:
             return denied
         execution_id = request.path_params["execution_id"]
@@ -347,7 +359,7 @@ class Dashboard:
     async def api_action(self, request: Request) -> Response:
         if not self.users:
             return _error(403, _READ_ONLY)
-        user = auth.basic_user(request, self.users)
+        user = await asyncio.to_thread(auth.basic_user, request, self.users)
         if user is None:
             return _unauthorized("send HTTP Basic credentials of a dashboard user")
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -371,7 +383,7 @@ class Dashboard:
         return JSONResponse(content, status_code=200 if done.settled else 202)
 
     async def api_events(self, request: Request) -> Response:
-        denied = self.api_denied(request)
+        denied = await self.api_denied(request)
         if denied is not None:
             return denied
         query = request.query_params

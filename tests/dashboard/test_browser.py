@@ -93,6 +93,7 @@ def test_approve_in_the_browser_and_watch_it_complete(
 
         # alice may: sign out, come back to the execution, sign in as alice.
         browser.find_element(By.CSS_SELECTOR, "header form button").click()
+        wait.until(expected.presence_of_element_located((By.ID, "login")))  # signed out
         browser.get(f"{base}/executions/{execution_id}")
         _sign_in(browser, "alice")
         wait.until(expected.presence_of_element_located((By.ID, "approve")))
