@@ -112,6 +112,7 @@ CORE_TESTS = [
     "examples/tests",
     "--ignore=tests/ai",
     "--ignore=tests/distributed",
+    "--ignore=tests/dashboard",
     "--ignore=tests/backends/test_redis.py",
     "-m",
     "not (postgresql or mysql or redis)",
@@ -129,6 +130,7 @@ LOWEST = {
     "mysql": (["tests/backends", "-m", "mysql", "--ignore=tests/backends/test_redis.py"], []),
     "dramatiq": (["tests/distributed"], ["psycopg[binary]"]),  # its store is PostgreSQL
     "ai": (["tests/ai"], []),
+    "dashboard": (["tests/dashboard", "-m", "not (postgresql or mysql or redis)"], ["selenium"]),
 }
 _VERSIONS = (
     "import importlib.metadata as m, json, sys; "
