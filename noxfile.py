@@ -130,7 +130,10 @@ LOWEST = {
     "mysql": (["tests/backends", "-m", "mysql", "--ignore=tests/backends/test_redis.py"], []),
     "dramatiq": (["tests/distributed"], ["psycopg[binary]"]),  # its store is PostgreSQL
     "ai": (["tests/ai"], []),
-    "dashboard": (["tests/dashboard", "-m", "not (postgresql or mysql or redis)"], ["selenium"]),
+    "dashboard": (
+        ["tests/dashboard", "-m", "not (postgresql or mysql or redis)"],
+        ["httpx", "selenium"],  # the test client and the browser test
+    ),
 }
 _VERSIONS = (
     "import importlib.metadata as m, json, sys; "
