@@ -294,8 +294,8 @@ class Dashboard:
 
     async def login(self, request: Request) -> Response:
         target = request.query_params.get("next", "")
-        if not target.startswith("/") or target.startswith("//"):
-            target = self.href(request, "executions")  # never off this site
+        if not target.startswith("/") or target[1:2] in ("/", "\\"):
+            target = self.href(request, "executions")  # never off this site (//host, /\\host)
         if request.method == "GET":
             return await self.render(request, "login.html", target=target, failed=False)
         form = await request.form()

@@ -66,14 +66,24 @@ def test_sign_in_without_the_form_token_is_refused(client: TestClient) -> None:
     assert client.get("/executions", follow_redirects=False).status_code == 303
 
 
-def test_sign_in_never_sends_anyone_off_the_site(client: TestClient) -> None:
+@pytest.mark.parametrize("target", ["//evil.example/", "/\\evil.example/", "https://evil.example/"])
+def test_sign_in_never_sends_anyone_off_the_site(client: TestClient, target: str) -> None:
     token = csrf_of(client.get("/login").text)
     signed = client.post(
-        "/login?next=//evil.example/",
+        "/login",
+        params={"next": target},
         data={"name": "bob", "password": "bob-pw", "csrf": token},
         follow_redirects=False,
     )
     assert signed.headers["location"] == "/executions"
+
+
+def test_links_stay_under_the_proxy_prefix(engine: flowkit.Engine) -> None:
+    with TestClient(create_app(engine), root_path="/flowkit") as client:
+        page = client.get("/executions").text
+    links = re.findall(r'(?:href|src|action|data-events)="([^"]+)"', page)
+    assert links
+    assert all(link.startswith("/flowkit/") for link in links), links
 
 
 def test_ctx_cannot_inject_markup_or_script(client: TestClient, engine: flowkit.Engine) -> None:
