@@ -33,7 +33,7 @@ POSTGRESQL_URL = os.environ.get(
 )
 MYSQL_URL = os.environ.get("FLOWKIT_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 
-TABLES = ("ctx_values", "entries", "executions", "schema_version")
+TABLES = ("ctx_values", "entries", "executions", "schedules", "schema_version", "signals")
 
 
 def unique_prefix() -> str:

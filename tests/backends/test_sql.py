@@ -108,16 +108,18 @@ def _assert_consistent(store: SQLStore, execution_id: str) -> list[flowkit.Entry
 def test_schema_is_created_on_first_use(open_store: Callable[..., SQLStore]) -> None:
     store = open_store()
     prefix = store.prefix
-    assert {f"{prefix}executions", f"{prefix}entries", f"{prefix}schema_version"} <= _tables(store)
-    indexes = {
-        index["name"] for index in sa.inspect(store.engine).get_indexes(f"{prefix}executions")
+    tables = ("executions", "entries", "ctx_values", "signals", "schedules", "schema_version")
+    assert {f"{prefix}{name}" for name in tables} <= _tables(store)
+    inspector = sa.inspect(store.engine)
+    indexes = {index["name"] for index in inspector.get_indexes(f"{prefix}executions")}
+    assert indexes == {
+        f"{prefix}executions_{name}"
+        for name in ("updated", "workflow_updated", "status_updated", "wake", "lease")
     }
-    assert {
-        f"{prefix}executions_workflow",
-        f"{prefix}executions_status",
-        f"{prefix}executions_wake",
-        f"{prefix}executions_lease",
-    } <= indexes
+    signal_indexes = {
+        index["name"]: index["unique"] for index in inspector.get_indexes(f"{prefix}signals")
+    }
+    assert signal_indexes == {f"{prefix}signals_key": True, f"{prefix}signals_pending": False}
     assert store.schema_version() == SCHEMA_VERSION
     # Opening again changes nothing.
     assert open_store().upgrade() == (SCHEMA_VERSION, SCHEMA_VERSION)
@@ -138,6 +140,10 @@ def test_tables_have_a_column_for_each_record_field(open_store: Callable[..., SQ
     assert columns == ["execution_id", "name", "position", "value", "full_name"]
     columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}entries")]
     assert columns == [name for name in ENTRY_FIELDS if name != "id"]
+    columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}signals")]
+    assert columns == [field.name for field in attrs.fields(flowkit.records.Signal)]
+    columns = [column["name"] for column in inspector.get_columns(f"{store.prefix}schedules")]
+    assert columns == [field.name for field in attrs.fields(flowkit.records.Schedule)]
 
 
 def test_flowkit_db_upgrade_creates_the_schema(
@@ -608,8 +614,16 @@ def test_queries_use_the_indexes(open_store: Callable[..., SQLStore]) -> None:
     sql, dialect, prefix = store._sql, store.engine.dialect.name, store.prefix
     at = sql.time_in(now)
     queries = {
-        "find by workflow": (sql.find[(True, False)], ("wf-7", 100), "executions_workflow"),
-        "find by status": (sql.find[(False, True)], ("halted", 100), "executions_status"),
+        "find by workflow": (
+            sql.find[(True, False, False)],
+            ("wf-7", 100),
+            "executions_workflow_updated",
+        ),
+        "find by status": (
+            sql.find[(False, True, False)],
+            ("halted", 100),
+            "executions_status_updated",
+        ),
         "due": (sql.due, (at, 100), "executions_wake"),
         "stale": (sql.stale, (at, 100), "executions_lease"),
     }
@@ -629,8 +643,8 @@ def test_queries_use_the_indexes(open_store: Callable[..., SQLStore]) -> None:
             plans[name] = plan
             # find by status may as well use the other index that starts with status.
             wanted = (
-                ("executions_status", "executions_lease")
-                if index == "executions_status"
+                ("executions_status_updated", "executions_lease")
+                if index == "executions_status_updated"
                 else (index,)
             )
             assert any(f"{prefix}{w}" in plan for w in wanted), f"{name}: no index used:\n{plan}"
@@ -642,6 +656,83 @@ def test_queries_use_the_indexes(open_store: Callable[..., SQLStore]) -> None:
     assert len(store.find(workflow_id="wf-7")) == 50
     assert len(store.due(now)) == 30
     assert len(store.stale(now)) == 30
+
+
+@pytest.mark.timeout(600)
+def test_a_deep_page_of_find_starts_with_an_index_range(
+    open_store: Callable[..., SQLStore],
+) -> None:
+    store = open_store()
+    sql, dialect, prefix = store._sql, store.engine.dialect.name, store.prefix
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    executions = [
+        make_execution(
+            id=f"ex-{n:06d}",
+            workflow_id=f"wf-{n % 60}",
+            status=Status.HALTED if n % 10 == 0 else Status.COMPLETED,
+            updated_at=now - timedelta(seconds=n // 3),  # threes share a time: ties by id
+        )
+        for n in range(100_000)
+    ]
+    # In bulk, with the store's own statement and row encoder (private: creating 100,000
+    # executions one call each takes minutes).
+    rows = [store._execution_row(execution) for execution in executions]
+    fairy = store.engine.raw_connection()
+    try:
+        cursor = fairy.cursor()
+        for start in range(0, len(rows), 5_000):
+            cursor.executemany(sql.insert_execution, rows[start : start + 5_000])
+        fairy.commit()
+        if dialect == "postgresql":
+            cursor.execute(f"ANALYZE {prefix}executions")
+        elif dialect != "sqlite":
+            cursor.execute(f"ANALYZE TABLE {prefix}executions")
+            cursor.fetchall()
+        fairy.commit()
+    finally:
+        fairy.close()
+    order = sorted(executions, key=lambda e: (e.updated_at, e.id), reverse=True)
+    last = order[90_000]  # the last execution of page 901 of 100
+    after = (last.updated_at, last.id)
+    explain = "EXPLAIN QUERY PLAN" if dialect == "sqlite" else "EXPLAIN"
+    cases: list[tuple[dict[str, Any], tuple[str, ...]]] = [
+        ({}, ("executions_updated",)),
+        ({"workflow_id": "wf-7"}, ("executions_workflow_updated",)),
+        ({"status": "halted"}, ("executions_status_updated",)),
+        # Both: either index, the other filter checked row by row.
+        (
+            {"workflow_id": "wf-7", "status": "halted"},
+            ("executions_workflow_updated", "executions_status_updated"),
+        ),
+    ]
+    fairy = store.engine.raw_connection()
+    try:
+        cursor = fairy.cursor()
+        for filters, indexes in cases:
+            statement = sql.find[("workflow_id" in filters, "status" in filters, True)]
+            params = [*filters.values(), *sql.after_params(sql.time_in(after[0]), after[1]), 100]
+            cursor.execute(f"{explain} {statement}", params)
+            plan = " ".join(str(cell) for row in cursor.fetchall() for cell in row)
+            assert any(f"{prefix}{index}" in plan for index in indexes), f"{filters}:\n{plan}"
+            assert "Seq Scan" not in plan
+            assert "ALL" not in plan.split()  # MySQL's full table scan
+            if len(filters) < 2:  # read in the index's order: nothing sorted
+                assert "Sort" not in plan
+                assert "filesort" not in plan
+                assert "TEMP B-TREE" not in plan
+        fairy.rollback()
+    finally:
+        fairy.close()
+    for filters, _ in cases:
+        wanted = [
+            e.id
+            for e in order
+            if (e.updated_at, e.id) < after
+            and e.workflow_id == filters.get("workflow_id", e.workflow_id)
+            and e.status == filters.get("status", e.status)
+        ][:100]
+        found = store.find(**filters, after=after, limit=100)
+        assert [execution.id for execution in found] == wanted, filters
 
 
 # --- URLs, options and connections ---------------------------------------------------------------

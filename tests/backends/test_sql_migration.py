@@ -1,9 +1,11 @@
-"""Migration 2 takes a database written by release 1 (ctx as one JSON column) forward.
+"""The migrations take databases written by earlier releases forward.
 
-The release-1 database is built with migration 1 only, and its rows are
-written exactly as release 1 wrote them: every field of the execution,
-ctx included, one column each, JSON as flowkit's text. Runs on a SQLite
-file, PostgreSQL and MariaDB (or MySQL).
+Migration 2 moves ctx from one JSON column (release 1) to rows of ctx_values;
+migration 3 adds the traceparent column, the signals and schedules tables and
+the indexes of find's pages (release 2 → this one). An old release's
+database is built with the migrations up to its version only, and its rows
+are written exactly as that release wrote them. Runs on a SQLite file,
+PostgreSQL and MariaDB (or MySQL).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import json
 import types
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,8 @@ from flowkit.backends.memory import MemoryStore
 from flowkit.backends.sqlalchemy import SCHEMA_VERSION, SQLStore, _schema
 from flowkit.cli import main as cli
 from flowkit.definitions import WorkflowRegistry
-from flowkit.records import ENTRY_FIELDS, EXECUTION_FIELDS, RecordCodec
-from flowkit.testing.conformance import make_entry, make_execution
+from flowkit.records import ENTRY_FIELDS, EXECUTION_FIELDS, RecordCodec, Schedule, Signal
+from flowkit.testing.conformance import T0, make_entry, make_execution, next_checkpoint
 
 from . import sql_helpers
 
@@ -36,23 +39,31 @@ open_store = sql_helpers.open_store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "expense_approval.yml"
 
-
-def _release_1(store: SQLStore) -> None:
-    """The tables as release 1 created them (migration 1 only). Private: no public way
-    makes an old release's schema."""
-    store._retrying(functools.partial(store._migrate, target=1))
+#: The execution columns of release 1 (ctx included) and of release 2 (ctx in ctx_values).
+RELEASE_1_COLUMNS = tuple(name for name in EXECUTION_FIELDS if name != "traceparent")
+RELEASE_2_COLUMNS = tuple(name for name in RELEASE_1_COLUMNS if name != "ctx")
 
 
-def _write_as_release_1(store: SQLStore, execution: Execution, entries: list[Entry]) -> None:
-    """Insert an execution and its entries with release 1's statements and encoding."""
+def _release(store: SQLStore, version: int) -> None:
+    """The tables as the release of schema ``version`` created them. Private: no public
+    way makes an old release's schema."""
+    store._retrying(functools.partial(store._migrate, target=version))
+
+
+def _write_as_release(
+    store: SQLStore, execution: Execution, entries: list[Entry], version: int
+) -> None:
+    """Insert an execution and its entries with the statements and encoding of the
+    release of schema ``version`` (1 or 2)."""
     sql = store._sql  # the dialect's placeholder style, JSON casts and time format
     codec = RecordCodec(time_in=sql.time_in, time_out=sql.time_out, json_text=True)
     kinds = flowkit.records.field_kinds(Execution)
     json_fields = {name for name, kind in kinds.items() if kind.value == "json"}
-    columns = ", ".join(sql.q(name) for name in EXECUTION_FIELDS)
-    marks = ", ".join(sql.json_in if name in json_fields else "?" for name in EXECUTION_FIELDS)
+    fields = RELEASE_1_COLUMNS if version == 1 else RELEASE_2_COLUMNS
+    columns = ", ".join(sql.q(name) for name in fields)
+    marks = ", ".join(sql.json_in if name in json_fields else "?" for name in fields)
     insert = sql.p(f"INSERT INTO {sql.executions} ({columns}) VALUES ({marks})")
-    row = codec.encoder(Execution, EXECUTION_FIELDS)(execution)
+    row = codec.encoder(Execution, fields)(execution)
     entry_row = codec.encoder(Entry, [name for name in ENTRY_FIELDS if name != "id"])
     fairy = store.engine.raw_connection()
     try:
@@ -63,9 +74,22 @@ def _write_as_release_1(store: SQLStore, execution: Execution, entries: list[Ent
                 sql.insert_entries(len(entries)),
                 [value for entry in entries for value in entry_row(entry)],
             )
+        if version == 2 and execution.ctx:  # release 2 wrote ctx values as these rows
+            ctx = store._ctx_rows(execution, execution.ctx)
+            cursor.execute(
+                sql.insert_ctx(len(ctx), upsert=False), [value for row in ctx for value in row]
+            )
         fairy.commit()
     finally:
         fairy.close()
+
+
+def _release_1(store: SQLStore) -> None:
+    _release(store, 1)
+
+
+def _write_as_release_1(store: SQLStore, execution: Execution, entries: list[Entry]) -> None:
+    _write_as_release(store, execution, entries, 1)
 
 
 def _population() -> list[Execution]:
@@ -218,7 +242,8 @@ def test_sqlite_before_3_35_makes_the_table_again(
         table = f"{store.prefix}executions"
         assert "ctx" not in {column["name"] for column in inspector.get_columns(table)}
         assert {index["name"] for index in inspector.get_indexes(table)} == {
-            f"{store.prefix}executions_{name}" for name in ("workflow", "status", "wake", "lease")
+            f"{store.prefix}executions_{name}"
+            for name in ("updated", "workflow_updated", "status_updated", "wake", "lease")
         }
         for execution in population:
             loaded = store.load(execution.id)
@@ -227,3 +252,77 @@ def test_sqlite_before_3_35_makes_the_table_again(
             assert loaded.created_at == execution.created_at
     finally:
         store.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_release_2_database_is_upgraded_and_runs_on(
+    sql_url: str, open_store: Callable[..., SQLStore]
+) -> None:
+    old = open_store(create_schema=False)
+    _release(old, 2)
+    assert old.schema_version() == 2
+    population = [
+        make_execution(
+            id=f"ex-{n:03d}",
+            workflow_id=f"wf-{n % 3}",
+            status=Status.COMPLETED if n % 2 else Status.RUNNING,
+            updated_at=T0 + timedelta(seconds=n // 2),  # pairs share a time: ties by id
+            ctx={"n": n, "tag": str(n)},
+            seq=1,
+        )
+        for n in range(40)
+    ]
+    for execution in population:
+        _write_as_release(old, execution, [make_entry(execution, 1)], 2)
+    halted, halted_entries, workflow = _halted(MemoryStore(warn=False))
+    _write_as_release(old, halted, halted_entries, 2)
+
+    assert _upgrade(sql_url) == {"before": 2, "after": SCHEMA_VERSION}
+    store = open_store(create_schema=False)
+    inspector = sa.inspect(store.engine)
+    prefix = store.prefix
+    assert "traceparent" in {
+        column["name"] for column in inspector.get_columns(f"{prefix}executions")
+    }
+    # The indexes of find's pages replace the two they extend.
+    assert {index["name"] for index in inspector.get_indexes(f"{prefix}executions")} == {
+        f"{prefix}executions_{name}"
+        for name in ("updated", "workflow_updated", "status_updated", "wake", "lease")
+    }
+    for execution in population:
+        assert store.load(execution.id) == execution
+        assert [entry.seq for entry in store.entries(execution.id)] == [1]
+
+    # find pages through the old executions, in find's order.
+    whole = [execution.id for execution in store.find(workflow_id="wf-1", limit=100)]
+    assert len(whole) == 13
+    paged: list[str] = []
+    after: tuple[datetime, str] | None = None
+    while page := store.find(workflow_id="wf-1", limit=4, after=after):
+        paged += [execution.id for execution in page]
+        after = (page[-1].updated_at, page[-1].id)
+    assert paged == whole
+
+    # Old executions take signals; new ones keep their traceparent.
+    running = population[0]
+    sent = store.send_signal(Signal(execution_id=running.id, seq=0, name="go", sent_at=T0))
+    assert sent is not None
+    assert sent.seq == 1
+    record, entries = next_checkpoint(running)
+    store.checkpoint(record, entries, running.version, consumed=[1])
+    assert store.signals(running.id) == []
+    traced = make_execution(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    store.create(traced)
+    assert store.load(traced.id) == traced
+    schedule = Schedule(name="nightly", workflow_id="report", cron="0 3 * * *", created_at=T0)
+    store.save_schedule(schedule)
+    assert store.schedules() == [schedule]
+    assert store.prune(before=T0 + timedelta(hours=1), statuses=["completed"]) == 20
+
+    # And the halted execution resumes where release 2 left it.
+    engine = flowkit.Engine(store=store, workflows=WorkflowRegistry())
+    done = engine.resume(
+        halted.id, approved=True, by="alice", response={"comment": "ok"}, workflow=workflow
+    )
+    assert done.status is Status.COMPLETED
+    assert _upgrade(sql_url) == {"before": SCHEMA_VERSION, "after": SCHEMA_VERSION}

@@ -25,6 +25,7 @@ from ...records import (
     Entry,
     Execution,
     FieldKind,
+    Status,
     field_kinds,
 )
 from ._schema import Schema, lock_key, lock_name
@@ -34,6 +35,8 @@ __all__ = [
     "ENTRY_COLUMNS",
     "ENTRY_READ_COLUMNS",
     "EXECUTION_COLUMNS",
+    "PRUNE_BATCH",
+    "SCHEDULE_COLUMNS",
     "SQL",
     "UPDATE_COLUMNS",
     "State",
@@ -59,6 +62,15 @@ JSON_COLUMNS = frozenset(
     for name, kind in kinds.items()
     if kind is FieldKind.JSON
 )
+
+#: The columns of a signal's row as it is sent (``consumed`` is set by a checkpoint).
+SIGNAL_COLUMNS = ("execution_id", "seq", "name", "payload", "key", "sent_at")
+#: The columns of a schedule's row: its fields, in their order.
+SCHEDULE_COLUMNS = ("name", "workflow_id", "cron", "timezone", "input", "created_at", "last_slot")
+#: The statuses of an execution that takes no more signals.
+FINISHED = frozenset(status.value for status in Status if status.finished)
+#: How many executions :meth:`SQL.prune_batch` deletes in one transaction.
+PRUNE_BATCH = 500
 
 #: Above this many rows a statement inserts them in chunks (bind-parameter limits).
 CHUNK = 200
@@ -88,9 +100,11 @@ class Write:
         ctx: one row per ctx value written (:data:`CTX_COLUMNS`), each name once.
         whole: ``ctx`` is the whole ctx (the stored values are replaced);
             otherwise it holds the changed values (upserted, the others kept).
+        consumed: the seqs of the signals it consumes, each once, and the version
+            that consumes them.
     """
 
-    __slots__ = ("ctx", "entries", "execution_id", "update", "whole")
+    __slots__ = ("consumed", "ctx", "entries", "execution_id", "update", "version", "whole")
 
     def __init__(
         self,
@@ -100,12 +114,16 @@ class Write:
         ctx: Sequence[Row],
         *,
         whole: bool,
+        consumed: Sequence[int] = (),
+        version: int = 0,
     ) -> None:
         self.execution_id = execution_id
         self.update = update
         self.entries = entries
         self.ctx = ctx
         self.whole = whole
+        self.consumed = consumed
+        self.version = version
 
 
 class SQL:
@@ -124,6 +142,8 @@ class SQL:
     json_out: ClassVar[str] = "{}"
     #: Wrapped around entry values in a multi-row VALUES list, by column.
     value_casts: ClassVar[dict[str, str]] = {}
+    #: Ends a SELECT that locks the rows it reads until the transaction ends.
+    for_update: ClassVar[str] = " FOR UPDATE"
 
     def __init__(self, dialect: Dialect, schema: Schema, database: str) -> None:
         self.dialect = dialect
@@ -148,16 +168,13 @@ class SQL:
             for c in EXECUTION_COLUMNS
         )
         self.select_executions = f"SELECT {select}{self.ctx_column()} FROM {ex} AS e"
-        order_new = f"ORDER BY {quote('updated_at')} DESC, {quote('id')} DESC LIMIT ?"
-        wf, st = quote("workflow_id"), quote("status")
         self.find = {
-            (False, False): self.p(f"{self.select_executions} {order_new}"),
-            (True, False): self.p(f"{self.select_executions} WHERE {wf} = ? {order_new}"),
-            (False, True): self.p(f"{self.select_executions} WHERE {st} = ? {order_new}"),
-            (True, True): self.p(
-                f"{self.select_executions} WHERE {wf} = ? AND {st} = ? {order_new}"
-            ),
+            (by_workflow, by_status, paged): self.p(self._find(by_workflow, by_status, paged))
+            for by_workflow in (False, True)
+            for by_status in (False, True)
+            for paged in (False, True)
         }
+        st = quote("status")
         wake, lease, id_ = quote("wake_at"), quote("lease_expires_at"), quote("id")
         # Halted and waiting executions have timers; the wake index serves both statuses.
         self.due = self.p(
@@ -192,6 +209,10 @@ class SQL:
         self.delete_execution = self.p(f"DELETE FROM {ex} WHERE {id_} = ?")
         self.delete_entries = self.p(f"DELETE FROM {en} WHERE {eid} = ?")
         self.delete_ctx = self.p(f"DELETE FROM {cv} WHERE {eid} = ?")
+        # With `{}` for a list of statuses (see in_list).
+        self.prunable = f"{ex} WHERE {st} IN ({{}}) AND {quote('updated_at')} < ?"
+        self._signals_statements()
+        self._schedules_statements()
         self.current_version = f"SELECT MAX({quote('version')}) FROM {self.versions}"
         self.record_version = self.p(
             f"INSERT INTO {self.versions} ({quote('version')}, {quote('description')}, "
@@ -206,6 +227,60 @@ class SQL:
         self._inserts: dict[int, str] = {}
         self._ctx_inserts: dict[tuple[int, bool], str] = {}
         self._ctx_reads: dict[int, str] = {}
+        self._lists: dict[tuple[str, int], str] = {}
+
+    def _signals_statements(self) -> None:
+        q, p = self.q, self.p
+        sg, eid, seq, key = q(self.schema.signals.name), q("execution_id"), q("seq"), q("key")
+        self.signals_table = sg
+        # Taken before a signal is appended: senders to one execution, and a checkpoint
+        # that finishes it, wait for each other.
+        self.lock_execution = p(
+            f"SELECT {q('status')} FROM {self.executions} WHERE {q('id')} = ?{self.for_update}"
+        )
+        self.signal_state = p(
+            f"SELECT (SELECT MAX({seq}) FROM {sg} WHERE {eid} = ?), "
+            f"(SELECT COUNT(*) FROM {sg} WHERE {eid} = ? AND {key} = ?)"
+        )
+        marks = ", ".join(self.json_in if c == "payload" else "?" for c in SIGNAL_COLUMNS)
+        self.insert_signal = p(
+            f"INSERT INTO {sg} ({', '.join(q(c) for c in SIGNAL_COLUMNS)}) VALUES ({marks})"
+        )
+        pending = (
+            f"SELECT {seq}, {q('name')}, {self.json_out.format(q('payload'))}, {key}, "
+            f"{q('sent_at')} FROM {sg} WHERE {eid} = ? AND {q('consumed')} IS NULL"
+        )
+        self.read_signals = {
+            False: p(f"{pending} ORDER BY {seq}"),
+            True: p(f"{pending} AND {q('name')} = ? ORDER BY {seq}"),
+        }
+        self.delete_signals = p(f"DELETE FROM {sg} WHERE {eid} = ?")
+        # With `{}` for a list of seqs (see in_list).
+        consumed = q("consumed")
+        self.pending_template = (
+            f"SELECT COUNT(*) FROM {sg} WHERE {eid} = ? AND {consumed} IS NULL AND {seq} IN ({{}})"
+        )
+        self.consume_template = (
+            f"UPDATE {sg} SET {consumed} = ? WHERE {eid} = ? AND {seq} IN ({{}})"
+        )
+
+    def _schedules_statements(self) -> None:
+        q, p = self.q, self.p
+        sc, name, last = q(self.schema.schedules.name), q("name"), q("last_slot")
+        marks = ", ".join(self.json_in if c == "input" else "?" for c in SCHEDULE_COLUMNS)
+        self.save_schedule = p(
+            f"INSERT INTO {sc} ({', '.join(q(c) for c in SCHEDULE_COLUMNS)}) VALUES ({marks}) "
+            + self.on_conflict(("name",), SCHEDULE_COLUMNS[1:])
+        )
+        columns = ", ".join(
+            self.json_out.format(q(c)) if c == "input" else q(c) for c in SCHEDULE_COLUMNS
+        )
+        self.read_schedules = p(f"SELECT {columns} FROM {sc} ORDER BY {name}")
+        self.delete_schedule = p(f"DELETE FROM {sc} WHERE {name} = ?")
+        # A compare-and-set: of several workers firing one slot, one updates the row.
+        self.fire_schedule = p(
+            f"UPDATE {sc} SET {last} = ? WHERE {name} = ? AND ({last} IS NULL OR {last} < ?)"
+        )
 
     # --- SQL text ---------------------------------------------------------------------------------
 
@@ -224,6 +299,36 @@ class SQL:
     def ctx_column(self) -> str:
         """An extra column of :attr:`select_executions` holding the ctx ('' when read apart)."""
         return ""
+
+    def _find(self, by_workflow: bool, by_status: bool, paged: bool) -> str:
+        q = self.q
+        where = []
+        if by_workflow:
+            where.append(f"{q('workflow_id')} = ?")
+        if by_status:
+            where.append(f"{q('status')} = ?")
+        if paged:
+            where.append(self.after_condition())
+        sql = self.select_executions
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return f"{sql} ORDER BY {q('updated_at')} DESC, {q('id')} DESC LIMIT ?"
+
+    def after_condition(self) -> str:
+        """``find``'s rows strictly after a page position, as an index range (see
+        :meth:`after_params`)."""
+        return f"({self.q('updated_at')}, {self.q('id')}) < (?, ?)"
+
+    def after_params(self, updated_at: Any, execution_id: str) -> tuple[Any, ...]:
+        """The parameters of :meth:`after_condition`."""
+        return updated_at, execution_id
+
+    def in_list(self, template: str, count: int) -> str:
+        """``template`` with ``{}`` replaced by ``count`` markers (driver-ready, cached)."""
+        sql = self._lists.get((template, count))
+        if sql is None:
+            sql = self._lists[(template, count)] = self.p(template.format(", ".join("?" * count)))
+        return sql
 
     def insert_entries(self, count: int) -> str:
         """``INSERT`` of ``count`` entries (all columns, one row each)."""
@@ -252,11 +357,14 @@ class SQL:
 
     def upsert_clause(self) -> str:
         """What follows an ``INSERT`` of ctx values so that a stored name is updated."""
-        value = self.q("value")
-        return (
-            f"ON CONFLICT ({self.q('execution_id')}, {self.q('name')}) "
-            f"DO UPDATE SET {value} = excluded.{value}"
-        )
+        return self.on_conflict(("execution_id", "name"), ("value",))
+
+    def on_conflict(self, keys: Sequence[str], columns: Sequence[str]) -> str:
+        """What follows an ``INSERT`` so that a row whose ``keys`` are stored gets the new
+        ``columns``."""
+        q = self.q
+        sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns)
+        return f"ON CONFLICT ({', '.join(q(k) for k in keys)}) DO UPDATE SET {sets}"
 
     def read_ctx(self, count: int) -> str:
         """The ctx values of ``count`` executions: ``(execution_id, name, value)`` rows."""
@@ -416,9 +524,24 @@ class SQL:
         """
         entries = self.chunks(connection, write.entries)
         ctx = self.chunks(connection, write.ctx)
+        consumed = write.consumed
+        if consumed:
+            # Only a checkpoint of the execution consumes its signals, and a checkpoint
+            # that got here first has moved the version on: the update below then
+            # matches nothing. So what is pending now is pending at the update.
+            pending_sql = self.in_list(self.pending_template, len(consumed))
+            cursor.execute(pending_sql, (write.execution_id, *consumed))
+            (pending,) = cursor.fetchone()
+            if pending != len(consumed):
+                return False
         cursor.execute(self.update, write.update)
         if cursor.rowcount != 1:
             return False
+        if consumed:
+            cursor.execute(
+                self.in_list(self.consume_template, len(consumed)),
+                (write.version, write.execution_id, *consumed),
+            )
         for chunk in entries:
             cursor.execute(self.insert_entries(len(chunk)), [v for row in chunk for v in row])
         if write.whole:
@@ -429,6 +552,65 @@ class SQL:
                 self.insert_ctx(len(chunk), upsert=upsert), [v for row in chunk for v in row]
             )
         return True
+
+    # --- signals and prune ------------------------------------------------------------------------
+
+    def send_signal(self, connection: Any, row: Row, state: State) -> tuple[str | None, int | None]:
+        """Append a signal (``row``: :data:`SIGNAL_COLUMNS` but seq) to its execution's
+        mailbox, holding the execution's row lock.
+
+        Returns:
+            The execution's status (None: there is none) and the seq the signal got
+            (None: nothing was written, the execution being finished or the key seen).
+        """
+        execution_id, key = row[0], row[3]
+        with self.transaction(connection, state) as cursor:
+            cursor.execute(self.lock_execution, (execution_id,))
+            found = cursor.fetchone()
+            if found is None or found[0] in FINISHED:
+                return (None if found is None else found[0]), None
+            # A statement of its own, after the lock: it sees the signals of senders
+            # that held the lock before.
+            cursor.execute(self.signal_state, (execution_id, execution_id, key))
+            last, seen = cursor.fetchone()
+            if seen:
+                return found[0], None
+            seq = int(last or 0) + 1
+            cursor.execute(self.insert_signal, (execution_id, seq, *row[1:]))
+            return found[0], seq
+
+    def count_prunable(self, statuses: int) -> str:
+        """How many executions of ``statuses`` statuses were updated before a time."""
+        return self.in_list(f"SELECT COUNT(*) FROM {self.prunable}", statuses)
+
+    def prune_batch(
+        self, connection: Any, statuses: Sequence[str], before: Any, state: State
+    ) -> int:
+        """Delete up to :data:`PRUNE_BATCH` executions of ``statuses`` updated before
+        ``before``, with their entries, ctx values and signals, in one transaction;
+        return how many went.
+
+        The executions are locked as they are chosen, so that one retried
+        meanwhile is not deleted.
+        """
+        q = self.q
+        select = self.in_list(
+            f"SELECT {q('id')} FROM {self.prunable} LIMIT {PRUNE_BATCH}{self.for_update}",
+            len(statuses),
+        )
+        with self.transaction(connection, state) as cursor:
+            cursor.execute(select, (*statuses, before))
+            ids = [row[0] for row in cursor.fetchall()]
+            if ids:
+                for table, column in (
+                    (self.executions, "id"),
+                    (self.entries_table, "execution_id"),
+                    (self.ctx_table, "execution_id"),
+                    (self.signals_table, "execution_id"),
+                ):
+                    delete = f"DELETE FROM {table} WHERE {q(column)} IN ({{}})"
+                    cursor.execute(self.in_list(delete, len(ids)), ids)
+            return len(ids)
 
     # --- migrations -------------------------------------------------------------------------------
 
@@ -457,6 +639,7 @@ class SQLiteSQL(SQL):
     """SQLite (pysqlite): explicit ``BEGIN IMMEDIATE`` for every write, times as text."""
 
     name = "sqlite"
+    for_update = ""  # BEGIN IMMEDIATE holds the database's write lock
 
     def time_in(self, value: datetime) -> Any:
         return value.replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -688,7 +871,12 @@ class PostgresSQL(SQL):
 
     @staticmethod
     def _one_statement(write: Write) -> bool:
-        return not write.whole and len(write.entries) <= CHUNK and len(write.ctx) <= CHUNK
+        return (
+            not write.whole
+            and not write.consumed
+            and len(write.entries) <= CHUNK
+            and len(write.ctx) <= CHUNK
+        )
 
     def _execute(self, cursor: Any, write: Write) -> bool:
         """Run the checkpoint as one statement; return whether its guard matched."""
@@ -763,10 +951,20 @@ class MySQL(SQL):
         super().__init__(dialect, schema, database)
         self._max_packet: int | None = None
 
-    def upsert_clause(self) -> str:
+    def on_conflict(self, keys: Sequence[str], columns: Sequence[str]) -> str:
         # VALUES() works on MariaDB and MySQL alike (MySQL 8.0.20+ also has row aliases).
-        value = self.q("value")
-        return f"ON DUPLICATE KEY UPDATE {value} = VALUES({value})"
+        q = self.q
+        return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{q(c)} = VALUES({q(c)})" for c in columns)
+
+    def after_condition(self) -> str:
+        # MariaDB does not make an index range of a row comparison: the range is on
+        # updated_at, and the rows of the position's own time are filtered by id.
+        q = self.q
+        at, id_ = q("updated_at"), q("id")
+        return f"{at} <= ? AND ({at} < ? OR {id_} < ?)"
+
+    def after_params(self, updated_at: Any, execution_id: str) -> tuple[Any, ...]:
+        return updated_at, updated_at, execution_id
 
     def chunks(self, connection: Any, rows: Sequence[Row]) -> list[Sequence[Row]]:
         # The server drops the connection on a statement longer than max_allowed_packet,

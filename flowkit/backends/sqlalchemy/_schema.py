@@ -1,6 +1,6 @@
 """The tables, their indexes, and the versioned-DDL migrations that create them.
 
-Why not Alembic: flowkit owns four tables whose DDL changes rarely; users
+Why not Alembic: flowkit owns six tables whose DDL changes rarely; users
 embed flowkit in their own applications, which often have an Alembic
 environment of their own. A list of numbered migrations, applied in order
 under a database lock and recorded in ``<prefix>schema_version``, needs no
@@ -27,7 +27,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable, DropIndex
 
 from ...errors import ConfigError
 from ...records import decode_json, encode_json
@@ -124,6 +124,7 @@ class Schema:
             sa.Column("definition_hash", sa.String(255)),
             sa.Column("lease_owner", sa.String(255)),
             sa.Column("lease_expires_at", _time()),
+            sa.Column("traceparent", sa.String(255)),  # v3
             **table_kwargs,
         )
         self.indexes = _indexes(prefix, self.executions)
@@ -140,6 +141,37 @@ class Schema:
             sa.Column("value", _json(), nullable=False),
             # The name's JSON text when `name` holds its digest; NULL otherwise.
             sa.Column("full_name", _long_text()),
+            **table_kwargs,
+        )
+        # Each execution's mailbox (v3): signals stay, marked consumed, until it is deleted.
+        self.signals = sa.Table(
+            f"{prefix}signals",
+            self.metadata,
+            sa.Column("execution_id", ident(), primary_key=True),
+            sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+            sa.Column("name", ident(), nullable=False),
+            sa.Column("payload", _json(), nullable=False),
+            sa.Column("key", ident()),
+            sa.Column("sent_at", _time(), nullable=False),
+            # The version of the checkpoint that consumed it; NULL while pending.
+            sa.Column("consumed", sa.BigInteger()),
+            **table_kwargs,
+        )
+        sg = self.signals.c
+        # A key is seen once per execution (NULL keys are never equal).
+        sa.Index(f"{prefix}signals_key", sg.execution_id, sg.key, unique=True)
+        # signals(execution_id, name=…): the pending ones, of a name, in seq order.
+        sa.Index(f"{prefix}signals_pending", sg.execution_id, sg.consumed, sg.name, sg.seq)
+        self.schedules = sa.Table(
+            f"{prefix}schedules",
+            self.metadata,
+            sa.Column("name", ident(), primary_key=True),
+            sa.Column("workflow_id", ident(), nullable=False),
+            sa.Column("cron", sa.Text(), nullable=False),
+            sa.Column("timezone", sa.Text(), nullable=False),
+            sa.Column("input", _json(), nullable=False),
+            sa.Column("created_at", _time(), nullable=False),
+            sa.Column("last_slot", _time()),
             **table_kwargs,
         )
         self.versions = sa.Table(
@@ -159,10 +191,11 @@ class Schema:
 def _indexes(prefix: str, executions: sa.Table) -> tuple[sa.Index, ...]:
     ex = executions.c
     return (
-        # find(workflow_id=…), newest first
-        sa.Index(f"{prefix}executions_workflow", ex.workflow_id, ex.updated_at),
-        # find(status=…), newest first
-        sa.Index(f"{prefix}executions_status", ex.status, ex.updated_at),
+        # find(), newest first, and its pages: (updated_at, id) < (?, ?) is a range
+        sa.Index(f"{prefix}executions_updated", ex.updated_at, ex.id),
+        # find(workflow_id=…) and find(status=…), the same way
+        sa.Index(f"{prefix}executions_workflow_updated", ex.workflow_id, ex.updated_at, ex.id),
+        sa.Index(f"{prefix}executions_status_updated", ex.status, ex.updated_at, ex.id),
         # due(now): halted or waiting ones whose timer passed, earliest first (a range
         # scan per status)
         sa.Index(f"{prefix}executions_wake", ex.status, ex.wake_at),
@@ -245,6 +278,18 @@ class DDL:
         if not self.exists("index", str(index.name)):
             self.execute(str(CreateIndex(index).compile(dialect=self.dialect)))
 
+    def drop_index(self, index: sa.Index) -> None:
+        """Drop an index if it exists."""
+        assert index.name is not None
+        if self.exists("index", str(index.name)):
+            self.execute(str(DropIndex(index).compile(dialect=self.dialect)))
+
+    def add_column(self, table: sa.Table, column: str) -> None:
+        """Add a nullable column (as ``table`` declares it) unless the table has it."""
+        if not self.has_column(table.name, column):
+            spec = CreateColumn(table.c[column]).compile(dialect=self.dialect)
+            self.execute(f"ALTER TABLE {self.q(table.name)} ADD COLUMN {spec}")
+
     def drop_column(self, table: sa.Table, column: str) -> None:
         """Drop a column if the table has it; ``table`` is the shape without it.
 
@@ -321,24 +366,19 @@ def position(version: int, index: int) -> int:
 # --- the migrations -------------------------------------------------------------------------------
 
 
-def _v1(schema: Schema, ddl: DDL) -> None:
-    """The tables as release 1 made them: ctx as one JSON column of executions.
-
-    Frozen: :class:`Schema` describes the current tables, so this spells out
-    the executions table of version 1 (the entries table and the indexes have
-    not changed since; whoever changes them freezes them here too).
-    """
+def _old_executions(schema: Schema, *, ctx: bool) -> sa.Table:
+    """The executions table as releases 1 (``ctx``: with its ctx column) and 2 made it,
+    with its indexes of then. Frozen: :class:`Schema` describes the current tables."""
     ident = schema.ident
-    metadata = sa.MetaData()
     executions = sa.Table(
         f"{schema.prefix}executions",
-        metadata,
+        sa.MetaData(),
         sa.Column("id", ident(), primary_key=True),
         sa.Column("workflow_id", ident(), nullable=False),
         sa.Column("workflow_version", sa.String(255), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("input", _json(), nullable=False),
-        sa.Column("ctx", _json(), nullable=False),
+        *([sa.Column("ctx", _json(), nullable=False)] if ctx else []),
         sa.Column("current_step", sa.Text()),
         sa.Column("cursor", _json(), nullable=False),
         sa.Column("result", _json()),
@@ -356,10 +396,25 @@ def _v1(schema: Schema, ddl: DDL) -> None:
         sa.Column("lease_expires_at", _time()),
         **schema.table_kwargs,
     )
+    ex, prefix = executions.c, schema.prefix
+    sa.Index(f"{prefix}executions_workflow", ex.workflow_id, ex.updated_at)
+    sa.Index(f"{prefix}executions_status", ex.status, ex.updated_at)
+    sa.Index(f"{prefix}executions_wake", ex.status, ex.wake_at)
+    sa.Index(f"{prefix}executions_lease", ex.status, ex.lease_expires_at)
+    return executions
+
+
+def _v1(schema: Schema, ddl: DDL) -> None:
+    """The tables as release 1 made them: ctx as one JSON column of executions.
+
+    Frozen: the entries table has not changed since (whoever changes it
+    freezes it here too).
+    """
+    executions = _old_executions(schema, ctx=True)
     ddl.create_table(executions)
-    for index in _indexes(schema.prefix, executions):
+    for index in executions.indexes:
         ddl.create_index(index)
-    ddl.create_table(_entries_table(schema, metadata))
+    ddl.create_table(_entries_table(schema, sa.MetaData()))
 
 
 #: How many executions migration 2 moves per batch (one transaction each on MySQL).
@@ -411,12 +466,33 @@ def _v2(schema: Schema, ddl: DDL) -> None:
             cursor.execute(empty, ("{}", execution_id))
         ddl.commit()
         after = batch[-1][0]
-    ddl.drop_column(schema.executions, "ctx")
+    ddl.drop_column(_old_executions(schema, ctx=False), "ctx")
+
+
+def _v3(schema: Schema, ddl: DDL) -> None:
+    """The traceparent column, the signals and schedules tables, and indexes that end
+    with the id, so that a page of ``find`` starts with an index range.
+
+    Safe to re-run (each step checks first). The new indexes come before the old
+    ones they replace go, so ``find`` has an index throughout.
+    """
+    ddl.add_column(schema.executions, "traceparent")
+    current = {index.name for index in schema.indexes}
+    for index in schema.indexes:
+        ddl.create_index(index)
+    for index in _old_executions(schema, ctx=False).indexes:
+        if index.name not in current:
+            ddl.drop_index(index)
+    for table in (schema.signals, schema.schedules):
+        ddl.create_table(table)
+        for index in table.indexes:
+            ddl.create_index(index)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "executions and entries tables, with their indexes", _v1),
     Migration(2, "ctx values as rows of ctx_values, written one by one", _v2),
+    Migration(3, "signals, schedules, traceparent; find pages by (updated_at, id)", _v3),
 )
 
 #: The schema version this flowkit writes and reads.

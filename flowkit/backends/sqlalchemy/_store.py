@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, TypeVar
 
+import attrs
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
@@ -20,13 +21,36 @@ from ...errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ...records import Entry, Execution, RecordCodec, Status, encode_json
+from ...records import (
+    Entry,
+    Execution,
+    RecordCodec,
+    Schedule,
+    Signal,
+    Status,
+    decode_json,
+    encode_json,
+)
 from ..batching import GroupCommit
-from ..checks import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
+from ..checks import (
+    check_after,
+    check_checkpoint,
+    check_limit,
+    check_prunable,
+    check_status,
+    signal_refused,
+    utc,
+    utc_entry,
+    utc_execution,
+    utc_schedule,
+    utc_signal,
+)
 from ._dialects import (
     ENTRY_COLUMNS,
     ENTRY_READ_COLUMNS,
     EXECUTION_COLUMNS,
+    PRUNE_BATCH,
+    SCHEDULE_COLUMNS,
     UPDATE_COLUMNS,
     State,
     Write,
@@ -117,7 +141,8 @@ class SQLStore:
 
     Tables ``<prefix>executions``, ``<prefix>ctx_values`` (one row per ctx
     value, so that a checkpoint writes only the values it changed),
-    ``<prefix>entries`` and ``<prefix>schema_version`` are created (or
+    ``<prefix>entries``, ``<prefix>signals`` (the mailboxes),
+    ``<prefix>schedules`` and ``<prefix>schema_version`` are created (or
     upgraded) when the store opens, unless ``create_schema`` is false;
     ``flowkit db upgrade`` does the same.
     See the Stores page of the documentation for URLs, options and tuning.
@@ -580,18 +605,21 @@ class SQLStore:
         expected_version: int,
         *,
         changed: Collection[str] | None = None,
+        consumed: Collection[int] = (),
     ) -> None:
         """Replace the execution and append ``entries``, atomically.
 
         One transaction: a version- and seq-guarded ``UPDATE`` of the record,
         then the entry inserts and the ctx values: with ``changed``, only those
         values are upserted (the others are not touched); with None, ctx is
-        replaced whole. On PostgreSQL, one statement.
+        replaced whole. The signals ``consumed`` names are marked consumed in
+        the same transaction. On PostgreSQL, one statement when none are.
 
         Raises:
             ConflictError: the execution does not exist, its stored version is
-                not ``expected_version``, or the entries do not continue its
-                stored log; nothing was written.
+                not ``expected_version``, the entries do not continue its
+                stored log, or a consumed seq is not a pending signal of the
+                execution; nothing was written.
             ValueError: the arguments are inconsistent (see ``Store.checkpoint``),
                 a time is naive, or a value cannot be represented in JSON.
             TypeError: a value is not JSON data.
@@ -602,9 +630,9 @@ class SQLStore:
         """
         if self._blocked:
             self._check_open()
-        item = self._prepare(execution, entries, expected_version, changed)
+        item = self._prepare(execution, entries, expected_version, changed, consumed)
         if not self._commit(item):
-            raise self._conflict(item.execution, len(entries), expected_version)
+            raise self._conflict(item, len(entries))
 
     def _prepare(
         self,
@@ -612,6 +640,7 @@ class SQLStore:
         entries: Sequence[Entry],
         expected_version: int,
         changed: Collection[str] | None,
+        consumed: Collection[int] = (),
     ) -> _Checkpoint:
         """A checkpoint's checks and driver parameters, made before the database is touched.
 
@@ -625,7 +654,15 @@ class SQLStore:
         rows = [entry_row(utc_entry(entry)) for entry in entries]
         names = execution.ctx if changed is None else dict.fromkeys(changed)
         ctx = self._ctx_rows(execution, names)
-        write = Write(execution.id, update, rows, ctx, whole=changed is None)
+        write = Write(
+            execution.id,
+            update,
+            rows,
+            ctx,
+            whole=changed is None,
+            consumed=sorted(set(consumed)) if consumed else (),
+            version=execution.version,
+        )
         return _Checkpoint(execution, expected_version, write)
 
     def _write_alone(self, item: _Checkpoint) -> bool:
@@ -723,7 +760,8 @@ class SQLStore:
             "while the connection was lost; nothing was written"
         )
 
-    def _conflict(self, execution: Execution, count: int, expected_version: int) -> ConflictError:
+    def _conflict(self, item: _Checkpoint, count: int) -> ConflictError:
+        execution, expected_version = item.execution, item.expected_version
         where = f"checkpoint of execution {execution.id!r}"
         rows = self._read(self._sql.probe, (execution.id,))
         if not rows:
@@ -736,9 +774,18 @@ class SQLStore:
                 f"{where}: expected version {expected_version}, but the store holds version "
                 f"{version} (another writer got there first); nothing was written"
             )
+        if seq != execution.seq - count:
+            return ConflictError(
+                f"{where}: entries must continue at seq {seq + 1}, got "
+                f"{execution.seq - count + 1}; nothing was written"
+            )
+        pending = {signal.seq for signal in self.signals(execution.id)}
+        gone = [seq for seq in item.write.consumed if seq not in pending]
+        if not gone:  # the record moved on and back between the write and this look
+            return ConflictError(f"{where}: another writer changed it; nothing was written")
         return ConflictError(
-            f"{where}: entries must continue at seq {seq + 1}, got "
-            f"{execution.seq - count + 1}; nothing was written"
+            f"{where}: signal {', '.join(map(str, gone))} is not pending in its mailbox "
+            "(consumed already, or never sent); nothing was written"
         )
 
     def entries(self, execution_id: str, *, after: int = 0) -> list[Entry]:
@@ -761,11 +808,16 @@ class SQLStore:
         workflow_id: str | None = None,
         status: Status | str | None = None,
         limit: int = 100,
+        after: tuple[datetime, str] | None = None,
     ) -> list[Execution]:
-        """Executions matching the filters, most recently updated first (ties: id descending).
+        """Executions matching the filters, most recently updated first (ties: id descending),
+        strictly after the position ``after`` (``(updated_at, id)``) when given.
+
+        A page starts with an index range, so a deep page costs what the first does.
 
         Raises:
-            ValueError: the status is unknown, or ``limit`` is negative.
+            ValueError: the status is unknown, ``limit`` is negative, or ``after``'s
+                time is naive.
             StoreUnavailableError: the database cannot be reached.
             StoreError: the database failed.
             FlowkitError: the store is closed.
@@ -773,16 +825,20 @@ class SQLStore:
         self._check_open()
         check_limit(limit)
         wanted = check_status(status)
+        position = check_after(after)
         if workflow_id is not None and "\x00" in workflow_id:
             return []
+        sql = self._sql
         params: list[Any] = []
         if workflow_id is not None:
             params.append(workflow_id)
         if wanted is not None:
             params.append(wanted.value)
+        if position is not None:
+            params.extend(sql.after_params(sql.time_in(position[0]), position[1]))
         params.append(limit)
-        sql = self._sql.find[(workflow_id is not None, wanted is not None)]
-        return self._executions(sql, params)
+        statement = sql.find[(workflow_id is not None, wanted is not None, position is not None)]
+        return self._executions(statement, params)
 
     def due(self, now: datetime, *, limit: int = 100) -> list[Execution]:
         """Halted or waiting executions whose ``wake_at`` is at or before ``now``, earliest
@@ -818,8 +874,8 @@ class SQLStore:
         return self._executions(self._sql.stale, (at, limit))
 
     def delete(self, execution_id: str) -> bool:
-        """Delete an execution, its ctx values and its entries (one transaction); False if it
-        did not exist.
+        """Delete an execution, its ctx values, its entries and its signals (one
+        transaction); False if it did not exist.
 
         Raises:
             StoreUnavailableError: the database cannot be reached.
@@ -838,10 +894,234 @@ class SQLStore:
                 existed = bool(cursor.rowcount > 0)
                 cursor.execute(sql.delete_entries, (execution_id,))
                 cursor.execute(sql.delete_ctx, (execution_id,))
+                cursor.execute(sql.delete_signals, (execution_id,))
             return existed
 
         # After a lost commit, deleting again is harmless.
         return bool(self._retrying_write(delete, lambda: False))
+
+    def _execute(
+        self, statement: str, params: Sequence[Any], landed: Callable[[], bool] = lambda: False
+    ) -> int | None:
+        """Run one write statement in a transaction; its row count, or None when the
+        connection was lost during the commit and ``landed()`` says the write happened.
+        By default, after a lost commit, the statement is run again."""
+        sql = self._sql
+
+        def run(connection: Any) -> int:
+            with sql.transaction(connection, State()) as cursor:
+                cursor.execute(statement, params)
+                return int(cursor.rowcount)
+
+        return self._retrying_write(run, landed)
+
+    def send_signal(self, signal: Signal) -> Signal | None:
+        """Append ``signal`` to its execution's mailbox; the stored signal, with its ``seq``.
+
+        One transaction that locks the execution's row (so that senders to one
+        execution take turns, and a checkpoint that finishes the execution
+        comes before or after, never between), then appends with the next seq.
+        Returns None, writing nothing, when a signal with its key was sent before.
+
+        Raises:
+            NotFoundError: the execution does not exist.
+            ExecutionError: the execution is completed, failed or cancelled.
+            ValueError: ``sent_at`` is naive, the payload holds NaN or an infinity,
+                or the name or key is longer than 255 characters or holds NUL.
+            TypeError: the payload is not JSON data.
+            StoreUnavailableError: the database cannot be reached (the message says
+                when whether the signal was stored is unknown).
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        signal, payload = utc_signal(signal)
+        _check_id(signal.name, "signal name")
+        _check_id(signal.key, "signal key")
+        if len(signal.execution_id) > MAX_ID or "\x00" in signal.execution_id:
+            raise signal_refused(signal, None)  # no execution has such an id
+        sql = self._sql
+        row = (signal.execution_id, signal.name, payload, signal.key, sql.time_in(signal.sent_at))
+        states: list[State] = []
+
+        def send(connection: Any) -> tuple[str | None, int | None]:
+            state = State()
+            states.append(state)
+            return sql.send_signal(connection, row, state)
+
+        def landed() -> bool:
+            # Before the commit nothing was written; with a key, sending again is harmless.
+            if not states[-1].committing or signal.key is not None:
+                return False
+            raise StoreUnavailableError(
+                f"lost the connection to the store {self._where} while sending signal "
+                f"{signal.name!r} to execution {signal.execution_id!r}"
+            )
+
+        outcome = self._retrying_write(send, landed)
+        assert outcome is not None  # landed() is never True
+        status, seq = outcome
+        if status is None or Status(status).finished:
+            raise signal_refused(signal, status)
+        if seq is None:
+            return None
+        return attrs.evolve(signal, seq=seq, payload=decode_json(payload))
+
+    def signals(self, execution_id: str, *, name: str | None = None) -> list[Signal]:
+        """The execution's pending (not consumed) signals, of ``name`` if given, in seq order.
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        if "\x00" in execution_id or (name is not None and "\x00" in name):
+            return []
+        sql = self._sql
+        params = (execution_id,) if name is None else (execution_id, name)
+        rows = self._read(sql.read_signals[name is not None], params)
+        return [
+            Signal(
+                execution_id=execution_id,
+                seq=int(seq),
+                name=signal_name,
+                payload=decode_json(payload),
+                key=key,
+                sent_at=sql.time_out(sent_at),
+            )
+            for seq, signal_name, payload, key, sent_at in rows
+        ]
+
+    def save_schedule(self, schedule: Schedule) -> None:
+        """Insert the schedule, or replace the one with its name (``last_slot`` included).
+
+        Raises:
+            ValueError: a time is naive, the input holds NaN or an infinity, the
+                name or workflow id is longer than 255 characters, or a text holds NUL.
+            TypeError: the input is not JSON data.
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        schedule = utc_schedule(schedule)
+        _check_id(schedule.name, "schedule name")
+        _check_id(schedule.workflow_id, "workflow_id")
+        for field in ("cron", "timezone"):
+            if "\x00" in getattr(schedule, field):
+                raise ValueError(f"schedule {field} contains a NUL character")
+        time_in, last = self._sql.time_in, schedule.last_slot
+        values = {
+            **{field: getattr(schedule, field) for field in SCHEDULE_COLUMNS},
+            "input": encode_json(schedule.input),
+            "created_at": time_in(schedule.created_at),
+            "last_slot": None if last is None else time_in(last),
+        }
+        # Saving again after a lost commit is harmless.
+        self._execute(self._sql.save_schedule, [values[field] for field in SCHEDULE_COLUMNS])
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule, by name.
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        time_out = self._sql.time_out
+        schedules = []
+        for row in self._read(self._sql.read_schedules, ()):
+            values = dict(zip(SCHEDULE_COLUMNS, row, strict=True))
+            last = values["last_slot"]
+            values["input"] = decode_json(values["input"])
+            values["created_at"] = time_out(values["created_at"])
+            values["last_slot"] = None if last is None else time_out(last)
+            schedules.append(Schedule(**values))
+        return schedules
+
+    def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule (never the executions it started); False if there was none.
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        if "\x00" in name:
+            return False
+        # After a lost commit, deleting again is harmless.
+        return bool(self._execute(self._sql.delete_schedule, (name,)))
+
+    def schedule_fired(self, name: str, slot: datetime) -> bool:
+        """Record ``slot`` as the schedule's ``last_slot`` if it is later than the stored one.
+
+        One guarded ``UPDATE`` (a compare-and-set): of several callers with the
+        same slot, one gets True.
+
+        Raises:
+            ValueError: ``slot`` is naive.
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        slot = utc(slot, "slot")
+        if "\x00" in name:
+            return False
+        at = self._sql.time_in(slot)
+
+        def landed() -> bool:
+            # The slot is stored: this caller's update or another's. True either way:
+            # the execution of a slot has an id of its own, so starting it twice is
+            # harmless, and not starting it would lose it.
+            return any(s.name == name and s.last_slot == slot for s in self.schedules())
+
+        count = self._execute(self._sql.fire_schedule, (at, name, at), landed)
+        return count is None or count == 1
+
+    def prune(
+        self,
+        *,
+        before: datetime,
+        statuses: Iterable[Status | str],
+        dry_run: bool = False,
+    ) -> int:
+        """Delete finished executions last updated before ``before``; how many went.
+
+        Each batch of up to 500 executions, with their entries, ctx values and
+        signals, is one short transaction, so other executions keep
+        checkpointing meanwhile. With ``dry_run``, count only.
+
+        Raises:
+            ValueError: ``before`` is naive, or a status is unknown or not finished.
+            StoreUnavailableError: the database cannot be reached.
+            StoreError: the database failed.
+            FlowkitError: the store is closed.
+        """
+        self._check_open()
+        before, wanted = check_prunable(before, statuses)
+        if not wanted:
+            return 0
+        sql = self._sql
+        values = [status.value for status in wanted]
+        at = sql.time_in(before)
+        if dry_run:
+            rows = self._read(sql.count_prunable(len(values)), (*values, at))
+            return int(rows[0][0])
+
+        def batch(connection: Any) -> int:
+            return sql.prune_batch(connection, values, at, State())
+
+        total = 0
+        while True:
+            # After a lost commit the batch is chosen again (what went is not counted).
+            gone = self._retrying_write(batch, lambda: False) or 0
+            total += gone
+            if gone < PRUNE_BATCH:
+                return total
 
     def close(self) -> None:
         """Release the connections; later calls raise :class:`FlowkitError`. Closing twice is fine.
