@@ -60,7 +60,7 @@ def _sign_in(browser: WebDriver, name: str) -> None:
     wait.until(expected.text_to_be_present_in_element((By.ID, "user"), name))
 
 
-@on_backends("memory", "redis")
+@on_backends("sqlite", "redis")
 def test_approve_in_the_browser_and_watch_it_complete(
     browser: WebDriver, engine: flowkit.Engine, shop: Shop, tmp_path: Path
 ) -> None:
