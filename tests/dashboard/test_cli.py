@@ -88,3 +88,19 @@ def test_the_command_serves_until_stopped(tmp_path: Path) -> None:
             process.send_signal(signal.SIGINT)
             process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+def test_without_the_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
+    # Python skips a module that is None in sys.modules, as if it were not installed.
+    code = (
+        "import sys; sys.modules['starlette'] = None; "
+        "from flowkit.cli import main; main(['dashboard', '--store', 'memory://'])"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        "error: the dashboard needs the dashboard extra ("
+    )
+    assert "pip install 'flowkit-workflows[dashboard]'" in run.stderr
