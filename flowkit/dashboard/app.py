@@ -403,7 +403,7 @@ class Dashboard:
     async def _changes(
         self,
         request: Request,
-        look: Callable[[], tuple[str, str, dict[str, Any]]],
+        look: Look,
         since: str | None,
     ) -> AsyncIterator[str]:
         """One SSE message per change of what ``look`` reads (its mark differs from the last)."""
