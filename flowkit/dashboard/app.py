@@ -539,7 +539,7 @@ def create_app(
             secret_key=key,
             session_cookie="flowkit_dashboard",
             max_age=12 * 3600,
-            same_site="strict",
+            same_site="lax",  # links from elsewhere open pages signed in; forms carry CSRF tokens
             https_only=https_only,
         ),
     ]

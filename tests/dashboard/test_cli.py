@@ -100,7 +100,9 @@ def test_without_the_extra_the_command_says_what_to_install(tmp_path: Path) -> N
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1].startswith(
-        "error: the dashboard needs the dashboard extra ("
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: the dashboard needs the dashboard extra (")
     )
     assert "pip install 'flowkit-workflows[dashboard]'" in run.stderr

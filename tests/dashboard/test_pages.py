@@ -302,3 +302,19 @@ def test_an_unknown_workflow_is_shown_without_its_graph(
     assert refused.status_code == 404
     assert refused.json()["error"].startswith("workflow 'expense' is not known in this process")
     assert engine.load(execution_id).status is flowkit.Status.HALTED
+
+
+def test_the_session_cookie_is_signed_http_only_and_same_site(client: TestClient) -> None:
+    token = csrf_of(client.get("/login").text)
+    signed = client.post(
+        "/login",
+        data={"name": "bob", "password": "bob-pw", "csrf": token},
+        follow_redirects=False,
+    )
+    cookie = signed.headers["set-cookie"].lower()
+    assert cookie.startswith("flowkit_dashboard=")
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    client.cookies.clear()
+    client.cookies.set("flowkit_dashboard", "eyJ1c2VyIjogImFsaWNlIn0=.forged.sig")
+    assert client.get("/executions", follow_redirects=False).status_code == 303
