@@ -5,7 +5,8 @@ Each action calls the engine in a worker thread, always as the signed-in user
 (``by``); refusals become :class:`Refused` with the HTTP status to answer.
 The action is awaited for a short while: when the execution runs on for
 longer (the inline executor runs it in this process), the caller gets the
-record as it is then, and the page follows it live.
+record as it is then, and the page follows it live. Each engine call runs in
+a thread of its own, so long ones never starve the threads that read pages.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import attrs
@@ -65,6 +68,25 @@ def _text(data: Mapping[str, Any], key: str, *, required: bool = False) -> str |
     return value
 
 
+def _in_own_thread(work: Callable[[], Any]) -> Future[Any]:
+    """Run ``work`` in a thread of its own: an engine call may last as long as the
+    execution runs (inline) or is awaited (Dramatiq), and must never hold up the
+    threads that serve pages. A daemon thread: at exit the engine's checkpoints
+    and recovery take care of a step it left half-way."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # handed to the awaiting request
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="flowkit-dashboard-action", daemon=True).start()
+    return future
+
+
 class Actions:
     """Carries out actions on ``engine``, waiting up to ``wait_seconds`` for each."""
 
@@ -84,7 +106,7 @@ class Actions:
                 does not allow it; 422 data that cannot be stored.
         """
         call = self._call(execution_id, action, user, data)  # checks the body: 400 at once
-        task = asyncio.ensure_future(asyncio.to_thread(self._engine_call, call))
+        task = asyncio.wrap_future(_in_own_thread(functools.partial(self._engine_call, call)))
         self._running.add(task)
         task.add_done_callback(self._finished)
         settled, _ = await asyncio.wait({task}, timeout=self.wait_seconds)
