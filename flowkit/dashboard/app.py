@@ -203,7 +203,13 @@ class Dashboard:
             request, "api_events", {**dict(query), "since": list_mark(page.executions)}
         )
         return await self.render(
-            request, "executions.html", filters=filters, page=page, query=query, events=events
+            request,
+            "executions.html",
+            filters=filters,
+            page=page,
+            query=query,
+            events=events,
+            refresh=self.href(request, "executions", dict(query)),
         )
 
     async def execution(self, request: Request) -> Response:
@@ -239,6 +245,7 @@ class Dashboard:
             execution=view.execution,
             graph=graph,
             events=events,
+            refresh=self.href(request, "execution", execution_id=execution_id),
             error=error,
         )
 

@@ -318,3 +318,17 @@ def test_the_session_cookie_is_signed_http_only_and_same_site(client: TestClient
     client.cookies.clear()
     client.cookies.set("flowkit_dashboard", "eyJ1c2VyIjogImFsaWNlIn0=.forged.sig")
     assert client.get("/executions", follow_redirects=False).status_code == 303
+
+
+def test_a_refused_action_page_refreshes_from_the_execution_page(
+    client: TestClient, engine: flowkit.Engine
+) -> None:
+    execution_id = halted(engine)
+    sign_in(client, "bob")
+    token = csrf_of(client.get(f"/executions/{execution_id}").text)
+
+    refused = client.post(
+        f"/executions/{execution_id}/resume", data={"csrf": token, "decision": "approve"}
+    )
+
+    assert f'data-refresh="/executions/{execution_id}"' in refused.text

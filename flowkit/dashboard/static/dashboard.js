@@ -18,7 +18,8 @@
     if (busy) { again = true; return; }
     busy = true;
     try {
-      const response = await fetch(window.location.href, {
+      // The page's own URL: after a refused action the address bar shows the form's.
+      const response = await fetch(main.dataset.refresh, {
         credentials: "same-origin",
         headers: { Accept: "text/html" },
       });
