@@ -77,7 +77,7 @@ def bench_peers(session: nox.Session) -> None:
 
 
 #: Every benchmark in bench/, in the order ``nox -s bench`` runs them.
-BENCHES = ("engine", "stores", "peers", "concurrency", "datasize", "distributed")
+BENCHES = ("engine", "stores", "peers", "concurrency", "datasize", "distributed", "telemetry")
 
 
 @nox.session(python=PYTHON)
@@ -91,7 +91,7 @@ def bench(session: nox.Session) -> None:
     unknown = set(session.posargs) - set(BENCHES)
     if unknown:
         session.error(f"unknown bench(es): {', '.join(sorted(unknown))}; choose from {BENCHES}")
-    session.install("-e", ".[all]", *PEERS)
+    session.install("-e", ".[all]", "opentelemetry-sdk", *PEERS)
     for name in BENCHES:
         if name in session.posargs or not session.posargs:
             session.run("python", f"bench/{name}.py")
@@ -113,6 +113,7 @@ CORE_TESTS = [
     "--ignore=tests/ai",
     "--ignore=tests/distributed",
     "--ignore=tests/dashboard",
+    "--ignore=tests/telemetry",
     "--ignore=tests/backends/test_redis.py",
     "-m",
     "not (postgresql or mysql or redis)",
@@ -133,6 +134,16 @@ LOWEST = {
     "dashboard": (
         ["tests/dashboard", "-m", "not (postgresql or mysql or redis)"],
         ["httpx", "selenium"],  # the test client and the browser test
+    ),
+    "otel": (
+        [
+            "tests/telemetry",
+            "--ignore=tests/telemetry/test_dramatiq.py",
+            "--ignore=tests/telemetry/test_worker_logs.py",
+            "-m",
+            "not (postgresql or mysql or redis)",
+        ],
+        ["opentelemetry-sdk"],
     ),
 }
 _VERSIONS = (

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import telemetry
 from ..abc import Drivable, Driver
 from ..adapters import optional_import
 from ..config import settings
@@ -69,6 +70,10 @@ MODULES_VAR = "FLOWKIT_WORKER_MODULES"
 # Steps have their own timeouts; Dramatiq's default 10-minute limit would kill long ones.
 ACTOR_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
 MAINTENANCE_SECONDS = 5.0
+#: The environment variables that say how worker processes print logs (``flowkit
+#: worker --log-format --log-level`` sets them; see :func:`flowkit.telemetry.configure_logging`).
+LOG_FORMAT_VAR = "FLOWKIT_LOG_FORMAT"
+LOG_LEVEL_VAR = "FLOWKIT_LOG_LEVEL"
 #: The environment variables that bound a step message's time slice in the
 #: worker processes (``flowkit worker`` passes them on).
 SLICE_SECONDS_VAR = "FLOWKIT_SLICE_SECONDS"
@@ -314,6 +319,8 @@ class Runtime:
         self.timer: Actor[..., None] = dramatiq.actor(
             self._timer, actor_name="flowkit_timer", **options
         )
+        if not any(isinstance(found, _TraceContext) for found in broker.middleware):
+            broker.add_middleware(_TraceContext())
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._lock_connection: Any = None
@@ -527,6 +534,56 @@ class Runtime:
 _TIMED = (Status.HALTED, Status.WAITING)
 
 
+_Middleware: Any = dramatiq.Middleware
+
+
+class _TraceContext(_Middleware):  # type: ignore[misc]
+    """Carries the current trace context in flowkit's messages (``flowkit.telemetry``).
+
+    A worker makes the context its message carried current while it processes
+    the message, so the spans of the steps it runs link to the span that moved
+    the execution on (the ``start`` or ``resume`` call), and the messages it
+    sends carry the same context on.
+    """
+
+    def __init__(self) -> None:
+        self._scopes = threading.local()
+
+    def before_enqueue(self, broker: Broker, message: Any, delay: int | None) -> None:
+        if message.actor_name in _ACTORS:
+            found = telemetry.carrier()
+            if found:  # a delayed message moved to its queue keeps what it carried
+                message.options[_TRACE_OPTION] = found
+
+    def before_process_message(self, broker: Broker, message: Any) -> None:
+        scope = telemetry.attached(message.options.get(_TRACE_OPTION))
+        scope.__enter__()
+        self._stack().append(scope)
+
+    def after_process_message(
+        self, broker: Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        stack = self._stack()
+        if stack:
+            stack.pop().__exit__(None, None, None)
+
+    def after_skip_message(self, broker: Broker, message: Any) -> None:
+        self.after_process_message(broker, message)
+
+    def _stack(self) -> list[contextlib.AbstractContextManager[None]]:
+        stack: list[contextlib.AbstractContextManager[None]] | None = getattr(
+            self._scopes, "stack", None
+        )
+        if stack is None:
+            stack = self._scopes.stack = []
+        return stack
+
+
+_ACTORS = frozenset({"flowkit_step", "flowkit_branch", "flowkit_timer"})
+#: The message option that holds the trace context (W3C ``traceparent``, ``tracestate``).
+_TRACE_OPTION = "flowkit_trace"
+
+
 def _positive_seconds(value: float, name: str) -> float:
     """``value`` if it is a positive finite number of seconds.
 
@@ -701,6 +758,11 @@ def boot() -> None:
             ``FLOWKIT_SLICE_STEPS`` is not an integer of at least 1, or a
             module cannot be imported.
     """
+    log_format = os.environ.get(LOG_FORMAT_VAR)
+    if log_format:  # Dramatiq set up this process's logging: flowkit's format replaces it
+        telemetry.configure_logging(
+            log_format, os.environ.get(LOG_LEVEL_VAR) or "info", replace=True
+        )
     rt = get_runtime()
     rt.maintenance_seconds = _maintenance_seconds()
     rt.slice_seconds, rt.slice_steps = _slice()
@@ -715,6 +777,8 @@ def run_workers(
     processes: int = 1,
     threads: int = 8,
     queue: str | None = None,
+    log_format: str | None = None,
+    log_level: str = "info",
 ) -> int:
     """Start Dramatiq worker processes that import ``modules`` and run flowkit's actors.
 
@@ -724,6 +788,10 @@ def run_workers(
         processes: worker processes.
         threads: threads per process.
         queue: the queue to consume (default: ``FLOWKIT_QUEUE``, else ``flowkit``).
+        log_format: ``text`` or ``json``: how the worker processes print logs
+            (see :func:`flowkit.telemetry.configure_logging`); by default, as
+            Dramatiq does.
+        log_level: the least severe flowkit log record they print, with ``log_format``.
 
     Returns:
         Dramatiq's exit code.
@@ -739,6 +807,9 @@ def run_workers(
     _slice()
     queue = os.environ[QUEUE_VAR] = _queue(queue)
     os.environ[MODULES_VAR] = ",".join(modules)
+    if log_format is not None:
+        os.environ[LOG_FORMAT_VAR] = log_format
+        os.environ[LOG_LEVEL_VAR] = log_level
     from dramatiq.cli import main, make_argument_parser
 
     args = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]

@@ -3,7 +3,7 @@
 Commands live in the modules next to this one, one per group of commands;
 extensions add theirs with these same helpers (``flowkit mcp`` in
 :mod:`flowkit.ai`): ``handles_errors``, ``store_option``, ``import_option``,
-``json_option``, ``open_engine``, ``load_target`` and ``echo_json``.
+``json_option``, ``log_options``, ``open_engine``, ``load_target`` and ``echo_json``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..definitions.workflows import import_module, import_workflows
 from ..engine import Engine
 from ..errors import ConfigError, FlowkitError, NotFoundError, ValidationError
 from ..records import Status
+from ..telemetry import LOG_LEVELS, configure_logging
 
 __all__ = [
     "LazyCommand",
@@ -39,6 +40,9 @@ __all__ = [
     "import_option",
     "json_option",
     "load_target",
+    "log_format_option",
+    "log_level_option",
+    "log_options",
     "main",
     "open_engine",
     "open_store",
@@ -94,6 +98,44 @@ import_option = click.option(
     help="Import a module first (it registers services and workflows). Repeatable.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Logs on stderr as text, or as one JSON object per line.",
+)
+
+
+def log_level_option(default: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """``--log-level``: the least severe flowkit log record printed."""
+    return click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        default=default,
+        show_default=True,
+        help="The least severe flowkit log record printed.",
+    )
+
+
+def log_options(default_level: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """``--log-format text|json`` and ``--log-level``, applied before the command runs: how
+    a long-running command prints flowkit's logs (each step's start, finish, retry and
+    failure) on stderr."""
+
+    def decorate(command: Callable[..., R]) -> Callable[..., R]:
+        @log_format_option
+        @log_level_option(default_level)
+        @wraps(command)
+        def run(*args: Any, log_format: str, log_level: str, **kwargs: Any) -> R:
+            configure_logging(log_format, log_level)
+            return command(*args, **kwargs)
+
+        return run
+
+    return decorate
 
 
 def import_modules(modules: Sequence[str]) -> None:

@@ -22,6 +22,9 @@ from .app import (
     import_option,
     json_option,
     load_target,
+    log_format_option,
+    log_level_option,
+    log_options,
     main,
     open_engine,
     store_option,
@@ -148,6 +151,7 @@ def _watch(engine: Any) -> Callable[[], None]:
 @store_option
 @import_option
 @json_option
+@log_options("warning")
 @handles_errors
 def run(
     target: str,
@@ -348,6 +352,7 @@ def _register(engine: Any, targets: Sequence[str]) -> None:
 @store_option
 @import_option
 @json_option
+@log_options("info")
 @handles_errors
 def recover(
     workflow_targets: Sequence[str], store_url: str | None, imports: Sequence[str], as_json: bool
@@ -364,6 +369,7 @@ def recover(
 @store_option
 @import_option
 @json_option
+@log_options("info")
 @handles_errors
 def wake(
     workflow_targets: Sequence[str], store_url: str | None, imports: Sequence[str], as_json: bool
@@ -407,6 +413,8 @@ def _print_results(results: Sweep, verb: str, as_json: bool) -> None:
 )
 @click.option("--broker", "broker_url", metavar="URL", help="Broker URL (redis:// or amqp://).")
 @store_option
+@log_format_option
+@log_level_option("info")
 @handles_errors
 def worker(
     modules: Sequence[str],
@@ -415,6 +423,8 @@ def worker(
     queue: str | None,
     broker_url: str | None,
     store_url: str | None,
+    log_format: str,
+    log_level: str,
 ) -> None:
     """Run Dramatiq workers that import MODULEs (which register workflows and services).
 
@@ -430,6 +440,11 @@ def worker(
 
     sys.exit(
         run_workers(
-            [*settings().imports, *modules], processes=processes, threads=threads, queue=queue
+            [*settings().imports, *modules],
+            processes=processes,
+            threads=threads,
+            queue=queue,
+            log_format=log_format,
+            log_level=log_level,
         )
     )

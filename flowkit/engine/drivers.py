@@ -7,6 +7,7 @@ engine functions, so the semantics have exactly one implementation.
 
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -38,7 +39,8 @@ class ThreadDriver(Driver):
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flowkit")
 
     def dispatch(self, engine: Drivable, execution_id: str) -> Future[Any] | None:
-        return self._pool.submit(engine.drive, execution_id)
+        # The caller's context goes along: step spans link to the span that resumed them.
+        return self._pool.submit(contextvars.copy_context().run, engine.drive, execution_id)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

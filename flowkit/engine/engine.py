@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from .. import telemetry
 from ..abc import Clock, Decision, Driver, Store
 from ..adapters import connect, make_driver
 from ..config import settings
@@ -402,6 +403,7 @@ class Engine:
             workflow_version=wf.version,
         )
         self.store.checkpoint(record, [entry], execution.version, changed=())
+        telemetry.checkpointed(execution, record, [entry])  # metrics and logs
         self._stepper.emit(record, "workflow.retried", entry.step_id, {})
         return record
 
@@ -606,19 +608,33 @@ class Engine:
         if sent is None:
             return False
         execution = self.store.load(execution_id)
-        if execution is None:
-            return True  # deleted meanwhile
-        self._stepper.emit(
-            execution, "signal.received", None, {"name": name, "seq": sent.seq, "key": key}
-        )
-        if self._make_due(execution, name) is not None:
+        if execution is not None:
+            self._stepper.emit(
+                execution, "signal.received", None, {"name": name, "seq": sent.seq, "key": key}
+            )
+            self._deliver(execution, name)
+        return True
+
+    def _deliver(self, execution: Execution, name: str) -> None:
+        """If the execution waits for signal ``name``, make its timer due and wake it."""
+        for _ in range(CANCEL_ATTEMPTS):
             try:
-                self.driver.wake(self, execution_id)
+                due = self._make_due(execution, name)
+            except ConflictError:  # it changed meanwhile: look again
+                latest = self.store.load(execution.id)
+                if latest is None:
+                    return
+                execution = latest
+                continue
+            if due is None:
+                return  # it does not wait for it (yet): a wait step finds it in the mailbox
+            try:
+                self.driver.wake(self, execution.id)
             except ConflictError:
                 pass  # another process delivered it first
             except NotFoundError as exc:
-                log.info("flowkit: signal %r to %s waits for a worker: %s", name, execution_id, exc)
-        return True
+                log.info("flowkit: signal %r to %s waits for a worker: %s", name, execution.id, exc)
+            return
 
     def _unless_signalled(self, advance: Advance) -> Advance:
         """After a ``wait`` step began to wait: if its signal came meanwhile (a sender
@@ -938,7 +954,9 @@ class Engine:
             lease_owner=self._stepper.lease_owner(parent_id is not None),
             lease_expires_at=now + self.lease,
         )
+        execution = telemetry.with_trace(execution)  # the trace its step spans join
         self.store.create(execution)
+        telemetry.created(execution)  # metrics and logs
         self._stepper.emit(execution, "workflow.started", None, {"input": data})
         return execution
 
@@ -1054,6 +1072,7 @@ class Engine:
             lease_expires_at=now + self.lease,
         )
         self.store.checkpoint(claimed, (), execution.version, changed=())
+        telemetry.checkpointed(execution, claimed, ())  # metrics
         return claimed
 
     def _take_over(self, execution: Execution, *, owner: str | None) -> Execution:
@@ -1114,6 +1133,7 @@ class Engine:
             lease_expires_at=None,
         )
         self.store.checkpoint(failed, [entry], execution.version, changed=())
+        telemetry.checkpointed(execution, failed, [entry])  # metrics and logs
         log.error("flowkit: %s", error)
         self._stepper.emit(failed, "workflow.failed", None, {"error": error})
         self.notify_parent(failed)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import attrs
 
+from .. import telemetry
 from ..cursor import BranchResult, Cursor, ParallelFrame
 from ..definitions import BRANCHES, StepDef, WorkflowDef
 from ..errors import ConflictError
@@ -23,7 +24,7 @@ from ..records import Action, Execution, Status
 from .leases import InFlight
 from .position import nested_steps, parallel_step
 from .results import Advance, FanOut
-from .stepper import Stepper, kind_of, retry_delay
+from .stepper import RUN, Stepper, kind_of, retry_delay
 from .transaction import Transaction, error_text
 
 __all__ = ["Fanout", "has_joined"]
@@ -129,7 +130,9 @@ class Fanout:
             stepper.emit(execution, "step.started", branch_path, {"attempt": number})
         started = time.perf_counter()
         try:
-            outcome = kind_of(branch.type).run(run)
+            with telemetry.watch_step(execution, branch_path, branch.type, number, RUN) as watch:
+                outcome = kind_of(branch.type).run(run)
+                watch.ended(outcome.action, outcome.error)  # the branch's span
         except Exception as exc:
             duration = (time.perf_counter() - started) * 1000
             failed = BranchResult(

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from .. import telemetry
 from ..abc import Decision, Inner, Outcome, StepType, Store, step_type
 from ..cursor import EMPTY, Cursor, Frame, LoopFrame, ParallelFrame, Unwinding, with_cancel_of
 from ..definitions import BODY, BRANCHES, StepDef, WorkflowDef
@@ -385,6 +386,7 @@ class Stepper:
                 definition_hash=tx.adopt or latest.definition_hash,
                 lease_owner=owner,
                 lease_expires_at=expires,
+                traceparent=latest.traceparent,
             )
 
         try:
@@ -395,6 +397,7 @@ class Stepper:
             if isinstance(exc, FlowkitError):
                 raise
             return self._unstorable_checkpoint(tx, inflight, exc)
+        telemetry.checkpointed(tx.base, record, tx.entries)  # metrics and logs
         inflight.remember_cursor(cursor, typed)
         if tx.loops:
             self._remember_outputs(inflight, tx)
@@ -443,6 +446,7 @@ class Stepper:
             )
 
         record = inflight.write(self.store, build, entries, tx.base.version)
+        telemetry.checkpointed(tx.base, record, entries)  # metrics and logs
         self.emit(record, "workflow.failed", None, {"error": error})
         return Advance(execution=record)
 
@@ -576,7 +580,9 @@ class Stepper:
             call = lambda: kind.run(run)  # noqa: E731
         started = time.perf_counter()
         try:
-            outcome = call()
+            with telemetry.watch_step(tx.base, path, step.type, attempt, mode) as watch:
+                outcome = call()
+                watch.ended(outcome.action, outcome.error)  # the step's span
         except Exception as exc:
             duration = (time.perf_counter() - started) * 1000
             return self._failed(tx, step, run, exc, duration, retry=mode == RUN)

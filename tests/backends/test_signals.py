@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 import flowkit
-from flowkit import Status, Store
+from flowkit import Execution, Status, Store
 from flowkit.definitions import WorkflowRegistry
 from flowkit.records import Signal
 from flowkit.testing import FakeClock
@@ -106,11 +107,51 @@ def engine(
         yield opened
 
 
+class Watch:
+    """Waits, without sleeping, for an execution to reach a state: woken by every event
+    of the engine (a signal delivered on the thread executor goes on in another thread,
+    and may wait again on its way)."""
+
+    def __init__(self, engine: flowkit.Engine) -> None:
+        self._engine = engine
+        self._changed = threading.Condition()
+        engine.subscribe(self._notify)
+
+    def _notify(self, event: flowkit.Event) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def until(
+        self, execution_id: str, ready: Callable[[Execution], bool], timeout: float = 30
+    ) -> Execution:
+        deadline = time.monotonic() + timeout
+        with self._changed:  # held while reading: no event is missed in between
+            while True:
+                execution = self._engine.load(execution_id)
+                if ready(execution):
+                    return execution
+                left = deadline - time.monotonic()
+                assert left > 0, f"{execution!r} never got there"
+                self._changed.wait(left)
+
+    def ended(self, execution_id: str) -> Execution:
+        return self.until(execution_id, lambda execution: execution.status.finished)
+
+    def waiting_at(self, execution_id: str, seq: int) -> Execution:
+        """Waiting again, after entry ``seq``."""
+        return self.until(execution_id, lambda e: e.status is Status.WAITING and e.seq > seq)
+
+
+@pytest.fixture
+def watch(engine: flowkit.Engine) -> Watch:
+    return Watch(engine)
+
+
 def _actions(engine: flowkit.Engine, execution_id: str) -> list[tuple[str, str]]:
     return [(e.step_id, e.action.value) for e in engine.store.entries(execution_id)]
 
 
-def test_a_signal_moves_a_waiting_execution_on(engine: flowkit.Engine) -> None:
+def test_a_signal_moves_a_waiting_execution_on(engine: flowkit.Engine, watch: Watch) -> None:
     events: list[str] = []
     engine.subscribe(lambda event: events.append(event.name))
     waiting = engine.run(PAY)
@@ -123,9 +164,9 @@ def test_a_signal_moves_a_waiting_execution_on(engine: flowkit.Engine) -> None:
     }
     assert stored.wake_at == START + timedelta(hours=1)
     assert engine.signal(waiting.execution_id, "paid", {"amount": 12}) is True
-    final = engine.wait(waiting.execution_id, timeout=30)
-    assert final.completed
-    assert final.output == {"amount": 12}
+    final = watch.ended(waiting.execution_id)
+    assert final.status is Status.COMPLETED
+    assert final.result == {"amount": 12}
     assert _actions(engine, waiting.execution_id)[1:] == [
         ("ask", "waiting"),
         ("ask", "completed"),
@@ -136,9 +177,7 @@ def test_a_signal_moves_a_waiting_execution_on(engine: flowkit.Engine) -> None:
         assert name in events
 
 
-def test_a_signal_sent_before_the_wait_is_kept_for_it(
-    engine: flowkit.Engine, clock: FakeClock
-) -> None:
+def test_a_signal_sent_before_the_wait_is_kept_for_it(engine: flowkit.Engine, watch: Watch) -> None:
     halted = engine.run(APPROVE_THEN_WAIT)
     assert halted.halted
     # A halted execution keeps the signal, and a signal never resumes a halt.
@@ -147,54 +186,64 @@ def test_a_signal_sent_before_the_wait_is_kept_for_it(
     (kept,) = engine.store.signals(halted.execution_id)
     assert kept.payload == "early"
     engine.resume(halted.execution_id, approved=True)
-    final = engine.wait(halted.execution_id, timeout=30)
-    assert final.completed
-    assert final.output == "early"
+    final = watch.ended(halted.execution_id)
+    assert final.result == "early"
     assert ("ask", "waiting") not in _actions(engine, halted.execution_id)
 
 
-def test_signals_are_consumed_once_each_in_the_order_sent(engine: flowkit.Engine) -> None:
+def test_signals_are_consumed_once_each_in_the_order_sent(
+    engine: flowkit.Engine, watch: Watch
+) -> None:
     waiting = engine.run(COLLECT, {"slots": [0, 1, 2, 3]})
     assert waiting.waiting
     for n in range(3):
         engine.signal(waiting.execution_id, "item", n)
     engine.signal(waiting.execution_id, "other", "not for this wait")
-    assert engine.wait(waiting.execution_id, timeout=30).waiting  # the fourth wait
+    fourth = watch.until(
+        waiting.execution_id,
+        lambda e: (
+            e.status is Status.WAITING
+            and len(e.cursor) > 0
+            and [x.action.value for x in engine.store.entries(e.id)].count("completed") == 4
+        ),
+    )
+    assert fourth.status is Status.WAITING  # start and three waits completed: the fourth waits
     engine.signal(waiting.execution_id, "item", 3)
-    final = engine.wait(waiting.execution_id, timeout=30)
-    assert final.completed
-    assert final.output == [0, 1, 2, 3]
+    final = watch.ended(waiting.execution_id)
+    assert final.result == [0, 1, 2, 3]
     assert [s.name for s in engine.store.signals(waiting.execution_id)] == ["other"]
 
 
-def test_a_key_makes_sending_idempotent(engine: flowkit.Engine) -> None:
+def test_a_key_makes_sending_idempotent(engine: flowkit.Engine, watch: Watch) -> None:
     waiting = engine.run(COLLECT, {"slots": [0, 1]})
     assert engine.signal(waiting.execution_id, "item", "a", key="pay-1") is True
     assert engine.signal(waiting.execution_id, "item", "again", key="pay-1") is False
     assert engine.signal(waiting.execution_id, "item", "b", key="pay-2") is True
-    assert engine.wait(waiting.execution_id, timeout=30).output == ["a", "b"]
+    assert watch.ended(waiting.execution_id).result == ["a", "b"]
 
 
-def test_the_timeout_goes_to_on_timeout_or_fails(engine: flowkit.Engine, clock: FakeClock) -> None:
+def test_the_timeout_goes_to_on_timeout_or_fails(
+    engine: flowkit.Engine, watch: Watch, clock: FakeClock
+) -> None:
     late = engine.run(PAY)
     strict = engine.run(STRICT)
     clock.advance(61)
     engine.wake_due()
-    failed = engine.wait(strict.execution_id, timeout=30)
-    assert failed.failed
+    failed = watch.ended(strict.execution_id)
+    assert failed.status is Status.FAILED
     assert failed.error == (
         "ExecutionError: step 'ask' timed out after 60s waiting for signal 'paid'"
     )
     assert engine.load(late.execution_id).status is Status.WAITING
     clock.advance(3600)
     engine.wake_due()
-    assert engine.wait(late.execution_id, timeout=30).output == "late"
+    assert watch.ended(late.execution_id).result == "late"
     with pytest.raises(flowkit.ExecutionError, match="completed"):
         engine.signal(late.execution_id, "paid", 1)
 
 
 def test_a_signal_already_there_when_the_timer_fires_wins(
-    engine: flowkit.Engine, store: Store, clock: FakeClock
+    engine: flowkit.Engine, watch: Watch, store: Store, clock: FakeClock
 ) -> None:
     waiting = engine.run(PAY)
     # Sent behind the engine's back, as a sender that saw the execution running would.
@@ -203,7 +252,7 @@ def test_a_signal_already_there_when_the_timer_fires_wins(
     )
     clock.advance(7200)
     engine.wake_due()
-    assert engine.wait(waiting.execution_id, timeout=30).output == 1
+    assert watch.ended(waiting.execution_id).result == 1
 
 
 def test_unknown_and_finished_executions_refuse_signals(engine: flowkit.Engine) -> None:
@@ -270,7 +319,7 @@ def test_a_signal_that_lands_while_the_wait_step_checkpoints_is_not_lost(
     assert final.output == "raced"
 
 
-def test_eight_senders_with_one_key_deliver_once(engine: flowkit.Engine) -> None:
+def test_eight_senders_with_one_key_deliver_once(engine: flowkit.Engine, watch: Watch) -> None:
     waiting = engine.run(COLLECT, {"slots": [0, 1]})
     barrier = threading.Barrier(8)
     sent: list[bool] = []
@@ -285,7 +334,7 @@ def test_eight_senders_with_one_key_deliver_once(engine: flowkit.Engine) -> None
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(sent) == [False] * 7 + [True]
-    assert engine.wait(waiting.execution_id, timeout=30).waiting  # the second wait
+    assert watch.waiting_at(waiting.execution_id, 3).status is Status.WAITING  # the second
     assert [e.output for e in engine.store.entries(waiting.execution_id)].count("once") == 1
 
 

@@ -358,8 +358,8 @@ def test_a_step_message_past_max_recoveries_fails_the_execution(setup: Setup) ->
     assert after.error == (
         f"ExecutionError: recovery gave up on execution '{died.id}' after 5 attempts: step "
         "'a' never reached its next checkpoint (each time, the process running it died or "
-        "could not write it; see that process's logs). Fix the cause, then start the "
-        "workflow again (max_recoveries=5)"
+        f"could not write it; see that process's logs). Fix the cause, then retry it: "
+        f"flowkit retry {died.id} (max_recoveries=5)"
     )
     assert (after.lease_owner, after.cursor) == (None, {})
     assert setup.recorder.take() == []  # nothing follows a failed execution
