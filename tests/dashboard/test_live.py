@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -13,17 +15,19 @@ from .conftest import USERS, basic, halted
 from .server import serving
 
 
-def _events(response: httpx.Response) -> list[tuple[str, dict[str, object]]]:
-    """Read SSE messages until one with data arrives; the messages read."""
-    found: list[tuple[str, dict[str, object]]] = []
+def _first_event(
+    response: httpx.Response, wanted: Callable[[dict[str, Any]], bool]
+) -> tuple[str, dict[str, Any]]:
+    """The first SSE message whose data is ``wanted`` (earlier ones may show steps between)."""
     name = ""
     for line in response.iter_lines():
         if line.startswith("event: "):
             name = line.removeprefix("event: ")
         elif line.startswith("data: "):
-            found.append((name, json.loads(line.removeprefix("data: "))))
-            return found
-    return found
+            data = json.loads(line.removeprefix("data: "))
+            if wanted(data):
+                return name, data
+    raise AssertionError("the stream ended without the event")
 
 
 def test_an_execution_page_hears_of_a_change_another_process_makes(
@@ -41,7 +45,7 @@ def test_an_execution_page_hears_of_a_change_another_process_makes(
         assert stream.headers["content-type"].startswith("text/event-stream")
         # The worker is someone else: the engine decides directly, not through the dashboard.
         assert engine.resume(execution_id, approved=True, by="carol").completed
-        ((name, data),) = _events(stream)
+        name, data = _first_event(stream, lambda data: data["status"] != "running")
 
     assert name == "execution"
     assert data["execution_id"] == execution_id
@@ -61,9 +65,13 @@ def test_the_list_hears_of_a_new_execution(engine: flowkit.Engine) -> None:
         marked = listed.text.split('data-events="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
         with http.stream("GET", marked) as stream:
             new = halted(engine, 5)
-            ((name, data),) = _events(stream)
+            name, data = _first_event(
+                stream, lambda data: data["executions"][0]["status"] == "halted"
+            )
 
     assert name == "executions"
-    shown = data["executions"]
-    assert isinstance(shown, list)
-    assert shown[0]["id"] == new
+    assert data["executions"][0] == {
+        "id": new,
+        "status": "halted",
+        "version": engine.load(new).version,
+    }
