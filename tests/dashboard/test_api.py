@@ -287,7 +287,7 @@ def test_an_action_that_runs_on_answers_with_the_record_as_it_is(
 ) -> None:
     execution_id = halted(engine)
     shop.gate.clear()  # ship() blocks until the gate opens
-    actions = Actions(engine, wait_seconds=0.05)
+    actions = Actions(engine, wait_seconds=1.0)  # long enough to reach ship(), which blocks
 
     async def approve_then_open_the_gate() -> Done:
         try:
