@@ -352,14 +352,18 @@ class Dashboard:
         if denied is not None:
             return denied
         execution_id = request.path_params["execution_id"]
+        after = request.query_params.get("after", "0")
+        if not after.isdigit():
+            return _error(400, f"after must be an entry's seq (0 or more), got '{after}'")
         try:
-            view = await asyncio.to_thread(view_execution, self.engine, execution_id)
+            execution = await asyncio.to_thread(self.engine.load, execution_id)
         except NotFoundError as exc:
             return _error(404, str(exc))
+        entries = await asyncio.to_thread(self.engine.store.entries, execution_id, after=int(after))
         return JSONResponse(
             {
-                "execution": execution_to_dict(view.execution),
-                "entries": [entry_to_dict(entry) for entry in view.entries],
+                "execution": execution_to_dict(execution),
+                "entries": [entry_to_dict(entry) for entry in entries],
             }
         )
 

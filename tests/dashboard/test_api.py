@@ -67,6 +67,13 @@ def test_one_execution_with_its_entries(client: TestClient, engine: flowkit.Engi
         ("remember", "completed"),
         ("ask", "halted"),
     ]
+    later = client.get(f"/api/executions/{execution_id}?after=2", headers=basic("bob")).json()
+    assert [e["seq"] for e in later["entries"]] == [3]
+    bad = client.get(f"/api/executions/{execution_id}?after=-1", headers=basic("bob"))
+    assert (bad.status_code, bad.json()) == (
+        400,
+        {"error": "after must be an entry's seq (0 or more), got '-1'"},
+    )
     missing = client.get("/api/executions/nope", headers=basic("bob"))
     assert missing.status_code == 404
     assert missing.json() == {"error": "no execution 'nope' in the store"}
