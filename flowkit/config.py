@@ -4,7 +4,8 @@ Each setting comes from the first of these that sets it:
 
 1. :func:`configure` (process-wide overrides, kept until :func:`reset`);
 2. the environment: ``FLOWKIT_STORE``, ``FLOWKIT_EXECUTOR``, ``FLOWKIT_BROKER``,
-   ``FLOWKIT_LEASE_SECONDS`` (empty variables are ignored);
+   ``FLOWKIT_LEASE_SECONDS``, ``FLOWKIT_MAX_RECOVERIES``, ``FLOWKIT_RETENTION``,
+   ``FLOWKIT_RETENTION_INTERVAL`` (empty variables are ignored);
 3. a configuration file, found by walking up from the working directory: in
    each directory a ``flowkit.toml`` (top-level keys) wins over a
    ``pyproject.toml`` with a ``[tool.flowkit]`` table; a ``pyproject.toml``
@@ -26,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from .definitions import did_you_mean
+from .definitions import did_you_mean, seconds
 from .errors import ConfigError
 from .frozen import FrozenDict
 from .services import parse_import_path
@@ -52,6 +53,8 @@ ENV_VARS: Mapping[str, str] = FrozenDict(
         "broker": "FLOWKIT_BROKER",
         "lease_seconds": "FLOWKIT_LEASE_SECONDS",
         "max_recoveries": "FLOWKIT_MAX_RECOVERIES",
+        "retention": "FLOWKIT_RETENTION",
+        "retention_interval": "FLOWKIT_RETENTION_INTERVAL",
     }
 )
 """Setting name → the environment variable that sets it."""
@@ -184,6 +187,23 @@ def _max_recoveries(value: Any) -> int:
     return value
 
 
+_DURATION = "a duration such as '30d', '12h' or 'P30D' (or a number of seconds)"
+
+
+def _duration(value: Any) -> float:
+    try:
+        duration = seconds(value)
+    except ValueError:
+        raise _Bad(_DURATION, value) from None
+    if duration <= 0:
+        raise _Bad(f"longer than zero: {_DURATION}", value)
+    return float(duration)
+
+
+def _retention(value: Any) -> float | None:
+    return None if value is None else _duration(value)
+
+
 def _store_options(value: Any) -> FrozenDict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
         raise _Bad("a table of options for the store adapter", value)
@@ -211,6 +231,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "imports": _imports,
     "lease_seconds": _lease_seconds,
     "max_recoveries": _max_recoveries,
+    "retention": _retention,
+    "retention_interval": _duration,
     "store_options": _store_options,
     "dashboard_users": _dashboard_users,
 }
@@ -262,6 +284,14 @@ def _to_max_recoveries(value: Any) -> int:
     return _normalize("max_recoveries", value, "Settings")  # type: ignore[no-any-return]
 
 
+def _to_retention(value: Any) -> float | None:
+    return _normalize("retention", value, "Settings")  # type: ignore[no-any-return]
+
+
+def _to_retention_interval(value: Any) -> float:
+    return _normalize("retention_interval", value, "Settings")  # type: ignore[no-any-return]
+
+
 def _to_store_options(value: Any) -> Mapping[str, Any]:
     return _normalize("store_options", value, "Settings")  # type: ignore[no-any-return]
 
@@ -290,6 +320,11 @@ class Settings:
         lease_seconds: how long a process owns an execution it advances.
         max_recoveries: how many times ``recover`` takes over an execution whose
             step never reached its next checkpoint before it fails the execution.
+        retention: how long finished executions are kept, in seconds (given
+            as a duration such as ``"30d"``); workers prune older ones. None
+            (the default) keeps them forever.
+        retention_interval: how often a worker process prunes, at most
+            (default one hour).
         store_options: passed to the store adapter (pool settings, ``prefix``…).
         dashboard_users: a file of ``name:hash`` lines, the users who may sign in
             to ``flowkit dashboard`` (``FLOWKIT_DASHBOARD_USERS`` wins over it).
@@ -307,6 +342,8 @@ class Settings:
     imports: tuple[str, ...] = attrs.field(default=(), converter=_to_imports)
     lease_seconds: float = attrs.field(default=30.0, converter=_to_lease_seconds)
     max_recoveries: int = attrs.field(default=5, converter=_to_max_recoveries)
+    retention: float | None = attrs.field(default=None, converter=_to_retention)
+    retention_interval: float = attrs.field(default=3600.0, converter=_to_retention_interval)
     store_options: Mapping[str, Any] = attrs.field(
         factory=FrozenDict, converter=_to_store_options, hash=False
     )
@@ -397,6 +434,9 @@ def _env_settings(env: Mapping[str, str | None]) -> dict[str, Any]:
             elif key == "max_recoveries":
                 with contextlib.suppress(ValueError):
                     value = int(text)
+            elif key in ("retention", "retention_interval"):
+                with contextlib.suppress(ValueError):
+                    value = float(text)  # else a duration with a unit
             values[key] = _normalize(key, value, f"environment variable {var}")
     return values
 
@@ -462,8 +502,9 @@ def configure(**kwargs: Any) -> Settings:
 
     Args:
         **kwargs: any of ``store``, ``executor``, ``broker``, ``services``,
-            ``workflows``, ``imports``, ``lease_seconds`` and
-            ``store_options``, as described in :class:`Settings`.
+            ``workflows``, ``imports``, ``lease_seconds``, ``max_recoveries``,
+            ``retention``, ``retention_interval`` and ``store_options``, as
+            described in :class:`Settings`.
 
     Returns:
         The effective settings after the change.

@@ -87,6 +87,8 @@ LEVELS = ("file", "env", "configure")
         ),
         ("lease_seconds", {"default": 30.0, "file": 1.5, "env": 2.5, "configure": 3.5}),
         ("max_recoveries", {"default": 5, "file": 2, "env": 3, "configure": 4}),
+        ("retention", {"default": None, "file": "30d", "env": "7d", "configure": "1h"}),
+        ("retention_interval", {"default": 3600.0, "file": 60, "env": 90, "configure": "5m"}),
     ],
 )
 def test_each_level_beats_the_next(
@@ -105,7 +107,8 @@ def test_each_level_beats_the_next(
         monkeypatch.setenv(ENV_VARS[key], str(values["env"]))
     if "configure" in levels:
         configure(**{key: values["configure"]})
-    assert getattr(settings(), key) == values[winner]
+    # Compared as the setting holds it (a duration such as "30d" is held in seconds).
+    assert getattr(settings(), key) == getattr(Settings(**{key: values[winner]}), key)
 
 
 def test_a_relative_sqlite_file_in_a_config_file_is_next_to_that_file(
@@ -227,14 +230,14 @@ def test_configured_workflows_are_kept_as_given() -> None:
         (
             "stroe = 'sqlite:///x.db'",
             "unknown key 'stroe' (did you mean 'store'?) (known keys: store, executor, broker, "
-            "services, workflows, imports, lease_seconds, max_recoveries, store_options, "
-            "dashboard_users)",
+            "services, workflows, imports, lease_seconds, max_recoveries, retention, "
+            "retention_interval, store_options, dashboard_users)",
         ),
         (
             "source = 'x'",
             "unknown key 'source' (did you mean 'store'?) (known keys: store, executor, broker, "
-            "services, workflows, imports, lease_seconds, max_recoveries, store_options, "
-            "dashboard_users)",
+            "services, workflows, imports, lease_seconds, max_recoveries, retention, "
+            "retention_interval, store_options, dashboard_users)",
         ),
         (
             "store = 1",
@@ -292,6 +295,16 @@ def test_configured_workflows_are_kept_as_given() -> None:
         (
             "lease_seconds = nan",
             "'lease_seconds' must be a positive number of seconds, got a number nan",
+        ),
+        (
+            "retention = '30 days'",
+            "'retention' must be a duration such as '30d', '12h' or 'P30D' (or a number of "
+            "seconds), got a string '30 days'",
+        ),
+        (
+            "retention_interval = 0",
+            "'retention_interval' must be longer than zero: a duration such as '30d', '12h' or "
+            "'P30D' (or a number of seconds), got an integer 0",
         ),
         (
             "store_options = 'pool'",
@@ -373,13 +386,13 @@ def test_lease_seconds_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
             {"stor": "memory://"},
             "flowkit.configure(): unknown setting 'stor' (did you mean 'store'?) (settings: "
             "store, executor, broker, services, workflows, imports, lease_seconds, "
-            "max_recoveries, store_options, dashboard_users)",
+            "max_recoveries, retention, retention_interval, store_options, dashboard_users)",
         ),
         (
             {"executer": "thread"},
             "flowkit.configure(): unknown setting 'executer' (did you mean 'executor'?) "
             "(settings: store, executor, broker, services, workflows, imports, lease_seconds, "
-            "max_recoveries, store_options, dashboard_users)",
+            "max_recoveries, retention, retention_interval, store_options, dashboard_users)",
         ),
         (
             {"lease_seconds": "10"},

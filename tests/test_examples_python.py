@@ -29,7 +29,7 @@ def python_twin(name: str) -> flowkit.Workflow:
 
 
 def test_every_yaml_example_has_a_python_twin() -> None:
-    assert len(NAMES) == 10
+    assert len(NAMES) == 11
     assert [name for name in NAMES if not (EXAMPLES / f"{name}.py").is_file()] == []
 
 

@@ -37,7 +37,7 @@ from ..abc import Drivable, Driver
 from ..adapters import optional_import
 from ..config import settings
 from ..definitions.workflows import import_workflows
-from ..engine import Advance, Engine
+from ..engine import Advance, Engine, Retention
 from ..errors import ConfigError, ConflictError
 from ..records import Execution, Status
 
@@ -282,6 +282,7 @@ class Runtime:
             (checked after each step, so a longer step ends the slice).
         slice_steps: at most this many steps per step message (``1``: one
             message per step).
+        retention: prunes finished executions from :meth:`maintain`, if given.
 
     Raises:
         ConfigError: ``slice_seconds`` is not a positive number, or
@@ -297,8 +298,10 @@ class Runtime:
         maintenance_seconds: float = MAINTENANCE_SECONDS,
         slice_seconds: float = SLICE_SECONDS,
         slice_steps: int = SLICE_STEPS,
+        retention: Retention | None = None,
     ) -> None:
         self.broker = broker
+        self.retention = retention
         self.queue = queue
         self.maintenance_seconds = maintenance_seconds
         self.slice_seconds = _positive_seconds(slice_seconds, "slice_seconds")
@@ -457,16 +460,22 @@ class Runtime:
     # --- maintenance ----------------------------------------------------------------------------
 
     def maintain(self) -> None:
-        """Run ``recover()`` and ``wake_due()`` once, if this process holds the lock."""
+        """Run ``recover()`` and ``wake_due()`` (which starts due schedules) once, and
+        prune when the retention is due, if this process holds the lock."""
         if not self._hold_lock():
             return
         engine = self.engine()
         # Each sweep isolates its executions; this isolates the sweeps (a store outage).
-        for sweep in (engine.recover, engine.wake_due):
+        for sweep in (engine.recover, engine.wake_due, self._prune):
             try:
                 sweep()
             except Exception:
                 log.exception("flowkit: maintenance (%s) failed", sweep.__name__)
+
+    def _prune(self) -> None:
+        if self.retention is not None:
+            engine = self.engine()
+            self.retention.apply(engine.store, engine.clock.now())
 
     def _hold_lock(self) -> bool:
         """A lease-style lock in the broker's Redis, or an exclusive RabbitMQ queue.
@@ -747,8 +756,10 @@ def boot() -> None:
 
     Declares the actors on the configured broker, imports the modules named by
     ``FLOWKIT_WORKER_MODULES`` and registers the workflows they define, and
-    starts the periodic ``recover()``/``wake_due()`` thread (every ``FLOWKIT_MAINTENANCE_SECONDS``,
-    5 by default). A step message drives its execution for at most
+    starts the periodic ``recover()``/``wake_due()`` thread (every
+    ``FLOWKIT_MAINTENANCE_SECONDS``, 5 by default), which also starts due
+    schedules and applies the ``retention`` setting (at most once per
+    ``retention_interval``). A step message drives its execution for at most
     ``FLOWKIT_SLICE_SECONDS`` (0.1 by default) and ``FLOWKIT_SLICE_STEPS`` steps
     (100 by default).
 
@@ -765,6 +776,7 @@ def boot() -> None:
         )
     rt = get_runtime()
     rt.maintenance_seconds = _maintenance_seconds()
+    rt.retention = Retention.configured(settings())
     rt.slice_seconds, rt.slice_steps = _slice()
     modules = os.environ.get(MODULES_VAR, "")
     import_workflows(name for name in modules.split(",") if name)

@@ -374,7 +374,7 @@ def recover(
 def wake(
     workflow_targets: Sequence[str], store_url: str | None, imports: Sequence[str], as_json: bool
 ) -> None:
-    """Move on executions whose timers fired (approval timeouts)."""
+    """Move on executions whose timers fired, and start due schedules."""
     with open_engine(store_url, imports) as engine:
         _register(engine, workflow_targets)
         results = engine.wake_due()
@@ -429,7 +429,8 @@ def worker(
     """Run Dramatiq workers that import MODULEs (which register workflows and services).
 
     The workers also run recover() and wake_due() every few seconds (one
-    worker at a time, under a lock in the broker).
+    worker at a time, under a lock in the broker), which starts due schedules,
+    and prune finished executions when the 'retention' setting is set.
     """
     if broker_url:
         os.environ["FLOWKIT_BROKER"] = broker_url

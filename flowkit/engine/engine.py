@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_future
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from ..definitions import default_registry as default_workflows
 from ..definitions.workflows import import_workflows
 from ..errors import ConflictError, ExecutionError, FlowkitError, NotFoundError, ValidationError
 from ..limits import problem_in
-from ..records import Action, Entry, Execution, Signal, Status
+from ..records import Action, Entry, Execution, Schedule, Signal, Status
 from ..services import ServiceRegistry
 from ..services import default_registry as default_services
 from .clock import SystemClock
@@ -54,6 +54,7 @@ from .fanout import Fanout
 from .leases import InFlight, Leases, Tracker
 from .position import has_position, position_path, step_levels
 from .results import Advance, Result, Sweep
+from .schedules import schedule_problems, schedule_slots, slot_execution_id
 from .stepper import RESUME, TIMER, Stepper, kind_of
 from .transaction import Transaction, error_text
 
@@ -514,12 +515,71 @@ class Engine:
         child = None if child_id is None else self.store.load(child_id)
         return child if child is not None and child.parent_id == execution.id else None
 
+    # --- schedules (SPEC §16) -------------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        workflow_id: str,
+        *,
+        cron: str,
+        input: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+    ) -> Schedule:
+        """Save a schedule that starts ``workflow_id`` at every slot of ``cron``, read
+        on the wall clock of ``timezone``, and return it.
+
+        A schedule with that name is replaced, unless it is the same (workflow,
+        expression, time zone and input): then it is kept as it is, with its
+        ``created_at`` and ``last_slot``, so that saving it again changes nothing.
+
+        :meth:`wake_due` starts the executions, in whichever process runs it:
+        one per slot, with the id ``<name>@<slot in UTC>``, so each slot starts
+        once however many processes try. When several slots passed while
+        nothing ran, only the latest starts; no slot before now starts.
+        Daylight-saving changes are described in :mod:`flowkit.engine.schedules`.
+
+        Raises:
+            ValidationError: the name, the expression, the time zone or the input
+                is not valid; nothing is saved.
+            NotFoundError: the workflow is not known here.
+        """
+        problems = schedule_problems(name, cron, timezone)
+        if problems:
+            raise ValidationError(problems, subject=f"schedule {name!r}")
+        wf = self.workflows.get(workflow_id)
+        _validated_input(wf, input)
+        schedule = Schedule(
+            name=name,
+            workflow_id=wf.id,
+            cron=cron,
+            timezone=timezone,
+            input=dict(input or {}),
+            created_at=self.clock.now(),
+        )
+        for stored in self.store.schedules():
+            if stored.name == name and _same_schedule(stored, schedule):
+                return stored  # saving it again (a deploy script) keeps its history
+        self.store.save_schedule(schedule)
+        return schedule
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule in the store, by name (see :func:`flowkit.schedule_slots` for
+        when each fires next)."""
+        return self.store.schedules()
+
+    def unschedule(self, name: str) -> bool:
+        """Delete a schedule; the executions it started stay. False if there was none."""
+        return self.store.delete_schedule(name)
+
     def wake_due(self, *, limit: int = 100) -> Sweep:
-        """Move on executions whose timer fired: sleeps that are over, approval and
-        wait timeouts, waits whose signal came.
+        """Move on executions whose timer fired (sleeps that are over, approval and
+        wait timeouts, waits whose signal came), then start the executions of
+        schedules that are due.
 
         Each execution is woken on its own: one that cannot be is listed in
-        ``Sweep.stuck`` and the others go on.
+        ``Sweep.stuck`` and the others go on. A schedule starts one execution
+        per slot, only the latest when several passed (see :meth:`schedule`).
         """
         sweep = Sweep()
         for execution in self.store.due(self.clock.now(), limit=limit):
@@ -528,11 +588,46 @@ class Engine:
             except ConflictError:
                 continue  # another process moved it on first
             except Exception as exc:  # one execution never stops the others
-                _stuck(sweep, execution, "wake", exc)
+                _stuck(sweep, execution.id, "wake", exc)
                 continue
             if final is not None:
                 sweep.append(Result.of(final))
+        now = self.clock.now()
+        for schedule in self.store.schedules():
+            execution_id = schedule.name
+            try:
+                slots = schedule_slots(schedule, now)
+                if slots.due is None:
+                    continue
+                execution_id = slot_execution_id(schedule.name, slots.due)
+                started = self._start_slot(schedule, slots.due, slots.missed)
+            except Exception as exc:  # one schedule never stops the others
+                _stuck(sweep, execution_id, "start", exc)
+                continue
+            if started is not None:
+                sweep.append(started)
         return sweep
+
+    def _start_slot(self, schedule: Schedule, slot: datetime, missed: int) -> Result | None:
+        """Start the execution of a schedule's due slot unless another process did,
+        then record the slot as the schedule's last."""
+        execution_id = slot_execution_id(schedule.name, slot)
+        if missed > 1:
+            log.warning(
+                "flowkit: schedule %s missed %d slots; only the latest starts (%s)",
+                schedule.name,
+                missed,
+                execution_id,
+            )
+        wf = self.workflows.get(schedule.workflow_id)
+        try:
+            self.create(wf, schedule.input, execution_id=execution_id)
+        except ConflictError:  # another process started this slot
+            self.store.schedule_fired(schedule.name, slot)
+            return None
+        self.store.schedule_fired(schedule.name, slot)
+        self.driver.dispatch(self, execution_id)
+        return Result.of(self.load(execution_id))
 
     def wake(self, execution_id: str) -> Execution | None:
         """Fire an execution's timer if it is due, and hand it to the driver if it goes
@@ -591,9 +686,9 @@ class Engine:
         problems = [
             problem
             for problem in (
-                problem_in(name, "name"),
+                _signal_text(name, "name"),
                 problem_in(payload, "payload"),
-                None if key is None else problem_in(key, "key"),
+                None if key is None else _signal_text(key, "key"),
             )
             if problem is not None
         ]
@@ -688,7 +783,7 @@ class Engine:
             except ConflictError:
                 continue  # another process took it first
             except Exception as exc:  # one execution never stops the others
-                _stuck(sweep, execution, "recover", exc)
+                _stuck(sweep, execution.id, "recover", exc)
                 continue
             sweep.append(Result.of(final))
         return sweep
@@ -935,8 +1030,7 @@ class Engine:
         """
         wf = self.definition(workflow)
         first = wf.steps[0]
-        check_declared = first.type != "start" or first.config.validate_input
-        data = validate_input(wf, input, check_declared=check_declared)
+        data = _validated_input(wf, input)
         now = self.clock.now()
         # Running from the start, with a lease: if nobody advances it within the
         # lease (the process died, a message was lost), recover() picks it up.
@@ -1143,6 +1237,20 @@ class Engine:
         return _Tracked(self._tracker, execution)
 
 
+#: The longest signal name or key every store keeps (an indexed column on SQL stores).
+SIGNAL_TEXT_LIMIT = 255
+
+
+def _signal_text(text: str, field: str) -> str | None:
+    """What is wrong with a signal's name or key, if anything."""
+    if not isinstance(text, str) or len(text) > SIGNAL_TEXT_LIMIT or "\x00" in text:
+        return (
+            f"{field}: a signal's {field} is text of at most {SIGNAL_TEXT_LIMIT} characters "
+            f"without NUL, got {text!r:.60}"
+        )
+    return problem_in(text, field)
+
+
 def _waits_for(execution: Execution) -> str | None:
     """The signal a waiting execution waits for, if it waits for one."""
     if execution.status is not Status.WAITING or not execution.halt_data:
@@ -1151,12 +1259,28 @@ def _waits_for(execution: Execution) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _stuck(sweep: Sweep, execution: Execution, verb: str, exc: Exception) -> None:
+def _stuck(sweep: Sweep, execution_id: str, verb: str, exc: Exception) -> None:
     reason = error_text(exc)
-    sweep.stuck[execution.id] = reason
+    sweep.stuck[execution_id] = reason
     # flowkit's own errors say all there is; anything else gets its traceback.
     trace = None if isinstance(exc, FlowkitError) else exc
-    log.error("flowkit: cannot %s execution %s: %s", verb, execution.id, reason, exc_info=trace)
+    log.error("flowkit: cannot %s execution %s: %s", verb, execution_id, reason, exc_info=trace)
+
+
+def _same_schedule(one: Schedule, other: Schedule) -> bool:
+    """Whether two schedules start the same workflow at the same times with the same input."""
+    return attrs.evolve(one, created_at=other.created_at, last_slot=other.last_slot) == other
+
+
+def _validated_input(wf: WorkflowDef, input: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The input with defaults applied, checked as the workflow's first step will.
+
+    Raises:
+        ValidationError: it does not fit the workflow's inputs.
+    """
+    first = wf.steps[0]
+    check_declared = first.type != "start" or first.config.validate_input
+    return validate_input(wf, input, check_declared=check_declared)
 
 
 def _check_decision(execution_id: str, decision: Decision) -> None:

@@ -20,10 +20,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -35,6 +37,8 @@ from flowkit.testing.conformance import next_checkpoint
 
 if TYPE_CHECKING:
     import redis
+
+T = TypeVar("T")
 
 #: The shared server the tests use (loopback only); override with this variable.
 REDIS_URL = os.environ.get("FLOWKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -116,6 +120,42 @@ def scratch_store(url: str = REDIS_URL, **options: Any) -> ScratchRedisStore:
     """A store on ``url`` with a fresh key prefix, emptied when it closes."""
     options.setdefault("prefix", unique_prefix())
     return ScratchRedisStore(url, **options)
+
+
+def at_once(calls: list[Callable[[], T]]) -> list[T]:
+    """Run the calls on threads released together; their results (the first error is raised)."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            results[index] = calls[index]()
+        except BaseException as exc:  # raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def create_many(store: RedisStore, executions: Iterable[Execution], *, batch: int = 1000) -> None:
+    """Create executions fast: the store's create scripts, pipelined ``batch`` at a time."""
+    pending: list[list[bytes]] = []
+    for execution in executions:
+        pending.append(store._create_command(execution))
+        if len(pending) == batch:
+            assert store._execute_many(pending) == [1] * len(pending)
+            pending = []
+    if pending:
+        assert store._execute_many(pending) == [1] * len(pending)
 
 
 #: How releases before ctx values had keys of their own wrote the record field ``d``:
@@ -240,6 +280,45 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self.process = None
+
+
+def monitor(server: RedisServer, action: Callable[[], object]) -> list[tuple[str, str]]:
+    """The commands Redis ran while ``action`` ran, as (client type, command) pairs.
+
+    The client type is ``lua`` for commands a script ran.
+    """
+    client = server.client(decode_responses=True)
+    seen: list[tuple[str, str]] = []
+    ready = threading.Event()
+    marker = f"flowkit-monitor-{uuid.uuid4().hex}"
+
+    def listen() -> None:
+        with client.monitor() as monitor:  # type: ignore[no-untyped-call]  # redis-py
+            ready.set()
+            for event in monitor.listen():
+                if event["command"] == f"ECHO {marker}":
+                    return
+                seen.append((event.get("client_type", ""), event["command"]))
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        action()
+    finally:
+        server.client().echo(marker)
+        thread.join(30)
+        client.close()
+    # redis-py's own connection set-up is not the store's doing.
+    return [
+        (kind, command) for kind, command in seen if not command.startswith(("HELLO", "CLIENT"))
+    ]
+
+
+def command_stats(client: Any) -> dict[str, int]:
+    """How many times Redis ran each command since the last ``CONFIG RESETSTAT``."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
 
 
 # --- workflows and services for the subprocess tests -------------------------------------------

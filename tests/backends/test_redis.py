@@ -45,9 +45,11 @@ from .redis_helpers import (
     REDIS_URL,
     RedisServer,
     client_url,
+    command_stats,
     drop_keys,
     dump_keys,
     free_port,
+    monitor,
     scratch_store,
     shown_url,
     store_keys,
@@ -60,6 +62,7 @@ pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
 FLOWKIT = str(Path(sys.executable).parent / "flowkit")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def _micros(value: datetime) -> int:
@@ -126,44 +129,6 @@ def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def _monitor(server: RedisServer, action: Callable[[], object]) -> list[tuple[str, str]]:
-    """The commands Redis ran while ``action`` ran, as (client type, command) pairs.
-
-    The client type is ``lua`` for commands a script ran.
-    """
-    client = server.client(decode_responses=True)
-    seen: list[tuple[str, str]] = []
-    ready = threading.Event()
-    marker = f"flowkit-monitor-{uuid.uuid4().hex}"
-
-    def listen() -> None:
-        with client.monitor() as monitor:  # type: ignore[no-untyped-call]  # redis-py
-            ready.set()
-            for event in monitor.listen():
-                if event["command"] == f"ECHO {marker}":
-                    return
-                seen.append((event.get("client_type", ""), event["command"]))
-
-    thread = threading.Thread(target=listen)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        action()
-    finally:
-        server.client().echo(marker)
-        thread.join(30)
-        client.close()
-    # redis-py's own connection set-up is not the store's doing.
-    return [
-        (kind, command) for kind, command in seen if not command.startswith(("HELLO", "CLIENT"))
-    ]
-
-
-def _command_stats(client: Any) -> dict[str, int]:
-    stats = client.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
 
 
 def _chain(n: int, service: str = "Work", pause_at: int | None = None) -> flowkit.WorkflowDef:
@@ -491,6 +456,7 @@ def test_key_layout(store: RedisStore) -> None:
         parent_id="ex-0",
         lease_owner="w1",
         lease_expires_at=lease,
+        traceparent=TRACEPARENT,
     )
     store.create(execution)
     assert store_keys(client, p) == sorted(
@@ -539,6 +505,7 @@ def test_key_layout(store: RedisStore) -> None:
         "workflow_id": "order",
         "parent_id": "ex-0",
         "created_at": T0.isoformat(),
+        "traceparent": TRACEPARENT,
     }
     assert json.loads(stored["in"]) == {"amount": 5}
     assert (stored["wf"], stored["b"], stored["v"], stored["s"], stored["st"]) == (
@@ -566,6 +533,20 @@ def test_key_layout(store: RedisStore) -> None:
     assert store_keys(client, p) == []
 
 
+def test_records_written_before_traceparent_load_without_one(store: RedisStore) -> None:
+    execution = make_execution(traceparent=TRACEPARENT)
+    store.create(execution)
+    key = f"{store.prefix}e:{execution.id}"
+    fixed = json.loads(store.client.hget(key, "f"))
+    del fixed["traceparent"]  # as the release before traceparent wrote it
+    store.client.hset(key, "f", json.dumps(fixed))
+    loaded = store.load(execution.id)
+    assert loaded == attrs.evolve(execution, traceparent=None)
+    record, entries = next_checkpoint(loaded)
+    store.checkpoint(record, entries, loaded.version)  # a checkpoint never writes it
+    assert json.loads(store.client.hget(key, "f")) == fixed
+
+
 def test_a_checkpoint_does_not_send_what_create_wrote(server: RedisServer) -> None:
     store = RedisStore(server.url, prefix="fixed:")
     try:
@@ -573,7 +554,7 @@ def test_a_checkpoint_does_not_send_what_create_wrote(server: RedisServer) -> No
         execution = make_execution(input=big)
         store.create(execution)
         record, entries = next_checkpoint(execution, 1, ctx={"small": True})
-        commands = _monitor(server, lambda: store.checkpoint(record, entries, execution.version))
+        commands = monitor(server, lambda: store.checkpoint(record, entries, execution.version))
         (sent,) = [command for kind, command in commands if kind != "lua"]
         assert sent.startswith("EVALSHA ")
         assert len(sent) < 2000
@@ -697,7 +678,7 @@ def test_many_entries_in_one_checkpoint(server: RedisServer) -> None:
             store.checkpoint(stale, more, execution.version)
 
         got: list[flowkit.Entry] = []
-        commands = _monitor(server, lambda: got.extend(store.entries(execution.id, after=2500)))
+        commands = monitor(server, lambda: got.extend(store.entries(execution.id, after=2500)))
         assert [e.seq for e in got] == list(range(2501, 2511))
         # Only the tail is read: the list index of seq 2501 is 2490.
         assert ("lua", f"LRANGE many:l:{execution.id} 2490 -1") in commands
@@ -720,7 +701,7 @@ def test_scripts_are_registered_once_and_reloaded_when_flushed(server: RedisServ
             record, entries = next_checkpoint(current, 1)
             store.checkpoint(record, entries, current.version)
             current = record
-        stats = _command_stats(client)
+        stats = command_stats(client)
         assert stats["evalsha"] == 3
         assert "eval" not in stats
         assert "script|load" not in stats
@@ -730,7 +711,7 @@ def test_scripts_are_registered_once_and_reloaded_when_flushed(server: RedisServ
             record, entries = next_checkpoint(current, 1)
             store.checkpoint(record, entries, current.version)
             current = record
-        stats = _command_stats(client)
+        stats = command_stats(client)
         # The first EVALSHA answered NOSCRIPT; EVAL sent the text (and cached it) once.
         assert stats["evalsha"] == 2
         assert stats["eval"] == 1
@@ -836,9 +817,9 @@ def test_queries_use_the_indexes(server: RedisServer) -> None:
         for name, (query, command, count) in queries.items():
             found: list[flowkit.Execution] = []
             client.config_resetstat()
-            commands = _monitor(server, lambda q=query, f=found: f.extend(q()))  # type: ignore[misc]
+            commands = monitor(server, lambda q=query, f=found: f.extend(q()))  # type: ignore[misc]
             assert len(found) == count, name
-            stats = _command_stats(client)
+            stats = command_stats(client)
             assert not {"keys", "scan", "zscan", "sscan", "hscan", "smembers"} & set(stats), name
             assert ("lua", command) in commands, f"{name}: {commands[:3]}"
             # One script, one index read and per record: its hash, its ctx order, its
@@ -1034,7 +1015,7 @@ def test_redis_restarted_during_a_run_the_run_continues(server: RedisServer) -> 
     assert steps == ["start", "s0", "s1", "s2", "s3"]
     assert gate.calls == [0, 1, 2, 3]
     # The restarted Redis had no scripts: the store sent each script's text once.
-    assert _command_stats(server.client())["eval"] >= 1
+    assert command_stats(server.client())["eval"] >= 1
     store.close()
 
 

@@ -264,6 +264,8 @@ def test_unknown_and_finished_executions_refuse_signals(engine: flowkit.Engine) 
         engine.signal(done.execution_id, "paid")
     with pytest.raises(flowkit.ValidationError, match="name"):
         engine.signal(done.execution_id, "")
+    with pytest.raises(flowkit.ValidationError, match="at most 255 characters"):
+        engine.signal(done.execution_id, "paid", key="k" * 256)
     with pytest.raises(flowkit.ValidationError, match="payload"):
         engine.signal(done.execution_id, "paid", {"bad": float("nan")})
 

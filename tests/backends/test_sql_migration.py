@@ -326,3 +326,35 @@ def test_a_release_2_database_is_upgraded_and_runs_on(
     )
     assert done.status is Status.COMPLETED
     assert _upgrade(sql_url) == {"before": SCHEMA_VERSION, "after": SCHEMA_VERSION}
+
+
+@pytest.mark.timeout(300)
+def test_an_interrupted_upgrade_from_release_2_is_run_again(
+    sql_url: str, open_store: Callable[..., SQLStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = open_store(create_schema=False)
+    _release(old, 2)
+    execution = make_execution(id="ex-kept", ctx={"a": 1}, seq=1)
+    _write_as_release(old, execution, [make_entry(execution, 1)], 2)
+
+    # The process dies after the column and the new indexes, before the new tables: on
+    # MySQL those steps are committed already, on PostgreSQL and SQLite nothing is.
+    create_table = _schema.DDL.create_table
+
+    def failing(ddl: _schema.DDL, table: sa.Table) -> None:
+        if table.name.endswith("signals"):
+            raise OSError("the process died here")
+        create_table(ddl, table)
+
+    monkeypatch.setattr(_schema.DDL, "create_table", failing)
+    with pytest.raises(OSError, match="the process died here"):
+        SQLStore(sql_url)
+    assert old.schema_version() == 2
+    columns = {c["name"] for c in sa.inspect(old.engine).get_columns(f"{old.prefix}executions")}
+    assert ("traceparent" in columns) is (old.engine.dialect.name == "mysql")
+    monkeypatch.setattr(_schema.DDL, "create_table", create_table)
+
+    assert _upgrade(sql_url) == {"before": 2, "after": SCHEMA_VERSION}
+    store = open_store(create_schema=False)
+    assert store.load(execution.id) == execution
+    assert store.send_signal(Signal(execution_id=execution.id, seq=0, name="go", sent_at=T0))

@@ -13,6 +13,13 @@ Keys (``P`` is the store's prefix; ids and workflow ids are used verbatim):
   place. A checkpoint that writes ctx whole replaces both keys.
 - ``P l:<id>``: the entries, a list of JSON texts in seq order (index ``i``
   holds seq ``b + 1 + i``, so ``entries(after=n)`` is one ``LRANGE``).
+- ``P m:<id>``: the mailbox, a hash: ``<seq>`` -> the signal (JSON of name, key,
+  sent_at and payload), ``n`` -> the last seq given, ``c<seq>`` -> the version
+  whose checkpoint consumed that signal, ``k<key>`` -> the seq of the signal
+  that came with that key (a key is never taken twice), ``w<write id>`` -> the
+  seq of the send that carried that write id (so a send retried after a lost
+  connection is not appended twice). ``P mp:<id>``: the pending signals, a
+  sorted set of ``<seq>:<name>`` scored by seq.
 - Sorted sets of ids: ``P i:all``, ``P i:wf:<workflow_id>``, ``P i:st:<status>``
   and ``P i:sw:<status>:<workflow_id>`` scored by updated_at; ``P i:wake``
   (halted and waiting executions with a timer) scored by wake_at; ``P i:lease``
@@ -22,7 +29,11 @@ Keys (``P`` is the store's prefix; ids and workflow ids are used verbatim):
 - With a TTL: ``P ttl`` (ids of finished executions, scored by when their keys
   expire, in ms) and ``P ttl:meta`` (id -> workflow id), so that the index
   entries of an expired execution can be found and removed. The record, its
-  entries, its ctx values and their order expire together.
+  entries, its ctx values and their order and its mailbox expire together.
+- ``P sc:<name>``: a schedule, a hash: ``d`` (JSON of workflow_id, cron,
+  timezone, input and created_at), ``ls`` (the last slot, microseconds since
+  the epoch) and ``w`` (the write id of the fire that set it); ``P schedules``
+  their names, a sorted set (all scores 0, so in byte order).
 
 Records written by releases before ctx values had keys of their own hold ``d``
 (JSON of every field a checkpoint rewrites, ctx included) instead of ``r``, and
@@ -46,14 +57,22 @@ from ...records import Status
 
 __all__ = [
     "CHECKPOINT",
+    "CLEAN",
     "CREATE",
     "DELETE",
+    "DELETE_SCHEDULE",
     "ENTRIES",
     "LOAD",
+    "NOT_PENDING",
     "OLD_SHAPE",
     "PRUNE",
     "QUERY",
+    "SAVE_SCHEDULE",
+    "SCHEDULES",
+    "SCHEDULE_FIRED",
     "SCRIPTS",
+    "SEND",
+    "SIGNALS",
     "Script",
 ]
 
@@ -73,6 +92,8 @@ class Script:
 
 #: What ``CHECKPOINT`` answers for a record in the old shape when ctx is not sent whole.
 OLD_SHAPE = -3
+#: What ``CHECKPOINT`` answers, with the seq, when a signal it consumes is not pending.
+NOT_PENDING = -4
 
 _STATUSES = ", ".join(f"'{status.value}'" for status in Status)
 #: Lua sets: the statuses whose timer ``due`` answers, and the finished ones (which expire).
@@ -120,9 +141,10 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Delete an execution's entries, ctx values and ctx order.
+-- Delete an execution's entries, ctx values, ctx order and mailbox.
 local function drop_data(id)
-  redis.call('DEL', P .. 'l:' .. id, P .. 'c:' .. id, P .. 'o:' .. id)
+  redis.call('DEL', P .. 'l:' .. id, P .. 'c:' .. id, P .. 'o:' .. id, P .. 'm:' .. id,
+    P .. 'mp:' .. id)
 end
 
 -- Write the ctx values ARGV[first..last] (name, JSON text, name, JSON text…):
@@ -198,7 +220,8 @@ local function expire_due(now, n)
 end
 
 -- Finished executions expire after ttl ms (when set); any other status never does.
--- keys: the record, then the execution's other keys (entries, ctx values, ctx order).
+-- keys: the record, then the execution's other keys (entries, ctx values, ctx order,
+-- mailbox, pending signals).
 local function retain(keys, id, wf, old, st, ttl)
   if FINISHED[st] then
     if ttl ~= '' then
@@ -216,9 +239,9 @@ local function retain(keys, id, wf, old, st, ttl)
 end
 """
 
-#: KEYS: record, log, ctx values, ctx order. ARGV: prefix, id, workflow_id, f, input,
-#: seq, version, status, updated_at, wake_at, lease_expires_at, r, write id, ttl ms,
-#: then ctx as name, JSON text, name, JSON text…
+#: KEYS: record, log, ctx values, ctx order, mailbox, pending signals. ARGV: prefix, id,
+#: workflow_id, f, input, seq, version, status, updated_at, wake_at, lease_expires_at, r,
+#: write id, ttl ms, then ctx as name, JSON text, name, JSON text…
 #: Returns 1 when written (or when this write had already landed), 0 when the id exists.
 CREATE = Script(
     "create",
@@ -233,7 +256,7 @@ end
 local id, wf, st = ARGV[2], ARGV[3], ARGV[8]
 local expired = redis.call('HGET', P .. 'ttl:meta', id)
 if expired then forget(id, expired, false) end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('HSET', rec, 'f', ARGV[4], 'in', ARGV[5], 'wf', wf, 'b', ARGV[6],
   'v', ARGV[7], 's', ARGV[6], 'st', st, 'w', ARGV[13], 'r', ARGV[12])
 set_ctx(KEYS[3], KEYS[4], 15, #ARGV)
@@ -243,19 +266,20 @@ return 1
 """,
 )
 
-#: KEYS: record, log, ctx values, ctx order. ARGV: prefix, id, expected version, seq
-#: before the entries, new version, new seq, status, updated_at, wake_at,
-#: lease_expires_at, r, write id, ttl ms, 'w' (ctx whole) or 'p' (only the values
-#: named), the number n of ctx values, n times name and JSON text, then the entries.
+#: KEYS: record, log, ctx values, ctx order, mailbox, pending signals. ARGV: prefix, id,
+#: expected version, seq before the entries, new version, new seq, status, updated_at,
+#: wake_at, lease_expires_at, r, write id, ttl ms, the seqs of the signals consumed
+#: (comma-separated, '' for none), 'w' (ctx whole) or 'p' (only the values named), the
+#: number n of ctx values, n times name and JSON text, then the entries.
 #: Returns 1 when written (or when this write had already landed); else
 #: {0} (no such execution), {-1, version, seq} (stale version), {-2, version, seq}
 #: (the entries do not continue the log), {-3} (a record in the old shape: send
-#: ctx whole), having written nothing.
+#: ctx whole), {-4, seq} (that signal is not pending), having written nothing.
 CHECKPOINT = Script(
     "checkpoint",
     _COMMON
     + f"""
-local rec, log, ctx, order = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local rec, log, ctx, order, mailbox, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 -- 'd' is there only in records of the old shape (see the module's docstring).
 local cur = redis.call('HMGET', rec, 'v', 's', 'st', 'wf', 'w', 'd')
 if not cur[1] then return {{0}} end
@@ -264,19 +288,28 @@ if cur[1] ~= ARGV[3] then
   return {{-1, cur[1], cur[2]}}
 end
 if cur[2] ~= ARGV[4] then return {{-2, cur[1], cur[2]}} end
-local whole = ARGV[14] == 'w'
+local whole = ARGV[15] == 'w'
 if cur[6] and not whole then return {{{OLD_SHAPE}}} end
+local consumed = {{}}
+for seq in string.gmatch(ARGV[14], '[^,]+') do
+  if redis.call('ZCOUNT', pending, seq, seq) == 0 then return {{{NOT_PENDING}, seq}} end
+  consumed[#consumed + 1] = seq
+end
 local id, st, old, wf = ARGV[2], ARGV[7], cur[3], cur[4]
 redis.call('HSET', rec, 'v', ARGV[5], 's', ARGV[6], 'st', st, 'w', ARGV[12], 'r', ARGV[11])
 if whole then
   if cur[6] then redis.call('HDEL', rec, 'd') end
   redis.call('DEL', ctx, order)
 end
-local last = 15 + 2 * tonumber(ARGV[15])
-set_ctx(ctx, order, 16, last)
+local last = 16 + 2 * tonumber(ARGV[16])
+set_ctx(ctx, order, 17, last)
 local n = #ARGV
 for i = last + 1, n, 1000 do
   redis.call('RPUSH', log, unpack(ARGV, i, math.min(i + 999, n)))
+end
+for i = 1, #consumed do
+  redis.call('ZREMRANGEBYSCORE', pending, consumed[i], consumed[i])
+  redis.call('HSET', mailbox, 'c' .. consumed[i], ARGV[5])
 end
 index(id, wf, old, st, ARGV[8], ARGV[9], ARGV[10])
 retain(KEYS, id, wf, old, st, ARGV[13])
@@ -284,7 +317,7 @@ return 1
 """,
 )
 
-#: KEYS: record, log, ctx values, ctx order. ARGV: prefix, id.
+#: KEYS: record, log, ctx values, ctx order, mailbox, pending signals. ARGV: prefix, id.
 #: Returns 1 when deleted, 0 when there was nothing.
 DELETE = Script(
     "delete",
@@ -300,7 +333,7 @@ if not cur[1] then
   end
   return 0
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', unpack(KEYS))
 forget(id, cur[1], cur[2])
 return 1
 """,
@@ -309,8 +342,8 @@ return 1
 #: KEYS: the index a query read. ARGV: prefix, ids whose record was gone.
 #: Removes them from every index (from the one read, if the store does not know
 #: their workflow), and cleans up to 100 more expired executions.
-PRUNE = Script(
-    "prune",
+CLEAN = Script(
+    "clean",
     _COMMON
     + """
 for i = 2, #ARGV do
@@ -328,6 +361,42 @@ for i = 2, #ARGV do
 end
 expire_due(now_ms(), 100)
 return 1
+""",
+)
+
+#: KEYS: a status index (``i:st:<status>``). ARGV: prefix, the highest score to take
+#: (exclusive), how many ids to take at most, from which offset, and '1' to count only.
+#: Deletes the executions of those ids whose record is there, with every key and index
+#: entry of theirs (and cleans up after those that expired), unless counting only.
+#: Returns {how many ids it looked at, how many executions it deleted or counted}.
+PRUNE = Script(
+    "prune",
+    _COMMON
+    + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', ARGV[4], ARGV[3])
+local dry, n = ARGV[5] == '1', 0
+for i = 1, #ids do
+  local id = ids[i]
+  local cur = redis.call('HMGET', P .. 'e:' .. id, 'wf', 'st')
+  if cur[1] then
+    n = n + 1
+    if not dry then
+      redis.call('DEL', P .. 'e:' .. id)
+      drop_data(id)
+      forget(id, cur[1], cur[2])
+    end
+  elseif not dry then
+    local wf = redis.call('HGET', P .. 'ttl:meta', id)
+    if wf then
+      forget(id, wf, false)
+    else
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', P .. 'i:all', id)
+    end
+    drop_data(id)
+  end
+end
+return {#ids, n}
 """,
 )
 
@@ -352,16 +421,46 @@ return read(ARGV[2])
 """,
 )
 
-#: KEYS: an index. ARGV: prefix, limit, and either '' (newest first: find) or the
-#: highest score (oldest first, up to that score: due and stale).
+#: KEYS: an index. ARGV: prefix, limit, either '' (newest first: find) or the highest
+#: score (oldest first, up to that score: due and stale), and for a page of find the
+#: score and id of the position it follows.
 #: Returns {{execution as ``read`` gives it…}, {ids in the index whose record is gone}}.
 QUERY = Script(
     "query",
     _READ
     + """
+-- Whether a sorts before b in byte order, as the index orders the ids of one score
+-- (Lua's own < follows the server's locale).
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- The offset, from the top (newest) of the index, of the first id after (score, id)
+-- in find's order: score descending, then id descending.
+local function offset_after(key, score, id)
+  local stored = redis.call('ZSCORE', key, id)
+  if stored and tonumber(stored) == tonumber(score) then
+    return redis.call('ZREVRANK', key, id) + 1
+  end
+  -- A position not in the index: search the ids of that score (by halves) for the first
+  -- that sorts before the id.
+  local lo = redis.call('ZCOUNT', key, '(' .. score, '+inf')
+  local hi = lo + redis.call('ZCOUNT', key, score, score)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if before(redis.call('ZREVRANGE', key, mid, mid)[1], id) then hi = mid else lo = mid + 1 end
+  end
+  return lo
+end
+
 local limit, upto = tonumber(ARGV[2]), ARGV[3]
 local found, gone = {}, {}
 local n, offset = 0, 0
+if ARGV[5] then offset = offset_after(KEYS[1], ARGV[4], ARGV[5]) end
 while n < limit do
   local want = limit - n
   local ids
@@ -387,4 +486,125 @@ return {found, gone}
 """,
 )
 
-SCRIPTS = (CREATE, CHECKPOINT, DELETE, PRUNE, ENTRIES, LOAD, QUERY)
+#: KEYS: record, mailbox, pending signals. ARGV: write id, name, key, '1' if the signal
+#: has a key (else '0'), the signal as JSON.
+#: Returns {1, seq} when appended (or when this send had already landed), {0} when its
+#: key was seen before, {-1} when the execution does not exist, {-2, status} when it is
+#: finished; only {1, seq} wrote anything.
+SEND = Script(
+    "send",
+    f"""
+local FINISHED = {{{_FINISHED}}}
+local mailbox = KEYS[2]
+local sent = redis.call('HGET', mailbox, 'w' .. ARGV[1])
+if sent then return {{1, sent}} end
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then return {{-1}} end
+if FINISHED[st] then return {{-2, st}} end
+local keyed = ARGV[4] == '1'
+if keyed and redis.call('HEXISTS', mailbox, 'k' .. ARGV[3]) == 1 then return {{0}} end
+local seq = redis.call('HINCRBY', mailbox, 'n', 1)
+redis.call('HSET', mailbox, seq, ARGV[5], 'w' .. ARGV[1], seq)
+if keyed then redis.call('HSET', mailbox, 'k' .. ARGV[3], seq) end
+redis.call('ZADD', KEYS[3], seq, seq .. ':' .. ARGV[2])
+return {{1, seq}}
+""",
+)
+
+#: KEYS: mailbox, pending signals. ARGV: '1' and a name to read only that name's
+#: signals, else '0'. Returns the pending signals in seq order: seq, JSON, seq, JSON…
+SIGNALS = Script(
+    "signals",
+    """
+local pending = redis.call('ZRANGE', KEYS[2], 0, -1)
+local seqs = {}
+for i = 1, #pending do
+  local colon = string.find(pending[i], ':', 1, true)
+  if ARGV[1] == '0' or string.sub(pending[i], colon + 1) == ARGV[2] then
+    seqs[#seqs + 1] = string.sub(pending[i], 1, colon - 1)
+  end
+end
+local found, n = {}, #seqs
+for i = 1, n, 1000 do
+  local texts = redis.call('HMGET', KEYS[1], unpack(seqs, i, math.min(i + 999, n)))
+  for j = 1, #texts do
+    found[#found + 1] = seqs[i + j - 1]
+    found[#found + 1] = texts[j]
+  end
+end
+return found
+""",
+)
+
+#: KEYS: the schedule, the names. ARGV: name, d, the last slot ('' for none).
+#: Replaces the schedule whole.
+SAVE_SCHEDULE = Script(
+    "save_schedule",
+    """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'd', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'ls', ARGV[3]) end
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
+""",
+)
+
+#: KEYS: the schedule, the names. ARGV: name. Returns 1 when deleted, 0 when there was none.
+DELETE_SCHEDULE = Script(
+    "delete_schedule",
+    """
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+""",
+)
+
+#: KEYS: the schedule. ARGV: the slot (microseconds since the epoch), write id.
+#: Returns 1 when the slot became the last slot (or when this write had already landed),
+#: 0 when the schedule is gone or already at or past the slot.
+SCHEDULE_FIRED = Script(
+    "schedule_fired",
+    """
+local cur = redis.call('HMGET', KEYS[1], 'd', 'ls', 'w')
+if not cur[1] then return 0 end
+if cur[3] == ARGV[2] then return 1 end
+if cur[2] and tonumber(cur[2]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'ls', ARGV[1], 'w', ARGV[2])
+return 1
+""",
+)
+
+#: KEYS: the names. ARGV: prefix. Every schedule by name: name, d, last slot ('' for
+#: none), name, d, last slot…
+SCHEDULES = Script(
+    "schedules",
+    """
+local names = redis.call('ZRANGE', KEYS[1], 0, -1)
+local found = {}
+for i = 1, #names do
+  local cur = redis.call('HMGET', ARGV[1] .. 'sc:' .. names[i], 'd', 'ls')
+  if cur[1] then
+    found[#found + 1] = names[i]
+    found[#found + 1] = cur[1]
+    found[#found + 1] = cur[2] or ''
+  end
+end
+return found
+""",
+)
+
+SCRIPTS = (
+    CREATE,
+    CHECKPOINT,
+    DELETE,
+    CLEAN,
+    PRUNE,
+    ENTRIES,
+    LOAD,
+    QUERY,
+    SEND,
+    SIGNALS,
+    SAVE_SCHEDULE,
+    DELETE_SCHEDULE,
+    SCHEDULE_FIRED,
+    SCHEDULES,
+)

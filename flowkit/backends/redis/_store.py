@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import attrs
+
 from ...adapters import optional_import, scheme_of
 from ...errors import (
     ConfigError,
@@ -34,22 +36,44 @@ from ...records import (
     FIXED_FIELDS,
     Entry,
     Execution,
+    Schedule,
+    Signal,
     Status,
     decode_json,
     encode_json,
 )
 from ..batching import GroupCommit
-from ..checks import check_checkpoint, check_limit, check_status, utc, utc_entry, utc_execution
+from ..checks import (
+    check_after,
+    check_checkpoint,
+    check_limit,
+    check_prunable,
+    check_status,
+    signal_refused,
+    utc,
+    utc_entry,
+    utc_execution,
+    utc_schedule,
+    utc_signal,
+)
 from ._scripts import (
     CHECKPOINT,
+    CLEAN,
     CREATE,
     DELETE,
+    DELETE_SCHEDULE,
     ENTRIES,
     LOAD,
+    NOT_PENDING,
     OLD_SHAPE,
     PRUNE,
     QUERY,
+    SAVE_SCHEDULE,
+    SCHEDULE_FIRED,
+    SCHEDULES,
     SCRIPTS,
+    SEND,
+    SIGNALS,
 )
 
 __all__ = ["RedisStore"]
@@ -66,15 +90,34 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 #: A script's text by its SHA1, for ``EVAL`` after ``NOSCRIPT``.
 _BY_SHA = {script.sha.encode(): script.text.encode() for script in SCRIPTS}
-_CREATE, _CHECKPOINT, _DELETE, _PRUNE, _ENTRIES, _LOAD, _QUERY = (
-    script.sha.encode() for script in (CREATE, CHECKPOINT, DELETE, PRUNE, ENTRIES, LOAD, QUERY)
-)
+#: What ``EVALSHA`` names each script by.
+_CREATE = CREATE.sha.encode()
+_CHECKPOINT = CHECKPOINT.sha.encode()
+_DELETE = DELETE.sha.encode()
+_CLEAN = CLEAN.sha.encode()
+_PRUNE = PRUNE.sha.encode()
+_ENTRIES = ENTRIES.sha.encode()
+_LOAD = LOAD.sha.encode()
+_QUERY = QUERY.sha.encode()
+_SEND = SEND.sha.encode()
+_SIGNALS = SIGNALS.sha.encode()
+_SAVE_SCHEDULE = SAVE_SCHEDULE.sha.encode()
+_DELETE_SCHEDULE = DELETE_SCHEDULE.sha.encode()
+_SCHEDULE_FIRED = SCHEDULE_FIRED.sha.encode()
+_SCHEDULES = SCHEDULES.sha.encode()
+#: How many executions one call of the prune script looks at: each call holds Redis
+#: (a script runs alone) for about a millisecond.
+PRUNE_BATCH = 200
 _STATUS = {status: status.value.encode() for status in Status}
 
 
 def _micros(value: datetime) -> bytes:
     """A UTC time as whole microseconds since the epoch (a sorted-set score)."""
     return b"%d" % ((value - _EPOCH) // _US)
+
+
+def _from_micros(value: bytes | str) -> datetime:
+    return _EPOCH + int(value) * _US
 
 
 def _pack(args: Sequence[bytes]) -> bytes:
@@ -187,6 +230,52 @@ def _state_text(execution: Execution) -> bytes:
     return encode_json(_state_document(execution)).encode()
 
 
+def _signal_text(signal: Signal, payload: str) -> bytes:
+    """A mailbox's field for a signal: its name, key, sent_at and payload (already JSON)."""
+    head = encode_json(
+        {"name": signal.name, "key": signal.key, "sent_at": signal.sent_at.isoformat()}
+    )
+    return f'{head[:-1]},"payload":{payload}}}'.encode()
+
+
+def _signal(execution_id: str, seq: bytes | str, text: bytes | str) -> Signal:
+    data = decode_json(text)
+    return Signal(
+        execution_id=execution_id,
+        seq=int(seq),
+        name=data["name"],
+        payload=data["payload"],
+        key=data["key"],
+        sent_at=datetime.fromisoformat(data["sent_at"]),
+    )
+
+
+def _schedule_text(schedule: Schedule) -> bytes:
+    """A schedule's ``d``: every field but its name and last slot, as JSON."""
+    return encode_json(
+        {
+            "workflow_id": schedule.workflow_id,
+            "cron": schedule.cron,
+            "timezone": schedule.timezone,
+            "input": schedule.input,
+            "created_at": schedule.created_at.isoformat(),
+        }
+    ).encode()
+
+
+def _schedule(name: bytes | str, text: bytes | str, last_slot: bytes | str) -> Schedule:
+    data = decode_json(text)
+    return Schedule(
+        name=_text(name),
+        workflow_id=data["workflow_id"],
+        cron=data["cron"],
+        timezone=data["timezone"],
+        input=data["input"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        last_slot=_from_micros(last_slot) if last_slot else None,
+    )
+
+
 def _ctx_pairs(ctx: Mapping[str, Any], names: Iterable[str]) -> list[bytes]:
     """The ctx values ``names`` as the scripts take them: name, JSON text, name, JSON text…"""
     pairs: list[bytes] = []
@@ -225,6 +314,11 @@ def _conflict(
         return ConflictError(
             f"{where}: it does not exist (deleted, expired or never created); nothing was written"
         )
+    if code == NOT_PENDING:
+        return ConflictError(
+            f"{where}: signal {int(written[1])} is not pending in its mailbox (consumed "
+            "already, or never sent); nothing was written"
+        )
     version, seq = int(written[1]), int(written[2])
     if code == -1:
         return ConflictError(
@@ -260,10 +354,12 @@ class RedisStore:
     """A store in Redis: atomic Lua-script writes and sorted-set indexes.
 
     Each execution is a hash (``<prefix>e:<id>``), its ctx values (a hash
-    ``<prefix>c:<id>`` and their order, a list ``<prefix>o:<id>``) and a list
-    of entries (``<prefix>l:<id>``); sorted sets index executions by workflow,
-    by status, by timer and by lease, so ``find``, ``due`` and ``stale`` never
-    scan. Each ``create``, ``checkpoint`` and ``delete`` is one Lua script:
+    ``<prefix>c:<id>`` and their order, a list ``<prefix>o:<id>``), a list
+    of entries (``<prefix>l:<id>``) and a mailbox (a hash ``<prefix>m:<id>``
+    and its pending signals, a sorted set ``<prefix>mp:<id>``); sorted sets
+    index executions by workflow, by status, by timer and by lease, so
+    ``find``, ``due``, ``stale`` and ``prune`` never scan. Each schedule is a
+    hash (``<prefix>sc:<name>``). Every write is one Lua script:
     the version check, the record, the ctx values it changed, the entries and
     every index change happen together or not at all. Checkpoints that several
     threads write at the same time share one round trip (``group_commit``).
@@ -374,6 +470,10 @@ class RedisStore:
         self._log_prefix = self._prefix + b"l:"
         self._ctx_prefix = self._prefix + b"c:"
         self._order_prefix = self._prefix + b"o:"
+        self._mailbox_prefix = self._prefix + b"m:"
+        self._pending_prefix = self._prefix + b"mp:"
+        self._schedule_prefix = self._prefix + b"sc:"
+        self._schedules_key = self._prefix + b"schedules"
         # Every write carries an id unique to it: a write sent again after a lost
         # connection finds out whether it already landed (see _execute).
         self._writer = b""
@@ -619,14 +719,17 @@ class RedisStore:
             raise self._unavailable(error, waited=waited) from error
         time.sleep(min(retry.next_delay(), self._retry_timeout - waited))
 
-    def _keys(self, execution_id: str) -> tuple[bytes, bytes, bytes, bytes]:
-        """The keys of the record, the log, the ctx values and their order."""
+    def _keys(self, execution_id: str) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes]:
+        """The keys of the record, the log, the ctx values, their order, the mailbox and
+        its pending signals."""
         encoded = execution_id.encode()
         return (
             self._record_prefix + encoded,
             self._log_prefix + encoded,
             self._ctx_prefix + encoded,
             self._order_prefix + encoded,
+            self._mailbox_prefix + encoded,
+            self._pending_prefix + encoded,
         )
 
     def _write_id(self) -> bytes:
@@ -652,36 +755,33 @@ class RedisStore:
         if self._closed:
             raise self._closed_error()
         execution = utc_execution(execution)
-        fixed = _fixed_text(execution)
-        input_text = encode_json(execution.input).encode()
-        state = _state_text(execution)
-        ctx = _ctx_pairs(execution.ctx, execution.ctx)
-        wake, lease = execution.wake_at, execution.lease_expires_at
-        written = self._execute(
-            (
-                b"EVALSHA",
-                _CREATE,
-                b"4",
-                *self._keys(execution.id),
-                self._prefix,
-                execution.id.encode(),
-                execution.workflow_id.encode(),
-                fixed,
-                input_text,
-                b"%d" % execution.seq,
-                b"%d" % execution.version,
-                _STATUS[execution.status],
-                _micros(execution.updated_at),
-                b"" if wake is None else _micros(wake),
-                b"" if lease is None else _micros(lease),
-                state,
-                self._write_id(),
-                self._ttl_ms,
-                *ctx,
-            )
-        )
-        if written != 1:
+        if self._execute(self._create_command(execution)) != 1:
             raise ConflictError(f"execution {execution.id!r} already exists")
+
+    def _create_command(self, execution: Execution) -> list[bytes]:
+        """The ``EVALSHA`` of the create script (see ``CREATE`` for its arguments)."""
+        wake, lease = execution.wake_at, execution.lease_expires_at
+        return [
+            b"EVALSHA",
+            _CREATE,
+            b"6",
+            *self._keys(execution.id),
+            self._prefix,
+            execution.id.encode(),
+            execution.workflow_id.encode(),
+            _fixed_text(execution),
+            encode_json(execution.input).encode(),
+            b"%d" % execution.seq,
+            b"%d" % execution.version,
+            _STATUS[execution.status],
+            _micros(execution.updated_at),
+            b"" if wake is None else _micros(wake),
+            b"" if lease is None else _micros(lease),
+            _state_text(execution),
+            self._write_id(),
+            self._ttl_ms,
+            *_ctx_pairs(execution.ctx, execution.ctx),
+        ]
 
     def load(self, execution_id: str) -> Execution | None:
         """The execution with this id, or None (one script: the record and its ctx values).
@@ -706,20 +806,23 @@ class RedisStore:
         expected_version: int,
         *,
         changed: Collection[str] | None = None,
+        consumed: Collection[int] = (),
     ) -> None:
         """Replace the execution and append ``entries``, atomically.
 
-        One Lua script checks the stored version and seq, rewrites the record
-        (not the fields ``create`` wrote), writes the ctx values ``changed``
-        names (ctx whole when it is None), appends the entries and moves the
-        execution between the indexes. A record written by an older release
+        One Lua script checks the stored version and seq (and that the signals
+        ``consumed`` names are pending), rewrites the record (not the fields
+        ``create`` wrote), writes the ctx values ``changed`` names (ctx whole
+        when it is None), appends the entries, marks the signals consumed and
+        moves the execution between the indexes. A record written by an older release
         (ctx inside the record) is converted by its first checkpoint, which
         then sends ctx whole: one more round trip, once.
 
         Raises:
             ConflictError: the execution does not exist, its stored version is
-                not ``expected_version``, or the entries do not continue its
-                stored log; nothing was written.
+                not ``expected_version``, the entries do not continue its
+                stored log, or a consumed seq is not a pending signal; nothing
+                was written.
             ValueError: the arguments are inconsistent (see ``Store.checkpoint``),
                 a time is naive, or a value cannot be represented in JSON.
             TypeError: a value is not JSON data.
@@ -733,13 +836,14 @@ class RedisStore:
         execution = utc_execution(execution)
         check_checkpoint(execution, entries, expected_version, changed)
         texts = [_entry_text(utc_entry(entry)) for entry in entries]
+        seqs = b",".join([b"%d" % seq for seq in consumed]) if consumed else b""
         try:
             written = self._commit(
-                self._checkpoint_command(execution, texts, expected_version, changed)
+                self._checkpoint_command(execution, texts, expected_version, changed, seqs)
             )
             if written != 1 and int(written[0]) == OLD_SHAPE:
                 written = self._commit(
-                    self._checkpoint_command(execution, texts, expected_version, None)
+                    self._checkpoint_command(execution, texts, expected_version, None, seqs)
                 )
         except StoreUnavailableError as exc:
             raise StoreUnavailableError(
@@ -755,6 +859,7 @@ class RedisStore:
         texts: Sequence[bytes],
         expected_version: int,
         changed: Collection[str] | None,
+        consumed: bytes,
     ) -> list[bytes]:
         """The ``EVALSHA`` of the checkpoint script (see ``CHECKPOINT`` for its arguments)."""
         wake, lease = execution.wake_at, execution.lease_expires_at
@@ -765,7 +870,7 @@ class RedisStore:
         return [
             b"EVALSHA",
             _CHECKPOINT,
-            b"4",
+            b"6",
             *self._keys(execution.id),
             self._prefix,
             execution.id.encode(),
@@ -780,6 +885,7 @@ class RedisStore:
             _state_text(execution),
             self._write_id(),
             self._ttl_ms,
+            consumed,
             shape,
             b"%d" % (len(ctx) // 2),
             *ctx,
@@ -796,28 +902,32 @@ class RedisStore:
         """
         if self._closed:
             raise self._closed_error()
-        record_key, log_key, _, _ = self._keys(execution_id)
+        encoded = execution_id.encode()
+        record_key, log_key = self._record_prefix + encoded, self._log_prefix + encoded
         texts = self._execute((b"EVALSHA", _ENTRIES, b"2", record_key, log_key, b"%d" % int(after)))
         return [_entry(execution_id, text) for text in texts]
 
-    def _query(self, index: str, limit: int, upto: bytes) -> list[Execution]:
+    def _query(
+        self, index: str, limit: int, upto: bytes, after: tuple[datetime, str] | None = None
+    ) -> list[Execution]:
         if limit == 0:
             return []
         key = self._prefix + index.encode()
+        position = () if after is None else (_micros(after[0]), after[1].encode())
         found, gone = self._execute(
-            (b"EVALSHA", _QUERY, b"1", key, self._prefix, b"%d" % limit, upto)
+            (b"EVALSHA", _QUERY, b"1", key, self._prefix, b"%d" % limit, upto, *position)
         )
         if gone:
-            self._prune(key, gone)
+            self._clean(key, gone)
         return [_execution(execution) for execution in found]
 
-    def _prune(self, key: bytes, gone: Sequence[Any]) -> None:
+    def _clean(self, key: bytes, gone: Sequence[Any]) -> None:
         """Drop ids whose record expired from the indexes.
 
         Best effort: a query never fails because its clean-up did.
         """
         with contextlib.suppress(StoreError):
-            self._execute((b"EVALSHA", _PRUNE, b"1", key, self._prefix, *gone))
+            self._execute((b"EVALSHA", _CLEAN, b"1", key, self._prefix, *gone))
 
     def find(
         self,
@@ -825,13 +935,18 @@ class RedisStore:
         workflow_id: str | None = None,
         status: Status | str | None = None,
         limit: int = 100,
+        after: tuple[datetime, str] | None = None,
     ) -> list[Execution]:
-        """Executions matching the filters, most recently updated first (ties: id descending).
+        """Executions matching the filters, most recently updated first (ties: id descending),
+        strictly after the position ``after`` when given.
 
-        Reads one sorted-set index (``ZREVRANGE``) and the records it names.
+        Reads one sorted-set index (``ZREVRANGE``) and the records it names; a
+        page ``after`` a position starts at that position's rank, found in
+        logarithmic time however deep the page is.
 
         Raises:
-            ValueError: the status is unknown, or ``limit`` is negative.
+            ValueError: the status is unknown, ``limit`` is negative, or ``after``'s
+                time is naive.
             StoreUnavailableError: Redis cannot be reached.
             StoreError: Redis failed.
             FlowkitError: the store is closed.
@@ -840,13 +955,14 @@ class RedisStore:
             raise self._closed_error()
         check_limit(limit)
         wanted = check_status(status)
+        position = check_after(after)
         if workflow_id is None:
             index = "i:all" if wanted is None else f"i:st:{wanted.value}"
         elif wanted is None:
             index = f"i:wf:{workflow_id}"
         else:
             index = f"i:sw:{wanted.value}:{workflow_id}"
-        return self._query(index, limit, b"")
+        return self._query(index, limit, b"", position)
 
     def due(self, now: datetime, *, limit: int = 100) -> list[Execution]:
         """Halted or waiting executions whose ``wake_at`` is at or before ``now``, earliest first.
@@ -886,7 +1002,7 @@ class RedisStore:
         return [e for e in found if e.lease_expires_at is not None and e.lease_expires_at <= now]
 
     def delete(self, execution_id: str) -> bool:
-        """Delete an execution, its entries, its ctx values and its index entries (one script).
+        """Delete an execution with its entries, ctx values, mailbox and index entries (one script).
 
         Returns False if it did not exist (or expired) — also when a delete
         whose reply was lost with the connection had deleted it already.
@@ -902,13 +1018,213 @@ class RedisStore:
             (
                 b"EVALSHA",
                 _DELETE,
-                b"4",
+                b"6",
                 *self._keys(execution_id),
                 self._prefix,
                 execution_id.encode(),
             )
         )
         return bool(deleted == 1)
+
+    def send_signal(self, signal: Signal) -> Signal | None:
+        """Append ``signal`` to its execution's mailbox; the stored signal, with its ``seq``.
+
+        One script checks the execution's status and the key, and appends;
+        None, writing nothing, when the key was seen before.
+
+        Raises:
+            NotFoundError: the execution does not exist.
+            ExecutionError: the execution is completed, failed or cancelled.
+            ValueError: ``sent_at`` is naive, or the payload holds NaN or an infinity.
+            TypeError: the payload is not JSON data.
+            StoreUnavailableError: Redis cannot be reached.
+            StoreError: Redis failed.
+            FlowkitError: the store is closed.
+        """
+        if self._closed:
+            raise self._closed_error()
+        signal, payload = utc_signal(signal)
+        record_key, _, _, _, mailbox_key, pending_key = self._keys(signal.execution_id)
+        key = signal.key
+        code, *rest = self._execute(
+            (
+                b"EVALSHA",
+                _SEND,
+                b"3",
+                record_key,
+                mailbox_key,
+                pending_key,
+                self._write_id(),
+                signal.name.encode(),
+                b"" if key is None else key.encode(),
+                b"0" if key is None else b"1",
+                _signal_text(signal, payload),
+            )
+        )
+        if code == 1:
+            return attrs.evolve(signal, seq=int(rest[0]))
+        if code == 0:
+            return None
+        raise signal_refused(signal, _text(rest[0]) if rest else None)
+
+    def signals(self, execution_id: str, *, name: str | None = None) -> list[Signal]:
+        """The execution's pending signals, of ``name`` if given, in seq order (one script).
+
+        Raises:
+            StoreUnavailableError: Redis cannot be reached.
+            StoreError: Redis failed.
+            FlowkitError: the store is closed.
+        """
+        if self._closed:
+            raise self._closed_error()
+        _, _, _, _, mailbox_key, pending_key = self._keys(execution_id)
+        which = (b"0",) if name is None else (b"1", name.encode())
+        found = self._execute((b"EVALSHA", _SIGNALS, b"2", mailbox_key, pending_key, *which))
+        return [
+            _signal(execution_id, seq, text)
+            for seq, text in zip(found[::2], found[1::2], strict=True)
+        ]
+
+    def save_schedule(self, schedule: Schedule) -> None:
+        """Insert the schedule, or replace the one with its name (one script).
+
+        Raises:
+            ValueError: a time is naive, or the input holds NaN or an infinity.
+            TypeError: the input is not JSON data.
+            StoreUnavailableError: Redis cannot be reached.
+            StoreError: Redis failed.
+            FlowkitError: the store is closed.
+        """
+        if self._closed:
+            raise self._closed_error()
+        schedule = utc_schedule(schedule)
+        last = schedule.last_slot
+        name = schedule.name.encode()
+        self._execute(
+            (
+                b"EVALSHA",
+                _SAVE_SCHEDULE,
+                b"2",
+                self._schedule_prefix + name,
+                self._schedules_key,
+                name,
+                _schedule_text(schedule),
+                b"" if last is None else _micros(last),
+            )
+        )
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule, by name (one script).
+
+        Raises:
+            StoreUnavailableError: Redis cannot be reached.
+            StoreError: Redis failed.
+            FlowkitError: the store is closed.
+        """
+        if self._closed:
+            raise self._closed_error()
+        found = self._execute((b"EVALSHA", _SCHEDULES, b"1", self._schedules_key, self._prefix))
+        return [_schedule(*found[i : i + 3]) for i in range(0, len(found), 3)]
+
+    def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; False if there was none (one script).
+
+        Raises:
+            StoreUnavailableError: Redis cannot be reached.
+            StoreError: Redis failed.
+            FlowkitError: the store is closed.
+        """
+        if self._closed:
+            raise self._closed_error()
+        encoded = name.encode()
+        deleted = self._execute(
+            (
+                b"EVALSHA",
+                _DELETE_SCHEDULE,
+                b"2",
+                self._schedule_prefix + encoded,
+                self._schedules_key,
+                encoded,
+            )
+        )
+        return bool(deleted == 1)
+
+    def schedule_fired(self, name: str, slot: datetime) -> bool:
+        """Record ``slot`` as the schedule's last slot if it is later than the stored one.
+
+        A compare-and-set in one script: of several callers with the same
+        slot, one gets True (also when its reply was lost and it was sent again).
+
+        Raises:
+            ValueError: ``slot`` is naive.
+            StoreUnavailableError: Redis cannot be reached.
+            StoreError: Redis failed.
+            FlowkitError: the store is closed.
+        """
+        if self._closed:
+            raise self._closed_error()
+        slot = utc(slot, "slot")
+        fired = self._execute(
+            (
+                b"EVALSHA",
+                _SCHEDULE_FIRED,
+                b"1",
+                self._schedule_prefix + name.encode(),
+                _micros(slot),
+                self._write_id(),
+            )
+        )
+        return bool(fired == 1)
+
+    def prune(
+        self,
+        *,
+        before: datetime,
+        statuses: Iterable[Status | str],
+        dry_run: bool = False,
+    ) -> int:
+        """Delete finished executions last updated before ``before``; how many went.
+
+        Reads each status's index oldest first and deletes in batches of
+        :data:`PRUNE_BATCH` executions, one script each, so Redis serves other
+        clients between batches. With ``dry_run`` the same batches are only counted.
+        A batch sent again after a lost connection is not counted twice, but
+        what it deleted before the reply was lost is not counted at all.
+
+        Raises:
+            ValueError: ``before`` is naive, or a status is unknown or not finished.
+            StoreUnavailableError: Redis cannot be reached.
+            StoreError: Redis failed.
+            FlowkitError: the store is closed.
+        """
+        if self._closed:
+            raise self._closed_error()
+        before, wanted = check_prunable(before, statuses)
+        upto, dry = _micros(before), b"1" if dry_run else b"0"
+        count = 0
+        for status in wanted:
+            key = self._prefix + b"i:st:" + _STATUS[status]
+            offset = 0
+            while True:
+                looked, went = self._execute(
+                    (
+                        b"EVALSHA",
+                        _PRUNE,
+                        b"1",
+                        key,
+                        self._prefix,
+                        upto,
+                        b"%d" % PRUNE_BATCH,
+                        b"%d" % offset,
+                        dry,
+                    )
+                )
+                count += went
+                if looked < PRUNE_BATCH:
+                    break
+                if dry_run:  # nothing left the index: read on past what was counted
+                    offset += looked
+        return count
 
     def close(self) -> None:
         """Close the connections the store opened; later calls raise :class:`FlowkitError`.

@@ -144,6 +144,8 @@ class SQL:
     value_casts: ClassVar[dict[str, str]] = {}
     #: Ends a SELECT that locks the rows it reads until the transaction ends.
     for_update: ClassVar[str] = " FOR UPDATE"
+    #: Follows the executions table in a locking read by ids, so that it reads no other row.
+    by_id: ClassVar[str] = ""
 
     def __init__(self, dialect: Dialect, schema: Schema, database: str) -> None:
         self.dialect = dialect
@@ -255,6 +257,13 @@ class SQL:
             True: p(f"{pending} AND {q('name')} = ? ORDER BY {seq}"),
         }
         self.delete_signals = p(f"DELETE FROM {sg} WHERE {eid} = ?")
+        # The tables that hold an execution's rows, and the column of its id.
+        self._owned = (
+            (self.executions, "id"),
+            (self.entries_table, "execution_id"),
+            (self.ctx_table, "execution_id"),
+            (sg, "execution_id"),
+        )
         # With `{}` for a list of seqs (see in_list).
         consumed = q("consumed")
         self.pending_template = (
@@ -579,38 +588,54 @@ class SQL:
             cursor.execute(self.insert_signal, (execution_id, seq, *row[1:]))
             return found[0], seq
 
+    def delete_executions(self, cursor: Any, ids: Sequence[str]) -> None:
+        """Delete executions (locked by this transaction) with their entries, ctx values
+        and signals."""
+        for table, column in self._owned:
+            delete = f"DELETE FROM {table} WHERE {self.q(column)} IN ({{}})"
+            cursor.execute(self.in_list(delete, len(ids)), ids)
+
     def count_prunable(self, statuses: int) -> str:
         """How many executions of ``statuses`` statuses were updated before a time."""
         return self.in_list(f"SELECT COUNT(*) FROM {self.prunable}", statuses)
 
     def prune_batch(
-        self, connection: Any, statuses: Sequence[str], before: Any, state: State
-    ) -> int:
+        self, connection: Any, statuses: Sequence[str], before: datetime, state: State
+    ) -> tuple[int, int]:
         """Delete up to :data:`PRUNE_BATCH` executions of ``statuses`` updated before
-        ``before``, with their entries, ctx values and signals, in one transaction;
-        return how many went.
+        ``before``, with their entries, ctx values and signals, in one transaction.
 
-        The executions are locked as they are chosen, so that one retried
-        meanwhile is not deleted.
+        The executions are chosen without a lock, then locked through the
+        primary key and checked again (one retried meanwhile stays): InnoDB
+        keeps the locks of every row a locking read passes by, and those could
+        be other executions', whose checkpoints would then wait for the batch.
+
+        Returns:
+            How many were chosen, and how many of them went.
         """
         q = self.q
-        select = self.in_list(
-            f"SELECT {q('id')} FROM {self.prunable} LIMIT {PRUNE_BATCH}{self.for_update}",
-            len(statuses),
+        choose = self.in_list(
+            f"SELECT {q('id')} FROM {self.prunable} LIMIT {PRUNE_BATCH}", len(statuses)
         )
         with self.transaction(connection, state) as cursor:
-            cursor.execute(select, (*statuses, before))
-            ids = [row[0] for row in cursor.fetchall()]
+            cursor.execute(choose, (*statuses, self.time_in(before)))
+            chosen = [row[0] for row in cursor.fetchall()]
+            if not chosen:
+                return 0, 0
+            lock = self.in_list(
+                f"SELECT {q('id')}, {q('status')}, {q('updated_at')} FROM {self.executions}"
+                f"{self.by_id} WHERE {q('id')} IN ({{}}){self.for_update}",
+                len(chosen),
+            )
+            cursor.execute(lock, chosen)
+            ids = [
+                execution_id
+                for execution_id, status, updated_at in cursor.fetchall()
+                if status in statuses and self.time_out(updated_at) < before
+            ]
             if ids:
-                for table, column in (
-                    (self.executions, "id"),
-                    (self.entries_table, "execution_id"),
-                    (self.ctx_table, "execution_id"),
-                    (self.signals_table, "execution_id"),
-                ):
-                    delete = f"DELETE FROM {table} WHERE {q(column)} IN ({{}})"
-                    cursor.execute(self.in_list(delete, len(ids)), ids)
-            return len(ids)
+                self.delete_executions(cursor, ids)
+            return len(chosen), len(ids)
 
     # --- migrations -------------------------------------------------------------------------------
 
@@ -939,6 +964,16 @@ class MySQL(SQL):
     """MySQL and MariaDB: times as naive UTC ``DATETIME(6)``; DDL commits on its own."""
 
     name = "mysql"
+    # With many ids against a small table, MariaDB would rather scan it all (locking all).
+    by_id = " FORCE INDEX (PRIMARY)"
+
+    def delete_executions(self, cursor: Any, ids: Sequence[str]) -> None:
+        # One id per statement: with a list, MariaDB may scan rows of other executions,
+        # and a row it had to wait for stays locked until the batch commits.
+        for table, column in self._owned:
+            cursor.executemany(
+                self.p(f"DELETE FROM {table} WHERE {self.q(column)} = ?"), [(i,) for i in ids]
+            )
 
     def time_in(self, value: datetime) -> Any:
         return value.replace(tzinfo=None)

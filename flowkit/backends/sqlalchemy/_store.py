@@ -1107,20 +1107,21 @@ class SQLStore:
             return 0
         sql = self._sql
         values = [status.value for status in wanted]
-        at = sql.time_in(before)
         if dry_run:
-            rows = self._read(sql.count_prunable(len(values)), (*values, at))
+            rows = self._read(sql.count_prunable(len(values)), (*values, sql.time_in(before)))
             return int(rows[0][0])
 
-        def batch(connection: Any) -> int:
-            return sql.prune_batch(connection, values, at, State())
+        def batch(connection: Any) -> tuple[int, int]:
+            return sql.prune_batch(connection, values, before, State())
 
         total = 0
         while True:
             # After a lost commit the batch is chosen again (what went is not counted).
-            gone = self._retrying_write(batch, lambda: False) or 0
+            outcome = self._retrying_write(batch, lambda: False)
+            assert outcome is not None  # the lambda is never True
+            chosen, gone = outcome
             total += gone
-            if gone < PRUNE_BATCH:
+            if chosen < PRUNE_BATCH:
                 return total
 
     def close(self) -> None:
