@@ -94,11 +94,6 @@ def on_backends(*names: str) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("store", params, indirect=True)
 
 
-#: For tests of what the second batch adds to stores (mailboxes, schedules, ``find(after=)``):
-#: every store has it now (the marker list keeps a new store out until it does).
-with_second_batch_store = on_backends("memory", "sqlite", "postgresql", "mysql", "redis")
-
-
 def basic(name: str, password: str | None = None) -> dict[str, str]:
     """HTTP Basic headers for a test user (their right password unless one is given)."""
     token = f"{name}:{password if password is not None else name + '-pw'}".encode()

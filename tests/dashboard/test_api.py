@@ -10,10 +10,9 @@ from starlette.testclient import TestClient
 import flowkit
 from flowkit.dashboard.actions import Actions, Done
 
-from .conftest import PAUSE, WAITER, Shop, basic, halted, with_second_batch_store
+from .conftest import PAUSE, WAITER, Shop, basic, halted
 
 
-@with_second_batch_store
 def test_pages_follow_each_other_without_gaps_or_repeats(
     client: TestClient, engine: flowkit.Engine
 ) -> None:
@@ -242,7 +241,6 @@ def test_retry_continues_a_failed_execution(
     assert refused.status_code == 409
 
 
-@with_second_batch_store
 def test_a_signal_moves_a_waiting_execution_on_once_per_key(
     client: TestClient, engine: flowkit.Engine
 ) -> None:
@@ -264,7 +262,6 @@ def test_a_signal_moves_a_waiting_execution_on_once_per_key(
     assert (nameless.status_code, nameless.json()) == (400, {"error": "'name' is required"})
 
 
-@with_second_batch_store
 def test_a_repeated_signal_key_is_dropped(client: TestClient, engine: flowkit.Engine) -> None:
     execution_id = engine.run(PAUSE).execution_id  # halted: signals wait in its mailbox
     url = f"/api/executions/{execution_id}/signal"

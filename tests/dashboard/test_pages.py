@@ -13,7 +13,7 @@ from flowkit.dashboard import create_app
 from flowkit.definitions import WorkflowRegistry
 from flowkit.records import Schedule
 
-from .conftest import USERS, basic, halted, with_second_batch_store
+from .conftest import USERS, basic, halted
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -228,7 +228,6 @@ def test_workflows_page_draws_every_registered_workflow(client: TestClient) -> N
     assert ">on_reject</text>" in page
 
 
-@with_second_batch_store
 def test_schedules_page_lists_schedules_or_says_there_are_none(
     client: TestClient, engine: flowkit.Engine
 ) -> None:
