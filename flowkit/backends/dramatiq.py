@@ -475,7 +475,7 @@ class Runtime:
             try:
                 sweep()
             except Exception:
-                log.exception("flowkit: maintenance (%s) failed", sweep.__name__)
+                log.exception("maintenance (%s) failed", sweep.__name__)
 
     def _prune(self) -> None:
         if self.retention is not None:
@@ -501,7 +501,7 @@ class Runtime:
                     client.pexpire(key, ttl)
                     return True
             except Exception as exc:
-                log.warning("flowkit: cannot take the maintenance lock: %s", exc)
+                log.warning("cannot take the maintenance lock: %s", exc)
             return False
         if getattr(self.broker, "parameters", None) is None:
             return True
@@ -535,7 +535,7 @@ class Runtime:
                 connection.close()  # type: ignore[union-attr]
             return False
         except pika.exceptions.AMQPError as exc:
-            log.warning("flowkit: cannot take the maintenance lock: %s", exc)
+            log.warning("cannot take the maintenance lock: %s", exc)
             if connection is not None:
                 with contextlib.suppress(pika.exceptions.AMQPError):
                     connection.close()

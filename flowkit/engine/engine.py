@@ -614,7 +614,7 @@ class Engine:
         execution_id = slot_execution_id(schedule.name, slot)
         if missed > 1:
             log.warning(
-                "flowkit: schedule %s missed %d slots; only the latest starts (%s)",
+                "schedule %s missed %d slots; only the latest starts (%s)",
                 schedule.name,
                 missed,
                 execution_id,
@@ -728,7 +728,7 @@ class Engine:
             except ConflictError:
                 pass  # another process delivered it first
             except NotFoundError as exc:
-                log.info("flowkit: signal %r to %s waits for a worker: %s", name, execution.id, exc)
+                log.info("signal %r to %s waits for a worker: %s", name, execution.id, exc)
             return
 
     def _unless_signalled(self, advance: Advance) -> Advance:
@@ -891,7 +891,7 @@ class Engine:
                 except ConflictError:
                     if self._adopt_cancel(inflight):
                         continue  # the next step ends it
-                    log.info("flowkit: execution %s was taken over elsewhere", execution_id)
+                    log.info("execution %s was taken over elsewhere", execution_id)
                     return self.load(execution_id)
                 if advance.fanout is not None:
                     self._fanout.run_all(wf, inflight, advance.fanout)
@@ -985,7 +985,7 @@ class Engine:
                     if done is None:
                         raise
                     log.exception(
-                        "flowkit: execution %s: the step after entry %d failed; it goes on "
+                        "execution %s: the step after entry %d failed; it goes on "
                         "from that checkpoint",
                         execution_id,
                         done.execution.seq,
@@ -1091,7 +1091,7 @@ class Engine:
         try:
             advance = self.resume_step(parent.id, Decision(), internal=True)
         except FlowkitError as exc:
-            log.warning("flowkit: cannot continue parent %s: %s", parent.id, exc)
+            log.warning("cannot continue parent %s: %s", parent.id, exc)
             return
         if advance.running:
             self.driver.dispatch(self, parent.id)
@@ -1229,7 +1229,7 @@ class Engine:
         )
         self.store.checkpoint(failed, [entry], execution.version, changed=())
         telemetry.checkpointed(execution, failed, [entry])  # metrics and logs
-        log.error("flowkit: %s", error)
+        log.error("%s", error)
         self._stepper.emit(failed, "workflow.failed", None, {"error": error})
         self.notify_parent(failed)
         return failed
@@ -1265,7 +1265,7 @@ def _stuck(sweep: Sweep, execution_id: str, verb: str, exc: Exception) -> None:
     sweep.stuck[execution_id] = reason
     # flowkit's own errors say all there is; anything else gets its traceback.
     trace = None if isinstance(exc, FlowkitError) else exc
-    log.error("flowkit: cannot %s execution %s: %s", verb, execution_id, reason, exc_info=trace)
+    log.error("cannot %s execution %s: %s", verb, execution_id, reason, exc_info=trace)
 
 
 def _same_schedule(one: Schedule, other: Schedule) -> bool:

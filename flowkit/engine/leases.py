@@ -214,7 +214,7 @@ class LeaseKeeper:
                 self._notice_cancel(item)
                 return
             except FlowkitError as exc:
-                log.warning("flowkit: cannot renew the lease of %s: %s", record.id, exc)
+                log.warning("cannot renew the lease of %s: %s", record.id, exc)
                 return
             item.record = renewed  # content_version stays: only the lease changed
         finally:

@@ -68,7 +68,7 @@ class Retention:
         pruned = store.prune(before=before, statuses=FINISHED)
         if pruned:
             log.info(
-                "flowkit: pruned %d finished executions last updated before %s",
+                "pruned %d finished executions last updated before %s",
                 pruned,
                 before.isoformat(),
             )

@@ -415,7 +415,7 @@ class Stepper:
             f"ExecutionError: the checkpoint after {where} could not be stored, so the execution "
             f"failed: {error_text(exc)}"
         )
-        log.error("flowkit: execution %s: %s", tx.base.id, error)
+        log.error("execution %s: %s", tx.base.id, error)
         entries = []
         if tx.entries:
             last = tx.entries[-1]

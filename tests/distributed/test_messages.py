@@ -674,8 +674,7 @@ def test_a_store_error_in_a_later_step_hands_over_from_the_last_checkpoint(
     assert [step for step, _ in _steps(sliced, execution.id)] == ["start", "a"]
     assert sliced.recorder.take() == [step_message(last)]  # not stranded
     assert (
-        f"flowkit: execution {execution.id}: the step after entry 2 failed; it goes on from "
-        "that checkpoint"
+        f"execution {execution.id}: the step after entry 2 failed; it goes on from that checkpoint"
     ) in caplog.text
     assert "ConnectionError: the store went away" in caplog.text
     sliced.runtime.step(last.id, last.seq)  # the next message: b again, then c

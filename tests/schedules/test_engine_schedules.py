@@ -65,7 +65,7 @@ def test_only_the_latest_of_several_missed_slots_starts(
     assert [r.execution_id for r in results] == ["nightly@2030-01-05T02:30:00Z"]
     assert started(store) == ["nightly@2030-01-05T02:30:00Z"]
     assert (
-        "flowkit: schedule nightly missed 5 slots; only the latest starts "
+        "schedule nightly missed 5 slots; only the latest starts "
         "(nightly@2030-01-05T02:30:00Z)" in caplog.messages
     )
     [after] = [flowkit.schedule_slots(s, clock.now()) for s in engine.schedules()]
