@@ -419,6 +419,19 @@ GATED_FAN = flowkit.load(
     }
 )
 
+#: book (undone by unbook) → pay (waits for the signal ``paid``) → after (gets its payload).
+PAYING = flowkit.load(
+    {
+        "id": "dist_paying",
+        "steps": [
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("pay"),
+            {"id": "pay", "type": "wait", "signal": "paid", "output": "paid", "next": "after"},
+            _call("after", "echo", None, value="$paid"),
+        ],
+    }
+)
+
 WORKFLOWS = (
     SLOW,
     CHAIN,
@@ -434,6 +447,7 @@ WORKFLOWS = (
     DOZING,
     UNDOING,
     GATED_FAN,
+    PAYING,
 )
 
 
