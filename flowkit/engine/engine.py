@@ -668,10 +668,11 @@ class Engine:
         """Send the signal ``name`` to an execution; False when ``key`` was seen before.
 
         The signal is kept in the execution's mailbox in the store. When the
-        execution waits for ``name`` it is moved on at once: here when its
-        workflow is known in this process (the driver runs the rest), else by
-        the next ``wake_due`` of any worker (``flowkit wake``, ``flowkit
-        worker``, Dramatiq workers). Otherwise the signal waits in the mailbox
+        execution waits for ``name`` it is moved on at once: on Dramatiq by its
+        timer message, sent from here; with the inline and thread executors
+        here, when its workflow is known in this process, else by the next
+        ``wake_due`` of any process (``flowkit wake``, ``flowkit worker``).
+        Otherwise the signal waits in the mailbox
         for a ``wait`` step; a halted execution keeps it too (``resume`` is what
         moves a halt on). Signals are consumed once each, oldest first.
 
