@@ -287,6 +287,11 @@ def test_mailboxes_and_schedules_never_scan(server: RedisServer) -> None:
             "every signal": (lambda: store.signals("ex-1"), ["ZRANGE", "HMGET"]),
             "schedules": (store.schedules, ["ZRANGE"] + ["HMGET"] * 20),
             "fire": (lambda: store.schedule_fired("s05", T0), ["HMGET", "HSET"]),
+            "save a schedule": (
+                lambda: store.save_schedule(_schedule("s20")),
+                ["DEL", "HSET", "ZADD"],
+            ),
+            "delete a schedule": (lambda: store.delete_schedule("s20"), ["ZREM", "DEL"]),
             "consume": (
                 lambda: store.checkpoint(record, entries, execution.version, consumed=[1, 3]),
                 None,
