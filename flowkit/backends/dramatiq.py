@@ -38,6 +38,7 @@ from ..adapters import optional_import
 from ..config import settings
 from ..definitions.workflows import import_workflows
 from ..engine import Advance, Engine, Retention
+from ..engine.control import cancel_requested
 from ..errors import ConfigError, ConflictError
 from ..records import Execution, Status
 
@@ -420,6 +421,10 @@ class Runtime:
         engine = self.engine()
         advance = engine.run_branch(execution_id, path, branch_id, visit)
         if advance.dropped:
+            if advance.running and cancel_requested(advance.execution):
+                # The branches of a cancelled fan-out never join: the step ends it
+                # (one message wins; the others find the execution moved on).
+                self.send_step(advance.execution)
             return
         if advance.delay:  # a retry of this branch
             self.branch.send_with_options(

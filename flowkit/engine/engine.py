@@ -1005,10 +1005,11 @@ class Engine:
         """Run one branch of a parallel step and record it; join when enough are done.
 
         A branch of a parallel step that has joined already, or a duplicate, is
-        dropped; so is every branch of an execution that is no longer running.
+        dropped; so is every branch of an execution that is no longer running,
+        or that is being cancelled (its next step ends it).
         """
         execution = self.load(execution_id)
-        if execution.status is not Status.RUNNING:
+        if execution.status is not Status.RUNNING or cancel_requested(execution):
             return Advance(execution=execution, dropped=True)
         wf = self._definition_for(execution, None, False)
         with self._track(execution) as inflight:

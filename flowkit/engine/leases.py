@@ -4,6 +4,11 @@ A running execution carries a lease (owner, expiry). Every checkpoint renews
 it; for a step that runs longer than a third of the lease, a background
 keeper renews it with a record-only checkpoint, so :meth:`Engine.recover` in
 another process only takes over executions whose process really died.
+
+A renewal that conflicts is how the keeper learns that a cancel was asked for
+while a step runs: it adopts that record and requests the execution's
+:class:`~flowkit.services.cancellation.Cancellation`, which cancels the async
+services in flight and answers ``flowkit.current().cancel_requested``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from ..abc import Clock, Store
 from ..cursor import Cursor
 from ..errors import ConflictError, FlowkitError
 from ..records import Entry, Execution, Status
+from ..services.cancellation import Cancellation
+from .control import cancel_requested
 
 __all__ = ["InFlight", "LeaseKeeper", "Leases", "Tracker"]
 
@@ -38,6 +45,8 @@ class InFlight:
         self.content_version = record.version
         self.lock = threading.RLock()
         self.users = 0
+        # Requested once the lease keeper sees a cancel request in the store.
+        self.cancellation = Cancellation()
         # The outputs of the iterations of loops that started in this process, by
         # loop path: (the loop's start seq, {iteration: output}), so that a loop's
         # end need not read its entries back.
@@ -202,6 +211,7 @@ class LeaseKeeper:
             try:
                 leases.store.checkpoint(renewed, (), record.version, changed=())
             except ConflictError:
+                self._notice_cancel(item)
                 return
             except FlowkitError as exc:
                 log.warning("cannot renew the lease of %s: %s", record.id, exc)
@@ -209,3 +219,17 @@ class LeaseKeeper:
             item.record = renewed  # content_version stays: only the lease changed
         finally:
             item.lock.release()
+
+    def _notice_cancel(self, item: InFlight) -> None:
+        """After a conflicting renewal: if a cancel was asked for, adopt that record
+        (the step's own checkpoint then conflicts, and the engine ends the execution)
+        and tell the calls in flight."""
+        try:
+            latest = self._leases.store.load(item.record.id)
+        except FlowkitError as exc:
+            log.warning("flowkit: cannot read %s after a lease conflict: %s", item.record.id, exc)
+            return
+        if latest is None or latest.status is not Status.RUNNING or not cancel_requested(latest):
+            return  # another process took it over: its step's checkpoint will conflict
+        item.refresh(latest)
+        item.cancellation.request()

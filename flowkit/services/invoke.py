@@ -1,8 +1,9 @@
 """Calling a service: the calling convention, timeouts, async callables and :func:`current`.
 
-Async callables are awaited (and cancelled on timeout); sync callables with a
-timeout run in a helper thread that is abandoned on timeout, its late result
-discarded. What the call returns is made JSON data (:func:`to_json`).
+Async callables are awaited (and cancelled on timeout, or when the execution is
+being cancelled); sync callables with a timeout run in a helper thread that is
+abandoned on timeout, its late result discarded. What the call returns is made
+JSON data (:func:`to_json`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import contextvars
 import inspect
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import ExecutionError
 from .calling import bind_arguments
+from .cancellation import Cancellation
 from .context import ContextSource, running
 from .outputs import to_json
 
@@ -31,6 +33,7 @@ def invoke(
     source: ContextSource,
     timeout: float | None,
     where: str,
+    cancellation: Cancellation | None = None,
 ) -> Any:
     """Call ``function`` with ``value`` as its input; return its result as JSON data.
 
@@ -40,16 +43,18 @@ def invoke(
         source: what :func:`flowkit.current` reports while the call runs.
         timeout: seconds the call may take, or None.
         where: the step, for messages (``step 'charge'``).
+        cancellation: when it is requested, an async callable's task is cancelled.
 
     Raises:
-        ExecutionError: the call timed out, or its result is not JSON data.
+        ExecutionError: the call timed out or was cancelled, or its result is not
+            JSON data.
         TypeError: the input does not fit the callable's parameters.
     """
     args, kwargs = bind_arguments(function, value)
     token = running.set(source)
     try:
         if _is_async(function):
-            result = _run_async(function(*args, **kwargs), timeout, where)
+            result = _run_async(function(*args, **kwargs), timeout, where, cancellation)
         elif timeout is None:
             result = function(*args, **kwargs)
         else:
@@ -92,14 +97,23 @@ class _Runner:
 _loops = threading.local()
 
 
-def _run_async(coroutine: Any, timeout: float | None, where: str) -> Any:
+def _run_async(
+    coroutine: Any, timeout: float | None, where: str, cancellation: Cancellation | None
+) -> Any:
     async def bounded() -> Any:
-        if timeout is None:
-            return await coroutine
-        try:
-            return await asyncio.wait_for(coroutine, timeout)
-        except TimeoutError:
-            raise _timed_out(where, timeout) from None
+        if cancellation is None:
+            return await _awaited(coroutine, timeout, where)
+        task = asyncio.ensure_future(coroutine)
+        loop = asyncio.get_running_loop()
+        with cancellation.watch(lambda: _cancel_soon(loop, task)):
+            try:
+                return await _awaited(task, timeout, where)
+            except asyncio.CancelledError:
+                if not cancellation.requested:
+                    raise
+        raise ExecutionError(
+            f"{where[0].upper()}{where[1:]} was cancelled: its execution is being cancelled"
+        )
 
     try:
         asyncio.get_running_loop()
@@ -119,6 +133,20 @@ def _run_async(coroutine: Any, timeout: float | None, where: str) -> Any:
     if "error" in box:
         raise box["error"]
     return box.get("value")
+
+
+def _cancel_soon(loop: asyncio.AbstractEventLoop, task: asyncio.Future[Any]) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop closed: the call is over
+        loop.call_soon_threadsafe(task.cancel)
+
+
+async def _awaited(awaitable: Awaitable[Any], timeout: float | None, where: str) -> Any:
+    if timeout is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        raise _timed_out(where, timeout) from None
 
 
 def _store_result(box: dict[str, Any], function: Callable[[], Any]) -> None:

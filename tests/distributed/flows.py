@@ -14,6 +14,7 @@ worker processes, every message processed appends ``<actor> <execution id>
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections import Counter
@@ -33,6 +34,8 @@ MESSAGES = "messages.log"
 STARTED = "started"
 #: Created by the test to let the slow step finish.
 RELEASE = "release"
+#: Created by the test to make ``until_fixed`` succeed ("a fix was deployed").
+FIXED = "fixed"
 
 CHAIN_STEPS = 5
 BRANCHES = 20
@@ -288,7 +291,164 @@ POISONED = flowkit.load(
     }
 )
 
-WORKFLOWS = (SLOW, CHAIN, FANOUT, HALTING, APPROVAL, RETRYING, SLEEPING, POISONED)
+# --- execution control (SPEC §15) -----------------------------------------------------------------
+
+
+def until_fixed(step: str) -> str:
+    """Note the call; fail until the test created ``fixed``."""
+    _note(step)
+    if not (_dir() / FIXED).exists():
+        raise RuntimeError(f"{step} is down")
+    return step
+
+
+async def hang(step: str) -> str:
+    """Note the call, say so in ``started``; then await until cancelled (a minute at most)."""
+    _note(step)
+    (_dir() / STARTED).write_text(str(os.getpid()))
+    await asyncio.sleep(60)
+    return step
+
+
+def _booked(then: str, undo: str = "work") -> dict[str, Any]:
+    """``book``, undone by ``unbook`` (a call of ``undo``, e.g. the blocking ``slow``)."""
+    return {
+        **_call("book", "work", then),
+        "compensate": {"service": "Distributed", "method": undo, "input": {"step": "unbook"}},
+    }
+
+
+#: before → broken (fails until ``fixed`` exists; no retries) → after.
+BROKEN = flowkit.load(
+    {
+        "id": "dist_broken",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "broken"),
+            _call("broken", "until_fixed", "after"),
+            _call("after", "work", None),
+        ],
+    }
+)
+
+#: book (undone by unbook) → slow (blocks until released) → after.
+SAGA = flowkit.load(
+    {
+        "id": "dist_saga",
+        "steps": [
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("slow"),
+            _call("slow", "slow", "after"),
+            _call("after", "work", None),
+        ],
+    }
+)
+
+#: book (undone by unbook) → hang (an async service awaiting a minute) → after.
+HANGING = flowkit.load(
+    {
+        "id": "dist_hanging",
+        "steps": [
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("hang"),
+            _call("hang", "hang", "after"),
+            _call("after", "work", None),
+        ],
+    }
+)
+
+#: book (undone by unbook) → nap (sleeps ``seconds``, 30 by default) → after.
+DOZING = flowkit.load(
+    {
+        "id": "dist_dozing",
+        "inputs": {"seconds": {"type": "number", "default": 30}},
+        "steps": [
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("nap"),
+            {"id": "nap", "type": "sleep", "seconds": "$input.seconds", "next": "after"},
+            _call("after", "work", None),
+        ],
+    }
+)
+
+#: book (undone by unbook, which blocks until released) → broken (fails until fixed).
+UNDOING = flowkit.load(
+    {
+        "id": "dist_undoing",
+        "steps": [
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("broken", undo="slow"),
+            _call("broken", "until_fixed", None),
+        ],
+    }
+)
+
+#: book (undone by unbook) → fan (gate blocks until released; ``BRANCHES`` quick ones) → after.
+GATED_FAN = flowkit.load(
+    {
+        "id": "dist_gated_fan",
+        "steps": [
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("fan"),
+            {
+                "id": "fan",
+                "type": "parallel",
+                "branches": [
+                    {
+                        "id": "gate",
+                        "type": "call",
+                        "service": "Distributed",
+                        "method": "slow",
+                        "input": {"step": "fan:gate"},
+                    },
+                    *[
+                        {
+                            "id": f"b{i:02d}",
+                            "type": "call",
+                            "service": "Distributed",
+                            "method": "branch",
+                            "input": {"step": f"fan:b{i:02d}", "index": i},
+                        }
+                        for i in range(BRANCHES)
+                    ],
+                ],
+                "next": "after",
+            },
+            _call("after", "work", None),
+        ],
+    }
+)
+
+#: book (undone by unbook) → pay (waits for the signal ``paid``) → after (gets its payload).
+PAYING = flowkit.load(
+    {
+        "id": "dist_paying",
+        "steps": [
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("pay"),
+            {"id": "pay", "type": "wait", "signal": "paid", "output": "paid", "next": "after"},
+            _call("after", "echo", None, value="$paid"),
+        ],
+    }
+)
+
+WORKFLOWS = (
+    SLOW,
+    CHAIN,
+    FANOUT,
+    HALTING,
+    APPROVAL,
+    RETRYING,
+    SLEEPING,
+    POISONED,
+    BROKEN,
+    SAGA,
+    HANGING,
+    DOZING,
+    UNDOING,
+    GATED_FAN,
+    PAYING,
+)
 
 
 def register() -> None:
@@ -303,6 +463,8 @@ def register() -> None:
             "echo": echo,
             "flaky": flaky,
             "poison": poison,
+            "until_fixed": until_fixed,
+            "hang": hang,
         },
     )
     for wf in WORKFLOWS:
