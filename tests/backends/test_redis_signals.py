@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,27 @@ def test_concurrent_senders_get_unique_consecutive_seqs(store: RedisStore) -> No
     assert [s.seq for s in pending] == list(range(1, SENDERS * 25 + 1))
     for index, seqs in enumerate(got):
         assert [s.seq for s in pending if s.payload["from"] == index] == seqs
+
+
+def test_fires_racing_from_stores_of_their_own_win_each_slot_once(store: RedisStore) -> None:
+    store.save_schedule(_schedule("nightly"))
+    slots = [T0 + timedelta(days=day) for day in range(1, 21)]
+    senders = _senders(store)
+
+    def fire(index: int, sender: RedisStore) -> list[datetime]:
+        ordered = slots[index % 3 :: 3] + slots[: index % 3]  # overlapping, out of order
+        return [slot for slot in ordered if sender.schedule_fired("nightly", slot)]
+
+    try:
+        won = at_once([partial(fire, index, sender) for index, sender in enumerate(senders)])
+    finally:
+        for sender in senders:
+            sender.close()
+    winners = [slot for slots_won in won for slot in slots_won]
+    assert len(winners) == len(set(winners))  # no slot won twice
+    assert slots[-1] in winners  # the latest slot always wins, once
+    assert all(slots_won == sorted(slots_won) for slots_won in won)  # each moved forward
+    assert store.schedules()[0].last_slot == slots[-1]
 
 
 def test_a_send_whose_reply_was_lost_is_not_appended_twice(
