@@ -376,11 +376,11 @@ PRUNE = Script(
     _COMMON
     + """
 local first = tonumber(ARGV[4])
-local read = redis.call('ZRANGE', KEYS[1], first, first + tonumber(ARGV[3]) - 1, 'WITHSCORES')
+local batch = redis.call('ZRANGE', KEYS[1], first, first + tonumber(ARGV[3]) - 1, 'WITHSCORES')
 local upto, ids = tonumber(ARGV[2]), {}
-for i = 1, #read, 2 do
-  if tonumber(read[i + 1]) >= upto then break end
-  ids[#ids + 1] = read[i]
+for i = 1, #batch, 2 do
+  if tonumber(batch[i + 1]) >= upto then break end
+  ids[#ids + 1] = batch[i]
 end
 local dry, n = ARGV[5] == '1', 0
 for i = 1, #ids do
