@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import redis
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from flowkit import ConflictError, Status
 from flowkit.backends.redis import RedisStore
@@ -35,6 +39,8 @@ from .redis_helpers import (
 pytestmark = pytest.mark.redis
 
 SENDERS = 8
+#: Signal names of the mailbox model; the colon is the one in pending-set members.
+NAMES = st.sampled_from(["a", "b:c"])
 
 
 @pytest.fixture
@@ -175,6 +181,27 @@ def test_concurrent_senders_get_unique_consecutive_seqs(store: RedisStore) -> No
         assert [s.seq for s in pending if s.payload["from"] == index] == seqs
 
 
+def test_fires_racing_from_stores_of_their_own_win_each_slot_once(store: RedisStore) -> None:
+    store.save_schedule(_schedule("nightly"))
+    slots = [T0 + timedelta(days=day) for day in range(1, 21)]
+    senders = _senders(store)
+
+    def fire(index: int, sender: RedisStore) -> list[datetime]:
+        ordered = slots[index % 3 :: 3] + slots[: index % 3]  # overlapping, out of order
+        return [slot for slot in ordered if sender.schedule_fired("nightly", slot)]
+
+    try:
+        won = at_once([partial(fire, index, sender) for index, sender in enumerate(senders)])
+    finally:
+        for sender in senders:
+            sender.close()
+    winners = [slot for slots_won in won for slot in slots_won]
+    assert len(winners) == len(set(winners))  # no slot won twice
+    assert slots[-1] in winners  # the latest slot always wins, once
+    assert all(slots_won == sorted(slots_won) for slots_won in won)  # each moved forward
+    assert store.schedules()[0].last_slot == slots[-1]
+
+
 def test_a_send_whose_reply_was_lost_is_not_appended_twice(
     store: RedisStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,6 +308,11 @@ def test_mailboxes_and_schedules_never_scan(server: RedisServer) -> None:
             "every signal": (lambda: store.signals("ex-1"), ["ZRANGE", "HMGET"]),
             "schedules": (store.schedules, ["ZRANGE"] + ["HMGET"] * 20),
             "fire": (lambda: store.schedule_fired("s05", T0), ["HMGET", "HSET"]),
+            "save a schedule": (
+                lambda: store.save_schedule(_schedule("s20")),
+                ["DEL", "HSET", "ZADD"],
+            ),
+            "delete a schedule": (lambda: store.delete_schedule("s20"), ["ZREM", "DEL"]),
             "consume": (
                 lambda: store.checkpoint(record, entries, execution.version, consumed=[1, 3]),
                 None,
@@ -303,3 +335,68 @@ def test_mailboxes_and_schedules_never_scan(server: RedisServer) -> None:
     finally:
         store.close()
         client.close()
+
+
+class MailboxMachine(RuleBasedStateMachine):
+    """One mailbox in Redis against a model: a seq counter, the keys seen, the pending
+    signals. Sends, consuming checkpoints (some naming a seq that is not pending) and
+    reads, in any order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = scratch_store()
+        self.execution = make_execution(status=Status.WAITING)
+        self.store.create(self.execution)
+        self.last_seq = 0
+        self.keys: set[str] = set()
+        self.pending: dict[int, Signal] = {}
+
+    @rule(name=NAMES, key=st.none() | st.sampled_from(["k1", "k2", "k3"]), payload=st.integers())
+    def send(self, name: str, key: str | None, payload: int) -> None:
+        sent = self.store.send_signal(_signal(self.execution.id, name, payload, key=key))
+        if key in self.keys:
+            assert sent is None
+            return
+        self.last_seq += 1
+        expected = attrs.evolve(
+            _signal(self.execution.id, name, payload, key=key), seq=self.last_seq
+        )
+        assert sent == expected
+        self.pending[self.last_seq] = expected
+        if key is not None:
+            self.keys.add(key)
+
+    @rule(data=st.data())
+    def consume(self, data: st.DataObject) -> None:
+        known = sorted(self.pending)
+        seqs = data.draw(st.lists(st.sampled_from(known), unique=True) if known else st.just([]))
+        stray = data.draw(st.none() | st.integers(min_value=1, max_value=self.last_seq + 2))
+        if stray is not None:
+            seqs.append(stray)
+        record, entries = next_checkpoint(self.execution)
+        if stray is not None and stray not in self.pending:  # a pending one twice is fine
+            with pytest.raises(ConflictError):
+                self.store.checkpoint(record, entries, self.execution.version, consumed=seqs)
+            assert self.store.load(self.execution.id) == self.execution
+            return
+        self.store.checkpoint(record, entries, self.execution.version, consumed=seqs)
+        self.execution = record
+        for seq in set(seqs):
+            del self.pending[seq]
+
+    @invariant()
+    def pending_in_seq_order(self) -> None:
+        expected = [self.pending[seq] for seq in sorted(self.pending)]
+        assert self.store.signals(self.execution.id) == expected
+        for name in ("a", "b:c"):
+            by_name = self.store.signals(self.execution.id, name=name)
+            assert by_name == [signal for signal in expected if signal.name == name]
+
+    def teardown(self) -> None:
+        self.store.close()
+
+
+MailboxMachine.TestCase.settings = settings(
+    max_examples=25, stateful_step_count=15, deadline=None, database=None
+)
+test_a_mailbox_behaves_as_its_model = MailboxMachine.TestCase

@@ -365,15 +365,23 @@ return 1
 )
 
 #: KEYS: a status index (``i:st:<status>``). ARGV: prefix, the highest score to take
-#: (exclusive), how many ids to take at most, from which offset, and '1' to count only.
-#: Deletes the executions of those ids whose record is there, with every key and index
-#: entry of theirs (and cleans up after those that expired), unless counting only.
+#: (exclusive), how many ids to take at most, from which rank (oldest first), and '1'
+#: to count only. The ids are read by rank, which Redis finds in logarithmic time (a
+#: ``LIMIT`` offset would be walked), so a dry run's later batches cost what its first
+#: did. Deletes the executions of those ids whose record is there, with every key and
+#: index entry of theirs (and cleans up after those that expired), unless counting only.
 #: Returns {how many ids it looked at, how many executions it deleted or counted}.
 PRUNE = Script(
     "prune",
     _COMMON
     + """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', ARGV[4], ARGV[3])
+local first = tonumber(ARGV[4])
+local batch = redis.call('ZRANGE', KEYS[1], first, first + tonumber(ARGV[3]) - 1, 'WITHSCORES')
+local upto, ids = tonumber(ARGV[2]), {}
+for i = 1, #batch, 2 do
+  if tonumber(batch[i + 1]) >= upto then break end
+  ids[#ids + 1] = batch[i]
+end
 local dry, n = ARGV[5] == '1', 0
 for i = 1, #ids do
   local id = ids[i]

@@ -1204,7 +1204,7 @@ class RedisStore:
         count = 0
         for status in wanted:
             key = self._prefix + b"i:st:" + _STATUS[status]
-            offset = 0
+            first = 0  # the rank of the oldest id not yet read
             while True:
                 looked, went = self._execute(
                     (
@@ -1215,7 +1215,7 @@ class RedisStore:
                         self._prefix,
                         upto,
                         b"%d" % PRUNE_BATCH,
-                        b"%d" % offset,
+                        b"%d" % first,
                         dry,
                     )
                 )
@@ -1223,7 +1223,7 @@ class RedisStore:
                 if looked < PRUNE_BATCH:
                     break
                 if dry_run:  # nothing left the index: read on past what was counted
-                    offset += looked
+                    first += looked
         return count
 
     def close(self) -> None:
