@@ -4,6 +4,12 @@ A running execution carries a lease (owner, expiry). Every checkpoint renews
 it; for a step that runs longer than a third of the lease, a background
 keeper renews it with a record-only checkpoint, so :meth:`Engine.recover` in
 another process only takes over executions whose process really died.
+
+A renewal that finds the record changed reads it back: if a cancel was asked
+for meanwhile, the keeper sets the execution's :class:`Cancellation`, which
+stops an async service in flight and answers ``flowkit.current().cancel_requested``
+without a store read. So a step that runs long sees a cancel within about two
+thirds of the lease, at no cost to the steps that do not.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from ..abc import Clock, Store
 from ..cursor import Cursor
 from ..errors import ConflictError, FlowkitError
 from ..records import Entry, Execution, Status
+from ..services import Cancellation
+from .control import cancel_requested
 
 __all__ = ["InFlight", "LeaseKeeper", "Leases", "Tracker"]
 
@@ -38,6 +46,8 @@ class InFlight:
         self.content_version = record.version
         self.lock = threading.RLock()
         self.users = 0
+        # Set by the lease keeper when it sees a cancel request the record here lacks.
+        self.cancellation = Cancellation()
         # The outputs of the iterations of loops that started in this process, by
         # loop path: (the loop's start seq, {iteration: output}), so that a loop's
         # end need not read its entries back.
@@ -202,6 +212,7 @@ class LeaseKeeper:
             try:
                 leases.store.checkpoint(renewed, (), record.version, changed=())
             except ConflictError:
+                self._look_for_cancel(item)
                 return
             except FlowkitError as exc:
                 log.warning("cannot renew the lease of %s: %s", record.id, exc)
@@ -209,3 +220,23 @@ class LeaseKeeper:
             item.record = renewed  # content_version stays: only the lease changed
         finally:
             item.lock.release()
+
+    def _look_for_cancel(self, item: InFlight) -> None:
+        """The record changed elsewhere: if a cancel was asked for, tell the step under way.
+
+        The record here is kept: the step's own checkpoint conflicts, and the
+        engine then takes the cancel up (see ``Engine._adopt_cancel``).
+        """
+        try:
+            latest = self._leases.store.load(item.record.id)
+        except FlowkitError as exc:
+            log.warning("cannot read %s back: %s", item.record.id, exc)
+            return
+        if (
+            latest is not None
+            and latest.status is Status.RUNNING
+            and cancel_requested(latest)
+            and not cancel_requested(item.record)
+        ):
+            log.info("execution %s is being cancelled; stopping its step", latest.id)
+            item.cancellation.request()

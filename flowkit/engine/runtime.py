@@ -240,6 +240,9 @@ class StepRun:
         )
 
     def _cancel_requested(self) -> bool:
+        inflight = self._tx.inflight
+        if inflight is not None and inflight.cancellation.requested:
+            return True  # the lease keeper saw it already
         record = self._machine.store.load(self.execution_id)
         return record is None or record.status is Status.CANCELLED or cancel_requested(record)
 
@@ -266,6 +269,7 @@ class StepRun:
             source=source,
             timeout=self.remaining(timeout),
             where=where or f"step '{self.path}'",
+            cancellation=None if self._tx.inflight is None else self._tx.inflight.cancellation,
         )
 
     def call(self, service: str, method: str, input: Any, *, timeout: float | None = None) -> Any:

@@ -1,8 +1,9 @@
 """Calling a service: the calling convention, timeouts, async callables and :func:`current`.
 
-Async callables are awaited (and cancelled on timeout); sync callables with a
-timeout run in a helper thread that is abandoned on timeout, its late result
-discarded. What the call returns is made JSON data (:func:`to_json`).
+Async callables are awaited (and cancelled on timeout or when their execution
+is cancelled meanwhile); sync callables with a timeout run in a helper thread
+that is abandoned on timeout, its late result discarded. What the call returns
+is made JSON data (:func:`to_json`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..errors import ExecutionError
 from .calling import bind_arguments
+from .cancel import Cancellation
 from .context import ContextSource, running
 from .outputs import to_json
 
@@ -31,6 +33,7 @@ def invoke(
     source: ContextSource,
     timeout: float | None,
     where: str,
+    cancellation: Cancellation | None = None,
 ) -> Any:
     """Call ``function`` with ``value`` as its input; return its result as JSON data.
 
@@ -40,16 +43,18 @@ def invoke(
         source: what :func:`flowkit.current` reports while the call runs.
         timeout: seconds the call may take, or None.
         where: the step, for messages (``step 'charge'``).
+        cancellation: a cancel request that stops an async call in flight.
 
     Raises:
-        ExecutionError: the call timed out, or its result is not JSON data.
+        ExecutionError: the call timed out or was cancelled, or its result is
+            not JSON data.
         TypeError: the input does not fit the callable's parameters.
     """
     args, kwargs = bind_arguments(function, value)
     token = running.set(source)
     try:
         if _is_async(function):
-            result = _run_async(function(*args, **kwargs), timeout, where)
+            result = _run_async(function(*args, **kwargs), timeout, where, cancellation)
         elif timeout is None:
             result = function(*args, **kwargs)
         else:
@@ -92,7 +97,9 @@ class _Runner:
 _loops = threading.local()
 
 
-def _run_async(coroutine: Any, timeout: float | None, where: str) -> Any:
+def _run_async(
+    coroutine: Any, timeout: float | None, where: str, cancellation: Cancellation | None
+) -> Any:
     async def bounded() -> Any:
         if timeout is None:
             return await coroutine
@@ -101,18 +108,39 @@ def _run_async(coroutine: Any, timeout: float | None, where: str) -> Any:
         except TimeoutError:
             raise _timed_out(where, timeout) from None
 
+    async def cancellable() -> Any:
+        if cancellation is None:
+            return await bounded()
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            if task is not None:
+                with contextlib.suppress(RuntimeError):  # its loop closed: the call is over
+                    loop.call_soon_threadsafe(task.cancel)
+
+        with cancellation.on_request(stop):
+            try:
+                return await bounded()
+            except asyncio.CancelledError:
+                if not cancellation.requested:
+                    raise
+        raise ExecutionError(
+            f"{where[0].upper()}{where[1:]} was stopped: its execution is being cancelled"
+        )
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         holder = getattr(_loops, "holder", None)
         if holder is None:
             holder = _loops.holder = _Runner()
-        return holder.runner.run(bounded())
+        return holder.runner.run(cancellable())
     # Called from inside an event loop: run the coroutine on a loop of its own.
     box: dict[str, Any] = {}
     context = contextvars.copy_context()
     thread = threading.Thread(
-        target=lambda: context.run(_store_result, box, lambda: asyncio.run(bounded()))
+        target=lambda: context.run(_store_result, box, lambda: asyncio.run(cancellable()))
     )
     thread.start()
     thread.join()
