@@ -38,6 +38,7 @@ from ..adapters import optional_import
 from ..config import settings
 from ..definitions.workflows import import_workflows
 from ..engine import Advance, Engine, Retention
+from ..engine.control import cancel_requested
 from ..errors import ConfigError, ConflictError
 from ..records import Execution, Status
 
@@ -420,6 +421,9 @@ class Runtime:
         engine = self.engine()
         advance = engine.run_branch(execution_id, path, branch_id, visit)
         if advance.dropped:
+            execution = advance.execution
+            if execution.status is Status.RUNNING and cancel_requested(execution):
+                self.send_step(execution)  # it ends the execution (duplicates are dropped)
             return
         if advance.delay:  # a retry of this branch
             self.branch.send_with_options(

@@ -21,6 +21,7 @@ from ..cursor import BranchResult, Cursor, ParallelFrame
 from ..definitions import BRANCHES, StepDef, WorkflowDef
 from ..errors import ConflictError
 from ..records import Action, Execution, Status
+from .control import cancel_requested
 from .leases import InFlight
 from .position import nested_steps, parallel_step
 from .results import Advance, FanOut
@@ -81,11 +82,14 @@ class Fanout:
     ) -> Advance:
         """Run one attempt of a branch and record it (a retry, a result, perhaps the join).
 
-        A branch of a step that joined already, or a duplicate, is dropped.
+        A branch of a step that joined already, or a duplicate, is dropped; so is
+        every branch once a cancel was asked for (the next step ends the execution).
         """
         attempt: _Attempt | None = None
         while True:
             execution = inflight.record
+            if cancel_requested(execution):
+                return Advance(execution=execution, dropped=True)
             found = _locate(wf, execution, path, visit)
             if found is None or branch_id in found[1].done or found[1].joined is not None:
                 return Advance(execution=execution, dropped=True)

@@ -14,6 +14,7 @@ worker processes, every message processed appends ``<actor> <execution id>
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections import Counter
@@ -33,6 +34,8 @@ MESSAGES = "messages.log"
 STARTED = "started"
 #: Created by the test to let the slow step finish.
 RELEASE = "release"
+#: While this file exists, ``brittle`` fails.
+BROKEN = "broken"
 
 CHAIN_STEPS = 5
 BRANCHES = 20
@@ -288,7 +291,182 @@ POISONED = flowkit.load(
     }
 )
 
-WORKFLOWS = (SLOW, CHAIN, FANOUT, HALTING, APPROVAL, RETRYING, SLEEPING, POISONED)
+
+def brittle(step: str) -> str:
+    """Note the call; fail while the test's ``broken`` file exists (an outage)."""
+    _note(step)
+    if (_dir() / BROKEN).exists():
+        raise RuntimeError(f"{step} is down")
+    return step
+
+
+def held(step: str) -> str:
+    """Note the call, then wait until ``release`` exists (``slow`` without ``started``)."""
+    _note(step)
+    while not (_dir() / RELEASE).exists():
+        time.sleep(0.02)
+    return step
+
+
+async def hold_async(step: str) -> str:
+    """Note the call, say so in ``started``, then wait a minute (unless cancelled)."""
+    _note(step)
+    (_dir() / STARTED).write_text(str(os.getpid()))
+    await asyncio.sleep(60)
+    return step
+
+
+def fail(step: str) -> str:
+    """Note the call and fail."""
+    _note(step)
+    raise RuntimeError(f"{step} failed")
+
+
+def _undone_by(config: dict[str, Any], method: str, step: str) -> dict[str, Any]:
+    """``config`` with a compensation calling ``method`` as step ``step``."""
+    compensation = {"service": "Distributed", "method": method, "input": {"step": step}}
+    return {**config, "compensate": compensation}
+
+
+#: before → brittle (fails while ``broken`` exists; no retries) → after.
+BRITTLE = flowkit.load(
+    {
+        "id": "dist_brittle",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "brittle"),
+            _call("brittle", "brittle", "after"),
+            _call("after", "work", None),
+        ],
+    }
+)
+
+#: before → fan (b0, b2 work; b1 is brittle) → after.
+BRITTLE_FAN = flowkit.load(
+    {
+        "id": "dist_brittle_fan",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "fan"),
+            {
+                "id": "fan",
+                "type": "parallel",
+                "output": "fanned",
+                "branches": [
+                    {
+                        "id": f"b{i}",
+                        "type": "call",
+                        "service": "Distributed",
+                        "method": "brittle" if i == 1 else "work",
+                        "input": {"step": f"fan:b{i}"},
+                    }
+                    for i in range(3)
+                ],
+                "next": "after",
+            },
+            _call("after", "echo", "end", value="$fanned"),
+            {"id": "end", "type": "end", "result": "$after"},
+        ],
+    }
+)
+
+#: one (undone by undo_one) → slow (blocks until released) → three.
+CANCELLABLE = flowkit.load(
+    {
+        "id": "dist_cancellable",
+        "steps": [
+            {"id": "start", "type": "start", "next": "one"},
+            _undone_by(_call("one", "work", "slow"), "work", "undo_one"),
+            _call("slow", "slow", "three"),
+            _call("three", "work", None),
+        ],
+    }
+)
+
+#: before (undone by undo_before) → nap (``input.seconds``) → after.
+NAPPING = flowkit.load(
+    {
+        "id": "dist_napping",
+        "inputs": {"seconds": {"type": "number"}},
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _undone_by(_call("before", "work", "nap"), "work", "undo_before"),
+            {"id": "nap", "type": "sleep", "seconds": "$input.seconds", "next": "after"},
+            _call("after", "work", None),
+        ],
+    }
+)
+
+#: before (undone by undo_before) → fan (four branches held until released) → after.
+HELD_FAN = flowkit.load(
+    {
+        "id": "dist_held_fan",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _undone_by(_call("before", "work", "fan"), "work", "undo_before"),
+            {
+                "id": "fan",
+                "type": "parallel",
+                "branches": [
+                    {
+                        "id": f"b{i}",
+                        "type": "call",
+                        "service": "Distributed",
+                        "method": "held",
+                        "input": {"step": f"fan:b{i}"},
+                    }
+                    for i in range(4)
+                ],
+                "next": "after",
+            },
+            _call("after", "work", None),
+        ],
+    }
+)
+
+#: before (undone by undo_before) → hold (async, a minute) → after.
+ASYNC_HOLD = flowkit.load(
+    {
+        "id": "dist_async_hold",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _undone_by(_call("before", "work", "hold"), "work", "undo_before"),
+            _call("hold", "hold_async", "after"),
+            _call("after", "work", None),
+        ],
+    }
+)
+
+#: a (undone by undo_a) → b (undone by undo_b, which blocks until released) → boom (fails).
+SAGA = flowkit.load(
+    {
+        "id": "dist_saga",
+        "steps": [
+            {"id": "start", "type": "start", "next": "a"},
+            _undone_by(_call("a", "work", "b"), "work", "undo_a"),
+            _undone_by(_call("b", "work", "boom"), "slow", "undo_b"),
+            _call("boom", "fail", None),
+        ],
+    }
+)
+
+WORKFLOWS = (
+    SLOW,
+    CHAIN,
+    FANOUT,
+    HALTING,
+    APPROVAL,
+    RETRYING,
+    SLEEPING,
+    POISONED,
+    BRITTLE,
+    BRITTLE_FAN,
+    CANCELLABLE,
+    NAPPING,
+    HELD_FAN,
+    ASYNC_HOLD,
+    SAGA,
+)
 
 
 def register() -> None:
@@ -303,6 +481,10 @@ def register() -> None:
             "echo": echo,
             "flaky": flaky,
             "poison": poison,
+            "brittle": brittle,
+            "held": held,
+            "hold_async": hold_async,
+            "fail": fail,
         },
     )
     for wf in WORKFLOWS:
