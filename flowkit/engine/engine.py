@@ -507,7 +507,6 @@ class Engine:
         if latest is None or latest.status is not Status.RUNNING or not cancel_requested(latest):
             return False
         inflight.refresh(latest)
-        inflight.cancellation.clear()  # taken up: the compensations must not be stopped
         return True
 
     def _sub_workflow(self, execution: Execution) -> Execution | None:

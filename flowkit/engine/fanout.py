@@ -98,7 +98,7 @@ class Fanout:
             branch = next(b for b in branches if b.id == branch_id)
             number = frame.attempts.get(branch_id, 1)
             if attempt is None or attempt.result.attempt != number:
-                attempt = self._attempt(wf, execution, path, branch, frame, number)
+                attempt = self._attempt(wf, inflight, execution, path, branch, frame, number)
                 continue  # locate again: other branches may have been recorded meanwhile
             try:
                 return self._record(wf, inflight, execution, step, path, frame, branch, attempt)
@@ -111,6 +111,7 @@ class Fanout:
     def _attempt(
         self,
         wf: WorkflowDef,
+        inflight: InFlight,
         execution: Execution,
         path: str,
         branch: StepDef,
@@ -118,7 +119,13 @@ class Fanout:
         number: int,
     ) -> _Attempt:
         stepper = self._stepper
-        tx = Transaction(wf, execution, now=stepper.clock.now(), listening=stepper.events.active)
+        tx = Transaction(
+            wf,
+            execution,
+            now=stepper.clock.now(),
+            listening=stepper.events.active,
+            inflight=inflight,  # so that a cancel reaches the branch's service
+        )
         branch_path = f"{path}:{branch.id}"
         run = stepper.runtime(
             tx,

@@ -77,6 +77,9 @@ class InFlight:
             if record.version > self.record.version:
                 self.record = record
                 self.content_version = record.version
+                if cancel_requested(record):
+                    # Taken up: what runs next (the compensations) must not be stopped.
+                    self.cancellation.clear()
 
     def write(
         self,

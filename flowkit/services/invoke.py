@@ -113,8 +113,10 @@ def _run_async(
             return await bounded()
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
+        stopped = threading.Event()  # this call was cancelled for the request
 
         def stop() -> None:
+            stopped.set()
             if task is not None:
                 with contextlib.suppress(RuntimeError):  # its loop closed: the call is over
                     loop.call_soon_threadsafe(task.cancel)
@@ -123,7 +125,7 @@ def _run_async(
             try:
                 return await bounded()
             except asyncio.CancelledError:
-                if not cancellation.requested:
+                if not stopped.is_set():
                     raise
         raise ExecutionError(
             f"{where[0].upper()}{where[1:]} was stopped: its execution is being cancelled"

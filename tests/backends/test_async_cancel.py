@@ -77,6 +77,40 @@ ORDER = flowkit.load(
 )
 
 
+#: book (undone by release) → both (two async ship branches) → notify.
+FANNED = flowkit.load(
+    {
+        "id": "fanned",
+        "steps": [
+            {"id": "start", "type": "start", "next": "book"},
+            {
+                "id": "book",
+                "type": "call",
+                "service": "Shop",
+                "method": "book",
+                "compensate": {
+                    "service": "Shop",
+                    "method": "release",
+                    "input": {"slot": "$output"},
+                },
+                "next": "both",
+            },
+            {
+                "id": "both",
+                "type": "parallel",
+                "branches": [
+                    {"id": branch, "type": "call", "service": "Shop", "method": "ship"}
+                    for branch in ("east", "west")
+                ],
+                "next": "notify",
+            },
+            {"id": "notify", "type": "call", "service": "Shop", "method": "notify", "next": "end"},
+            {"id": "end", "type": "end"},
+        ],
+    }
+)
+
+
 @pytest.fixture(
     params=[
         pytest.param("sqlite", marks=pytest.mark.sqlite),
@@ -110,6 +144,7 @@ def make_engine(
             store=store, services=services, executor=request.param, lease_seconds=LEASE
         )
         engine.workflows.register(ORDER)
+        engine.workflows.register(FANNED)
         made.append(engine)
         return engine
 
@@ -144,6 +179,33 @@ def test_a_cancel_stops_the_async_service_under_way(
     assert actions[-1] == ("book", Action.COMPENSATED)
     assert ("ship", Action.COMPLETED) not in actions
     assert ("ship", Action.FAILED) not in actions
+
+
+def test_a_cancel_stops_async_branches_and_lets_async_compensations_run(
+    make_engine: Callable[[Shop], flowkit.Engine],
+) -> None:
+    shop = Shop()
+    engine = make_engine(shop)
+    runner = threading.Thread(target=engine.run, args=(FANNED,))
+    runner.start()
+    wait_until = time.monotonic() + 30
+    while shop.calls.count("ship") < 2:  # both branches are under way
+        assert time.monotonic() < wait_until, shop.calls
+        time.sleep(0.01)
+    (running,) = engine.store.find(status="running")
+
+    make_engine(Shop()).cancel(running.id, reason="stop")
+
+    runner.join(30)
+    assert not runner.is_alive()
+    final = engine.wait(running.id, timeout=30)
+    assert (final.status, final.error) == (Status.CANCELLED, "stop")
+    assert shop.saw_cancel == [True, True]
+    assert shop.calls == ["book", "ship", "ship", "release slot-1"]
+    actions = [(e.step_id, e.action) for e in engine.store.entries(running.id)]
+    assert ("both:east", Action.COMPLETED) not in actions
+    assert ("both:west", Action.COMPLETED) not in actions
+    assert actions[-1] == ("book", Action.COMPENSATED)
 
 
 def test_a_long_async_service_that_nobody_cancels_is_recorded(
