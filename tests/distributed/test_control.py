@@ -231,7 +231,7 @@ def test_a_sleep_holds_no_worker_thread(cluster: Cluster) -> None:
     # One thread, no wake_due(): the nap's delayed message alone wakes it, and the
     # thread serves other executions meanwhile.
     cluster.start_workers(processes=1, threads=1, maintenance=3600)
-    napping = cluster.engine.start(flows.NAPPING, {"seconds": 3})
+    napping = cluster.engine.start(flows.NAPPING, {"seconds": 8})
     wait_for(lambda: _status(cluster, napping.execution_id, Status.WAITING), "the nap")
     asleep = cluster.engine.load(napping.execution_id)
 
