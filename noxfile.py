@@ -112,6 +112,7 @@ CORE_TESTS = [
     "examples/tests",
     "--ignore=tests/ai",
     "--ignore=tests/distributed",
+    "--ignore=tests/dashboard",
     "--ignore=tests/telemetry",
     "--ignore=tests/backends/test_redis.py",
     "-m",
@@ -130,6 +131,10 @@ LOWEST = {
     "mysql": (["tests/backends", "-m", "mysql", "--ignore=tests/backends/test_redis.py"], []),
     "dramatiq": (["tests/distributed"], ["psycopg[binary]"]),  # its store is PostgreSQL
     "ai": (["tests/ai"], []),
+    "dashboard": (
+        ["tests/dashboard", "-m", "not (postgresql or mysql or redis)"],
+        ["httpx", "selenium"],  # the test client and the browser test
+    ),
     "otel": (
         [
             "tests/telemetry",

@@ -210,6 +210,12 @@ def _store_options(value: Any) -> FrozenDict[str, Any]:
     return value if isinstance(value, FrozenDict) else FrozenDict(value)
 
 
+def _dashboard_users(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _Bad("the path of a file of name:hash lines", value)
+    return value
+
+
 def _source(value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         raise _Bad("a string or None", value)
@@ -228,6 +234,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "retention": _retention,
     "retention_interval": _duration,
     "store_options": _store_options,
+    "dashboard_users": _dashboard_users,
 }
 SETTING_NAMES = tuple(_CHECKS)
 
@@ -289,6 +296,10 @@ def _to_store_options(value: Any) -> Mapping[str, Any]:
     return _normalize("store_options", value, "Settings")  # type: ignore[no-any-return]
 
 
+def _to_dashboard_users(value: Any) -> str | None:
+    return _normalize("dashboard_users", value, "Settings")  # type: ignore[no-any-return]
+
+
 def _to_source(value: Any) -> str | None:
     return _normalize("source", value, "Settings")  # type: ignore[no-any-return]
 
@@ -315,6 +326,8 @@ class Settings:
         retention_interval: how often a worker process prunes, at most
             (default one hour).
         store_options: passed to the store adapter (pool settings, ``prefix``…).
+        dashboard_users: a file of ``name:hash`` lines, the users who may sign in
+            to ``flowkit dashboard`` (``FLOWKIT_DASHBOARD_USERS`` wins over it).
         source: the file the file-level settings came from, or None.
 
     Raises:
@@ -334,6 +347,7 @@ class Settings:
     store_options: Mapping[str, Any] = attrs.field(
         factory=FrozenDict, converter=_to_store_options, hash=False
     )
+    dashboard_users: str | None = attrs.field(default=None, converter=_to_dashboard_users)
     source: str | None = attrs.field(default=None, converter=_to_source)
 
 
@@ -396,6 +410,9 @@ def _file_settings(cwd: Path) -> tuple[dict[str, Any], str | None]:
     if isinstance(store, str) and store.startswith("sqlite:///") and store[10:11] not in ("", "/"):
         # A relative SQLite file in a configuration file is next to that file.
         values["store"] = f"sqlite:///{path.parent / store[10:]}"
+    users = values.get("dashboard_users")
+    if users is not None and not Path(users).is_absolute():
+        values["dashboard_users"] = str(path.parent / users)  # next to the file, too
     if "workflows" in values:
         base = path.parent
         values["workflows"] = tuple(

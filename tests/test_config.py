@@ -231,13 +231,13 @@ def test_configured_workflows_are_kept_as_given() -> None:
             "stroe = 'sqlite:///x.db'",
             "unknown key 'stroe' (did you mean 'store'?) (known keys: store, executor, broker, "
             "services, workflows, imports, lease_seconds, max_recoveries, retention, "
-            "retention_interval, store_options)",
+            "retention_interval, store_options, dashboard_users)",
         ),
         (
             "source = 'x'",
             "unknown key 'source' (did you mean 'store'?) (known keys: store, executor, broker, "
             "services, workflows, imports, lease_seconds, max_recoveries, retention, "
-            "retention_interval, store_options)",
+            "retention_interval, store_options, dashboard_users)",
         ),
         (
             "store = 1",
@@ -386,13 +386,13 @@ def test_lease_seconds_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
             {"stor": "memory://"},
             "flowkit.configure(): unknown setting 'stor' (did you mean 'store'?) (settings: "
             "store, executor, broker, services, workflows, imports, lease_seconds, "
-            "max_recoveries, retention, retention_interval, store_options)",
+            "max_recoveries, retention, retention_interval, store_options, dashboard_users)",
         ),
         (
             {"executer": "thread"},
             "flowkit.configure(): unknown setting 'executer' (did you mean 'executor'?) "
             "(settings: store, executor, broker, services, workflows, imports, lease_seconds, "
-            "max_recoveries, retention, retention_interval, store_options)",
+            "max_recoveries, retention, retention_interval, store_options, dashboard_users)",
         ),
         (
             {"lease_seconds": "10"},

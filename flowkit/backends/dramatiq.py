@@ -421,9 +421,10 @@ class Runtime:
         engine = self.engine()
         advance = engine.run_branch(execution_id, path, branch_id, visit)
         if advance.dropped:
-            execution = advance.execution
-            if execution.status is Status.RUNNING and cancel_requested(execution):
-                self.send_step(execution)  # it ends the execution (duplicates are dropped)
+            if advance.running and cancel_requested(advance.execution):
+                # The branches of a cancelled fan-out never join: the step ends it
+                # (one message wins; the others find the execution moved on).
+                self.send_step(advance.execution)
             return
         if advance.delay:  # a retry of this branch
             self.branch.send_with_options(

@@ -6,10 +6,18 @@
 - :mod:`~flowkit.cli.inspecting` — ``list``, ``show``;
 - :mod:`~flowkit.cli.db` — ``db upgrade``, ``db version`` (the SQL store's tables);
 - :mod:`~flowkit.cli.operations` — ``schedule add|list|remove``, ``prune``;
+- :mod:`~flowkit.cli.dashboard` — ``dashboard`` (the web dashboard, extra ``dashboard``);
 - ``mcp`` — loaded from :mod:`flowkit.ai` only when it runs.
 """
 
-from . import db, definitions, inspecting, operations, running  # noqa: F401  (they add their commands)
+from . import (  # noqa: F401  (they add their commands)
+    dashboard,
+    db,
+    definitions,
+    inspecting,
+    operations,
+    running,
+)
 from .app import (
     LazyCommand,
     echo_json,

@@ -87,6 +87,12 @@ class WorkflowRegistry:
             )
         return found
 
+    def definitions(self) -> list[WorkflowDef]:
+        """Every definition known by id (configured sources loaded first), sorted by id."""
+        self._load_sources()
+        with self._lock:
+            return [self._by_id[key] for key in sorted(self._by_id)]
+
     def _find(self, workflow_id: str, digest: str | None) -> WorkflowDef | None:
         if digest is not None and digest in self._by_hash:
             candidate = self._by_hash[digest]

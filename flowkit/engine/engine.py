@@ -668,10 +668,11 @@ class Engine:
         """Send the signal ``name`` to an execution; False when ``key`` was seen before.
 
         The signal is kept in the execution's mailbox in the store. When the
-        execution waits for ``name`` it is moved on at once: here when its
-        workflow is known in this process (the driver runs the rest), else by
-        the next ``wake_due`` of any worker (``flowkit wake``, ``flowkit
-        worker``, Dramatiq workers). Otherwise the signal waits in the mailbox
+        execution waits for ``name`` it is moved on at once: on Dramatiq by its
+        timer message, sent from here; with the inline and thread executors
+        here, when its workflow is known in this process, else by the next
+        ``wake_due`` of any process (``flowkit wake``, ``flowkit worker``).
+        Otherwise the signal waits in the mailbox
         for a ``wait`` step; a halted execution keeps it too (``resume`` is what
         moves a halt on). Signals are consumed once each, oldest first.
 
@@ -1005,10 +1006,11 @@ class Engine:
         """Run one branch of a parallel step and record it; join when enough are done.
 
         A branch of a parallel step that has joined already, or a duplicate, is
-        dropped; so is every branch of an execution that is no longer running.
+        dropped; so is every branch of an execution that is no longer running,
+        or that is being cancelled (its next step ends it).
         """
         execution = self.load(execution_id)
-        if execution.status is not Status.RUNNING:
+        if execution.status is not Status.RUNNING or cancel_requested(execution):
             return Advance(execution=execution, dropped=True)
         wf = self._definition_for(execution, None, False)
         with self._track(execution) as inflight:

@@ -21,7 +21,6 @@ from ..cursor import BranchResult, Cursor, ParallelFrame
 from ..definitions import BRANCHES, StepDef, WorkflowDef
 from ..errors import ConflictError
 from ..records import Action, Execution, Status
-from .control import cancel_requested
 from .leases import InFlight
 from .position import nested_steps, parallel_step
 from .results import Advance, FanOut
@@ -82,14 +81,11 @@ class Fanout:
     ) -> Advance:
         """Run one attempt of a branch and record it (a retry, a result, perhaps the join).
 
-        A branch of a step that joined already, or a duplicate, is dropped; so is
-        every branch once a cancel was asked for (the next step ends the execution).
+        A branch of a step that joined already, or a duplicate, is dropped.
         """
         attempt: _Attempt | None = None
         while True:
             execution = inflight.record
-            if cancel_requested(execution):
-                return Advance(execution=execution, dropped=True)
             found = _locate(wf, execution, path, visit)
             if found is None or branch_id in found[1].done or found[1].joined is not None:
                 return Advance(execution=execution, dropped=True)
@@ -124,7 +120,7 @@ class Fanout:
             execution,
             now=stepper.clock.now(),
             listening=stepper.events.active,
-            inflight=inflight,  # so that a cancel reaches the branch's service
+            cancellation=inflight.cancellation,
         )
         branch_path = f"{path}:{branch.id}"
         run = stepper.runtime(

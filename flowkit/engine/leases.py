@@ -5,11 +5,10 @@ it; for a step that runs longer than a third of the lease, a background
 keeper renews it with a record-only checkpoint, so :meth:`Engine.recover` in
 another process only takes over executions whose process really died.
 
-A renewal that finds the record changed reads it back: if a cancel was asked
-for meanwhile, the keeper sets the execution's :class:`Cancellation`, which
-stops an async service in flight and answers ``flowkit.current().cancel_requested``
-without a store read. So a step that runs long sees a cancel within about two
-thirds of the lease, at no cost to the steps that do not.
+A renewal that conflicts is how the keeper learns that a cancel was asked for
+while a step runs: it adopts that record and requests the execution's
+:class:`~flowkit.services.cancellation.Cancellation`, which cancels the async
+services in flight and answers ``flowkit.current().cancel_requested``.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from ..abc import Clock, Store
 from ..cursor import Cursor
 from ..errors import ConflictError, FlowkitError
 from ..records import Entry, Execution, Status
-from ..services import Cancellation
+from ..services.cancellation import Cancellation
 from .control import cancel_requested
 
 __all__ = ["InFlight", "LeaseKeeper", "Leases", "Tracker"]
@@ -46,7 +45,7 @@ class InFlight:
         self.content_version = record.version
         self.lock = threading.RLock()
         self.users = 0
-        # Set by the lease keeper when it sees a cancel request the record here lacks.
+        # Requested once the lease keeper sees a cancel request in the store.
         self.cancellation = Cancellation()
         # The outputs of the iterations of loops that started in this process, by
         # loop path: (the loop's start seq, {iteration: output}), so that a loop's
@@ -77,9 +76,6 @@ class InFlight:
             if record.version > self.record.version:
                 self.record = record
                 self.content_version = record.version
-                if cancel_requested(record):
-                    # Taken up: what runs next (the compensations) must not be stopped.
-                    self.cancellation.clear()
 
     def write(
         self,
@@ -215,7 +211,7 @@ class LeaseKeeper:
             try:
                 leases.store.checkpoint(renewed, (), record.version, changed=())
             except ConflictError:
-                self._look_for_cancel(item)
+                self._notice_cancel(item)
                 return
             except FlowkitError as exc:
                 log.warning("cannot renew the lease of %s: %s", record.id, exc)
@@ -224,22 +220,16 @@ class LeaseKeeper:
         finally:
             item.lock.release()
 
-    def _look_for_cancel(self, item: InFlight) -> None:
-        """The record changed elsewhere: if a cancel was asked for, tell the step under way.
-
-        The record here is kept: the step's own checkpoint conflicts, and the
-        engine then takes the cancel up (see ``Engine._adopt_cancel``).
-        """
+    def _notice_cancel(self, item: InFlight) -> None:
+        """After a conflicting renewal: if a cancel was asked for, adopt that record
+        (the step's own checkpoint then conflicts, and the engine ends the execution)
+        and tell the calls in flight."""
         try:
             latest = self._leases.store.load(item.record.id)
         except FlowkitError as exc:
-            log.warning("cannot read %s back: %s", item.record.id, exc)
+            log.warning("flowkit: cannot read %s after a lease conflict: %s", item.record.id, exc)
             return
-        if (
-            latest is not None
-            and latest.status is Status.RUNNING
-            and cancel_requested(latest)
-            and not cancel_requested(item.record)
-        ):
-            log.info("execution %s is being cancelled; stopping its step", latest.id)
-            item.cancellation.request()
+        if latest is None or latest.status is not Status.RUNNING or not cancel_requested(latest):
+            return  # another process took it over: its step's checkpoint will conflict
+        item.refresh(latest)
+        item.cancellation.request()

@@ -240,9 +240,9 @@ class StepRun:
         )
 
     def _cancel_requested(self) -> bool:
-        inflight = self._tx.inflight
-        if inflight is not None and inflight.cancellation.requested:
-            return True  # the lease keeper saw it already
+        cancellation = self._tx.cancellation
+        if cancellation is not None and cancellation.requested:
+            return True
         record = self._machine.store.load(self.execution_id)
         return record is None or record.status is Status.CANCELLED or cancel_requested(record)
 
@@ -263,13 +263,15 @@ class StepRun:
     ) -> Any:
         """Call ``function`` with the calling convention; its result as JSON data."""
         source = self if key is None else _Keyed(self, key)
+        # A cancel stops the step's own calls, never the compensations it runs.
+        cancellation = self._tx.cancellation if self._mode != COMPENSATE else None
         return invoke(
             function,
             input,
             source=source,
             timeout=self.remaining(timeout),
             where=where or f"step '{self.path}'",
-            cancellation=None if self._tx.inflight is None else self._tx.inflight.cancellation,
+            cancellation=cancellation,
         )
 
     def call(self, service: str, method: str, input: Any, *, timeout: float | None = None) -> Any:

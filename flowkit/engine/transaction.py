@@ -18,6 +18,7 @@ from ..definitions import WorkflowDef
 from ..limits import storable_text
 from ..records import Action, Entry, Execution, Status
 from ..redaction import redact
+from ..services.cancellation import Cancellation
 from .leases import InFlight
 from .results import FanOut
 
@@ -31,6 +32,8 @@ class Transaction:
         wf: the definition the execution runs.
         base: the execution record the step started from.
         inflight: the execution's in-process state, when it is being advanced here.
+        cancellation: requested when the execution is cancelled while its services
+            run (the in-flight state's; a parallel branch's run has only this).
         cursor: the cursor of ``base`` (read once per checkpoint).
         ctx: ctx with this checkpoint's updates.
         changed: the names of ctx that this checkpoint sets, in the order they were set.
@@ -60,10 +63,14 @@ class Transaction:
         now: datetime,
         listening: bool,
         inflight: InFlight | None = None,
+        cancellation: Cancellation | None = None,
     ) -> None:
         self.wf = wf
         self.base = execution
         self.inflight = inflight
+        if cancellation is None and inflight is not None:
+            cancellation = inflight.cancellation
+        self.cancellation = cancellation
         self.cursor: Cursor = EMPTY
         self.loops: dict[str, int] = {}
         self.ctx = execution.ctx

@@ -4,12 +4,10 @@
 :mod:`~flowkit.services.invoke` calls it (calling convention, timeouts, async);
 :mod:`~flowkit.services.outputs` turns what it returned into JSON data and
 checks it against a schema; :func:`current` tells a running service which step
-called it, and :class:`Cancellation` carries a cancel request to a call in
-flight. Imports :mod:`flowkit.definitions` (for messages) and below.
+called it. Imports :mod:`flowkit.definitions` (for messages) and below.
 """
 
 from .calling import bind_arguments
-from .cancel import Cancellation
 from .context import StepContext, current
 from .invoke import invoke
 from .outputs import json_converter, to_json, validate_output
@@ -22,7 +20,6 @@ from .registry import (
 )
 
 __all__ = [
-    "Cancellation",
     "ServiceRegistry",
     "StepContext",
     "bind_arguments",

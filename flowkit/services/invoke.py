@@ -1,9 +1,9 @@
 """Calling a service: the calling convention, timeouts, async callables and :func:`current`.
 
-Async callables are awaited (and cancelled on timeout or when their execution
-is cancelled meanwhile); sync callables with a timeout run in a helper thread
-that is abandoned on timeout, its late result discarded. What the call returns
-is made JSON data (:func:`to_json`).
+Async callables are awaited (and cancelled on timeout, or when the execution is
+being cancelled); sync callables with a timeout run in a helper thread that is
+abandoned on timeout, its late result discarded. What the call returns is made
+JSON data (:func:`to_json`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import contextvars
 import inspect
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import ExecutionError
 from .calling import bind_arguments
-from .cancel import Cancellation
+from .cancellation import Cancellation
 from .context import ContextSource, running
 from .outputs import to_json
 
@@ -43,11 +43,11 @@ def invoke(
         source: what :func:`flowkit.current` reports while the call runs.
         timeout: seconds the call may take, or None.
         where: the step, for messages (``step 'charge'``).
-        cancellation: a cancel request that stops an async call in flight.
+        cancellation: when it is requested, an async callable's task is cancelled.
 
     Raises:
-        ExecutionError: the call timed out or was cancelled, or its result is
-            not JSON data.
+        ExecutionError: the call timed out or was cancelled, or its result is not
+            JSON data.
         TypeError: the input does not fit the callable's parameters.
     """
     args, kwargs = bind_arguments(function, value)
@@ -101,34 +101,18 @@ def _run_async(
     coroutine: Any, timeout: float | None, where: str, cancellation: Cancellation | None
 ) -> Any:
     async def bounded() -> Any:
-        if timeout is None:
-            return await coroutine
-        try:
-            return await asyncio.wait_for(coroutine, timeout)
-        except TimeoutError:
-            raise _timed_out(where, timeout) from None
-
-    async def cancellable() -> Any:
         if cancellation is None:
-            return await bounded()
-        task = asyncio.current_task()
+            return await _awaited(coroutine, timeout, where)
+        task = asyncio.ensure_future(coroutine)
         loop = asyncio.get_running_loop()
-        stopped = threading.Event()  # this call was cancelled for the request
-
-        def stop() -> None:
-            stopped.set()
-            if task is not None:
-                with contextlib.suppress(RuntimeError):  # its loop closed: the call is over
-                    loop.call_soon_threadsafe(task.cancel)
-
-        with cancellation.on_request(stop):
+        with cancellation.watch(lambda: _cancel_soon(loop, task)):
             try:
-                return await bounded()
+                return await _awaited(task, timeout, where)
             except asyncio.CancelledError:
-                if not stopped.is_set():
+                if not cancellation.requested:
                     raise
         raise ExecutionError(
-            f"{where[0].upper()}{where[1:]} was stopped: its execution is being cancelled"
+            f"{where[0].upper()}{where[1:]} was cancelled: its execution is being cancelled"
         )
 
     try:
@@ -137,18 +121,32 @@ def _run_async(
         holder = getattr(_loops, "holder", None)
         if holder is None:
             holder = _loops.holder = _Runner()
-        return holder.runner.run(cancellable())
+        return holder.runner.run(bounded())
     # Called from inside an event loop: run the coroutine on a loop of its own.
     box: dict[str, Any] = {}
     context = contextvars.copy_context()
     thread = threading.Thread(
-        target=lambda: context.run(_store_result, box, lambda: asyncio.run(cancellable()))
+        target=lambda: context.run(_store_result, box, lambda: asyncio.run(bounded()))
     )
     thread.start()
     thread.join()
     if "error" in box:
         raise box["error"]
     return box.get("value")
+
+
+def _cancel_soon(loop: asyncio.AbstractEventLoop, task: asyncio.Future[Any]) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop closed: the call is over
+        loop.call_soon_threadsafe(task.cancel)
+
+
+async def _awaited(awaitable: Awaitable[Any], timeout: float | None, where: str) -> Any:
+    if timeout is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        raise _timed_out(where, timeout) from None
 
 
 def _store_result(box: dict[str, Any], function: Callable[[], Any]) -> None:

@@ -34,8 +34,8 @@ MESSAGES = "messages.log"
 STARTED = "started"
 #: Created by the test to let the slow step finish.
 RELEASE = "release"
-#: While this file exists, ``brittle`` fails.
-BROKEN = "broken"
+#: Created by the test to make ``until_fixed`` succeed ("a fix was deployed").
+FIXED = "fixed"
 
 CHAIN_STEPS = 5
 BRANCHES = 20
@@ -291,131 +291,126 @@ POISONED = flowkit.load(
     }
 )
 
+# --- execution control (SPEC §15) -----------------------------------------------------------------
 
-def brittle(step: str) -> str:
-    """Note the call; fail while the test's ``broken`` file exists (an outage)."""
+
+def until_fixed(step: str) -> str:
+    """Note the call; fail until the test created ``fixed``."""
     _note(step)
-    if (_dir() / BROKEN).exists():
+    if not (_dir() / FIXED).exists():
         raise RuntimeError(f"{step} is down")
     return step
 
 
-def held(step: str) -> str:
-    """Note the call, then wait until ``release`` exists (``slow`` without ``started``)."""
-    _note(step)
-    while not (_dir() / RELEASE).exists():
-        time.sleep(0.02)
-    return step
-
-
-async def hold_async(step: str) -> str:
-    """Note the call, say so in ``started``, then wait a minute (unless cancelled)."""
+async def hang(step: str) -> str:
+    """Note the call, say so in ``started``; then await until cancelled (a minute at most)."""
     _note(step)
     (_dir() / STARTED).write_text(str(os.getpid()))
     await asyncio.sleep(60)
     return step
 
 
-def fail(step: str) -> str:
-    """Note the call and fail."""
-    _note(step)
-    raise RuntimeError(f"{step} failed")
+def _booked(then: str, undo: str = "work") -> dict[str, Any]:
+    """``book``, undone by ``unbook`` (a call of ``undo``, e.g. the blocking ``slow``)."""
+    return {
+        **_call("book", "work", then),
+        "compensate": {"service": "Distributed", "method": undo, "input": {"step": "unbook"}},
+    }
 
 
-def _undone_by(config: dict[str, Any], method: str, step: str) -> dict[str, Any]:
-    """``config`` with a compensation calling ``method`` as step ``step``."""
-    compensation = {"service": "Distributed", "method": method, "input": {"step": step}}
-    return {**config, "compensate": compensation}
-
-
-#: before → brittle (fails while ``broken`` exists; no retries) → after.
-BRITTLE = flowkit.load(
+#: before → broken (fails until ``fixed`` exists; no retries) → after.
+BROKEN = flowkit.load(
     {
-        "id": "dist_brittle",
+        "id": "dist_broken",
         "steps": [
             {"id": "start", "type": "start", "next": "before"},
-            _call("before", "work", "brittle"),
-            _call("brittle", "brittle", "after"),
+            _call("before", "work", "broken"),
+            _call("broken", "until_fixed", "after"),
             _call("after", "work", None),
         ],
     }
 )
 
-#: before → fan (b0, b2 work; b1 is brittle) → after.
-BRITTLE_FAN = flowkit.load(
+#: book (undone by unbook) → slow (blocks until released) → after.
+SAGA = flowkit.load(
     {
-        "id": "dist_brittle_fan",
+        "id": "dist_saga",
         "steps": [
-            {"id": "start", "type": "start", "next": "before"},
-            _call("before", "work", "fan"),
-            {
-                "id": "fan",
-                "type": "parallel",
-                "output": "fanned",
-                "branches": [
-                    {
-                        "id": f"b{i}",
-                        "type": "call",
-                        "service": "Distributed",
-                        "method": "brittle" if i == 1 else "work",
-                        "input": {"step": f"fan:b{i}"},
-                    }
-                    for i in range(3)
-                ],
-                "next": "after",
-            },
-            _call("after", "echo", "end", value="$fanned"),
-            {"id": "end", "type": "end", "result": "$after"},
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("slow"),
+            _call("slow", "slow", "after"),
+            _call("after", "work", None),
         ],
     }
 )
 
-#: one (undone by undo_one) → slow (blocks until released) → three.
-CANCELLABLE = flowkit.load(
+#: book (undone by unbook) → hang (an async service awaiting a minute) → after.
+HANGING = flowkit.load(
     {
-        "id": "dist_cancellable",
+        "id": "dist_hanging",
         "steps": [
-            {"id": "start", "type": "start", "next": "one"},
-            _undone_by(_call("one", "work", "slow"), "work", "undo_one"),
-            _call("slow", "slow", "three"),
-            _call("three", "work", None),
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("hang"),
+            _call("hang", "hang", "after"),
+            _call("after", "work", None),
         ],
     }
 )
 
-#: before (undone by undo_before) → nap (``input.seconds``) → after.
-NAPPING = flowkit.load(
+#: book (undone by unbook) → nap (sleeps ``seconds``, 30 by default) → after.
+DOZING = flowkit.load(
     {
-        "id": "dist_napping",
-        "inputs": {"seconds": {"type": "number"}},
+        "id": "dist_dozing",
+        "inputs": {"seconds": {"type": "number", "default": 30}},
         "steps": [
-            {"id": "start", "type": "start", "next": "before"},
-            _undone_by(_call("before", "work", "nap"), "work", "undo_before"),
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("nap"),
             {"id": "nap", "type": "sleep", "seconds": "$input.seconds", "next": "after"},
             _call("after", "work", None),
         ],
     }
 )
 
-#: before (undone by undo_before) → fan (four branches held until released) → after.
-HELD_FAN = flowkit.load(
+#: book (undone by unbook, which blocks until released) → broken (fails until fixed).
+UNDOING = flowkit.load(
     {
-        "id": "dist_held_fan",
+        "id": "dist_undoing",
         "steps": [
-            {"id": "start", "type": "start", "next": "before"},
-            _undone_by(_call("before", "work", "fan"), "work", "undo_before"),
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("broken", undo="slow"),
+            _call("broken", "until_fixed", None),
+        ],
+    }
+)
+
+#: book (undone by unbook) → fan (gate blocks until released; ``BRANCHES`` quick ones) → after.
+GATED_FAN = flowkit.load(
+    {
+        "id": "dist_gated_fan",
+        "steps": [
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("fan"),
             {
                 "id": "fan",
                 "type": "parallel",
                 "branches": [
                     {
-                        "id": f"b{i}",
+                        "id": "gate",
                         "type": "call",
                         "service": "Distributed",
-                        "method": "held",
-                        "input": {"step": f"fan:b{i}"},
-                    }
-                    for i in range(4)
+                        "method": "slow",
+                        "input": {"step": "fan:gate"},
+                    },
+                    *[
+                        {
+                            "id": f"b{i:02d}",
+                            "type": "call",
+                            "service": "Distributed",
+                            "method": "branch",
+                            "input": {"step": f"fan:b{i:02d}", "index": i},
+                        }
+                        for i in range(BRANCHES)
+                    ],
                 ],
                 "next": "after",
             },
@@ -424,28 +419,15 @@ HELD_FAN = flowkit.load(
     }
 )
 
-#: before (undone by undo_before) → hold (async, a minute) → after.
-ASYNC_HOLD = flowkit.load(
+#: book (undone by unbook) → pay (waits for the signal ``paid``) → after (gets its payload).
+PAYING = flowkit.load(
     {
-        "id": "dist_async_hold",
+        "id": "dist_paying",
         "steps": [
-            {"id": "start", "type": "start", "next": "before"},
-            _undone_by(_call("before", "work", "hold"), "work", "undo_before"),
-            _call("hold", "hold_async", "after"),
-            _call("after", "work", None),
-        ],
-    }
-)
-
-#: a (undone by undo_a) → b (undone by undo_b, which blocks until released) → boom (fails).
-SAGA = flowkit.load(
-    {
-        "id": "dist_saga",
-        "steps": [
-            {"id": "start", "type": "start", "next": "a"},
-            _undone_by(_call("a", "work", "b"), "work", "undo_a"),
-            _undone_by(_call("b", "work", "boom"), "slow", "undo_b"),
-            _call("boom", "fail", None),
+            {"id": "start", "type": "start", "next": "book"},
+            _booked("pay"),
+            {"id": "pay", "type": "wait", "signal": "paid", "output": "paid", "next": "after"},
+            _call("after", "echo", None, value="$paid"),
         ],
     }
 )
@@ -459,13 +441,13 @@ WORKFLOWS = (
     RETRYING,
     SLEEPING,
     POISONED,
-    BRITTLE,
-    BRITTLE_FAN,
-    CANCELLABLE,
-    NAPPING,
-    HELD_FAN,
-    ASYNC_HOLD,
+    BROKEN,
     SAGA,
+    HANGING,
+    DOZING,
+    UNDOING,
+    GATED_FAN,
+    PAYING,
 )
 
 
@@ -481,10 +463,8 @@ def register() -> None:
             "echo": echo,
             "flaky": flaky,
             "poison": poison,
-            "brittle": brittle,
-            "held": held,
-            "hold_async": hold_async,
-            "fail": fail,
+            "until_fixed": until_fixed,
+            "hang": hang,
         },
     )
     for wf in WORKFLOWS:

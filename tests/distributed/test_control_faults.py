@@ -1,11 +1,8 @@
-"""A worker process SIGKILLed in the middle of execution control (SPEC §15): while an
-execution sleeps, while it is being cancelled, while it compensates.
+"""Worker processes SIGKILLed while an execution sleeps, is being cancelled or compensates.
 
-Each test runs against the Redis broker and against RabbitMQ; the store is
-PostgreSQL. The killed worker's lease runs out (2 s) and ``recover()`` on a new
-worker takes the execution over; what ran is read back from the entries (each
-exactly once, numbered without gaps) and from the services' call log (at least
-once).
+Like ``test_faults.py``: real workers on Redis and RabbitMQ brokers, PostgreSQL;
+what ran is read from the entries (numbered without gaps, each once) and from
+the services' own call log.
 """
 
 from __future__ import annotations
@@ -23,93 +20,76 @@ from tests.distributed.test_faults import assert_each_once, completed
 pytestmark = pytest.mark.timeout(120)
 
 
-def _ran(cluster: Cluster, execution_id: str) -> dict[str, int]:
-    return {step: n for (step, of), n in cluster.calls().items() if of == execution_id}
-
-
-def _started_pid(cluster: Cluster) -> int:
+def _started(cluster: Cluster) -> int:
+    """The pid of the worker process whose blocking ``slow`` call started."""
     started = cluster.directory / flows.STARTED
     pid = int(wait_for(lambda: started.exists() and started.read_text(), "the slow call"))
     assert pid != os.getpid()
     return pid
 
 
-def test_a_worker_killed_while_an_execution_sleeps(cluster: Cluster) -> None:
+def test_a_sleeping_execution_whose_worker_was_killed_wakes_once(cluster: Cluster) -> None:
     cluster.start_workers(processes=1, threads=2)
-    handle = cluster.engine.start(flows.NAPPING, {"seconds": 3})
+    handle = cluster.engine.start(flows.DOZING, {"seconds": 2})
+    execution_id = handle.execution_id
+    wait_for(lambda: cluster.engine.load(execution_id).status is Status.WAITING, "the nap")
+    (pid,) = cluster.pids("book")
 
-    def waiting() -> bool:
-        return cluster.engine.load(handle.execution_id).status is Status.WAITING
-
-    wait_for(waiting, "the nap")
-    (pid,) = cluster.pids("before")
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)  # it may hold the delayed wake-up message
     cluster.start_workers(processes=1, threads=2, ready=False)
+    final = cluster.wait_finished(execution_id)
 
-    finished = cluster.wait_finished(handle.execution_id)
-    assert finished.status is Status.COMPLETED, finished.error
-    assert _ran(cluster, handle.execution_id) == {"before": 1, "after": 1}  # woken once
-    entries = cluster.entries(handle.execution_id)
-    assert [entry.seq for entry in entries] == list(range(1, len(entries) + 1))
-    assert [(entry.step_id, entry.action) for entry in entries] == [
-        ("start", Action.COMPLETED),
-        ("before", Action.COMPLETED),
-        ("nap", Action.WAITING),
-        ("nap", Action.COMPLETED),
-        ("after", Action.COMPLETED),
-    ]
+    assert final.status is Status.COMPLETED, final.error
+    ran = cluster.calls()
+    assert (ran[("book", execution_id)], ran[("after", execution_id)]) == (1, 1)
+    assert_each_once(
+        cluster.entries(execution_id),
+        [*completed("start", "book"), ("nap", Action.WAITING), *completed("nap", "after")],
+    )
 
 
 def test_a_worker_killed_while_its_execution_is_being_cancelled(cluster: Cluster) -> None:
     cluster.start_workers(processes=1, threads=2)
-    handle = cluster.engine.start(flows.CANCELLABLE)
-    pid = _started_pid(cluster)
-    asked = cluster.engine.cancel(handle.execution_id, reason="stop it")
-    assert asked.status is Status.RUNNING
-
-    os.kill(pid, signal.SIGKILL)  # before the slow step ends and the cancel is taken up
-    (cluster.directory / flows.RELEASE).touch()
-    cluster.start_workers(processes=1, threads=2, ready=False)
-
-    finished = cluster.wait_finished(handle.execution_id)
-    assert (finished.status, finished.error) == (Status.CANCELLED, "stop it")
-    ran = _ran(cluster, handle.execution_id)
-    assert ran["one"] == 1
-    assert "three" not in ran
-    assert ran["undo_one"] >= 1
-    assert_each_once(
-        cluster.entries(handle.execution_id),
-        [*completed("start", "one"), ("slow", Action.CANCELLED), ("one", Action.COMPENSATED)],
-    )
-
-
-def test_a_worker_killed_while_its_execution_compensates(cluster: Cluster) -> None:
-    cluster.start_workers(processes=1, threads=2)
     handle = cluster.engine.start(flows.SAGA)
-    pid = _started_pid(cluster)  # undo_b is under way
-    assert _ran(cluster, handle.execution_id) == {"a": 1, "b": 1, "boom": 1, "undo_b": 1}
+    execution_id = handle.execution_id
+    pid = _started(cluster)
+    asked = cluster.engine.cancel(execution_id, reason="stop", by="support")
+    assert asked.status is Status.RUNNING  # asked; the worker would stop after the step
 
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)  # in the step: the cancel is only a request in the record
     (cluster.directory / flows.RELEASE).touch()
     cluster.start_workers(processes=1, threads=2, ready=False)
+    final = cluster.wait_finished(execution_id)
 
-    finished = cluster.wait_finished(handle.execution_id)
-    assert finished.status is Status.FAILED
-    assert finished.error is not None
-    assert "boom failed" in finished.error
-    ran = _ran(cluster, handle.execution_id)
-    assert (ran["a"], ran["b"], ran["boom"]) == (1, 1, 1)
-    assert ran["undo_b"] == 2  # killed once, then run again: at least once
-    assert ran["undo_a"] >= 1
-    entries = cluster.entries(handle.execution_id)
+    assert final.status is Status.CANCELLED, final.error
+    assert final.error == "stop"
+    ran = cluster.calls()
+    assert ran[("slow", execution_id)] == 1  # the recovery ends it, never runs it again
+    assert ran[("unbook", execution_id)] == 1
+    assert ran[("after", execution_id)] == 0
     assert_each_once(
-        entries,
-        [
-            *completed("start", "a", "b"),
-            ("boom", Action.FAILED),
-            ("b", Action.COMPENSATED),
-            ("a", Action.COMPENSATED),
-        ],
+        cluster.entries(execution_id),
+        [*completed("start", "book"), ("slow", Action.CANCELLED), ("book", Action.COMPENSATED)],
     )
-    undone = [entry.step_id for entry in entries if entry.action is Action.COMPENSATED]
-    assert undone == ["b", "a"]  # in reverse order of completion
+
+
+def test_a_worker_killed_while_it_compensates(cluster: Cluster) -> None:
+    cluster.start_workers(processes=1, threads=2)
+    handle = cluster.engine.start(flows.UNDOING)  # broken fails: book is undone by slow
+    execution_id = handle.execution_id
+    pid = _started(cluster)
+
+    os.kill(pid, signal.SIGKILL)  # in the compensation
+    (cluster.directory / flows.RELEASE).touch()
+    cluster.start_workers(processes=1, threads=2, ready=False)
+    final = cluster.wait_finished(execution_id)
+
+    assert final.status is Status.FAILED
+    assert "broken is down" in str(final.error)
+    ran = cluster.calls()
+    assert ran[("broken", execution_id)] == 1
+    assert ran[("unbook", execution_id)] == 2  # at least once: killed once, then again
+    assert_each_once(
+        cluster.entries(execution_id),
+        [*completed("start", "book"), ("broken", Action.FAILED), ("book", Action.COMPENSATED)],
+    )
