@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from flowkit import ExecutionError
-from flowkit.services import Cancellation, StepContext, invoke
+from flowkit.services import StepContext, invoke
+from flowkit.services.cancellation import Cancellation
 
 
 class Source:
@@ -48,7 +49,7 @@ def test_a_request_stops_an_async_call_in_flight() -> None:
     threading.Thread(target=lambda: (entered.wait(10), cancellation.request())).start()
     started = time.monotonic()
     with pytest.raises(
-        ExecutionError, match=r"^Step 's' was stopped: its execution is being cancelled$"
+        ExecutionError, match=r"^Step 's' was cancelled: its execution is being cancelled$"
     ):
         _call(wait_long, cancellation, timeout=120)
     assert time.monotonic() - started < 10
@@ -67,26 +68,23 @@ def test_a_call_started_after_the_request_stops_at_its_first_await() -> None:
         reached.append("after")
         return "done"
 
-    with pytest.raises(ExecutionError, match="was stopped"):
+    with pytest.raises(ExecutionError, match="was cancelled: its execution"):
         _call(two_parts, cancellation)
     assert reached == ["before"]
 
 
-def test_a_cleared_request_stops_nothing_and_sync_calls_are_never_stopped() -> None:
-    cancellation = Cancellation()
-    cancellation.request()
-
+def test_a_sync_call_is_never_stopped_and_nothing_runs_without_a_request() -> None:
     def sync() -> str:
         return "sync"
-
-    assert _call(sync, cancellation) == "sync"
-    cancellation.clear()
 
     async def quick() -> str:
         await asyncio.sleep(0.01)
         return "async"
 
-    assert _call(quick, cancellation) == "async"
+    assert _call(quick, Cancellation()) == "async"
+    cancellation = Cancellation()
+    cancellation.request()
+    assert _call(sync, cancellation) == "sync"
 
 
 def test_an_async_call_made_inside_an_event_loop_stops_too() -> None:
@@ -100,7 +98,7 @@ def test_an_async_call_made_inside_an_event_loop_stops_too() -> None:
 
     async def caller() -> None:
         threading.Thread(target=lambda: (entered.wait(10), cancellation.request())).start()
-        with pytest.raises(ExecutionError, match="was stopped"):
+        with pytest.raises(ExecutionError, match="was cancelled: its execution"):
             _call(wait_long, cancellation)
 
     asyncio.run(caller())
