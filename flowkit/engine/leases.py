@@ -227,7 +227,7 @@ class LeaseKeeper:
         try:
             latest = self._leases.store.load(item.record.id)
         except FlowkitError as exc:
-            log.warning("flowkit: cannot read %s after a lease conflict: %s", item.record.id, exc)
+            log.warning("cannot read %s after a lease conflict: %s", item.record.id, exc)
             return
         if latest is None or latest.status is not Status.RUNNING or not cancel_requested(latest):
             return  # another process took it over: its step's checkpoint will conflict

@@ -432,6 +432,35 @@ PAYING = flowkit.load(
     }
 )
 
+#: before → fan (b0, b2 work; b1 fails until ``fixed`` exists) → after.
+BROKEN_FAN = flowkit.load(
+    {
+        "id": "dist_broken_fan",
+        "steps": [
+            {"id": "start", "type": "start", "next": "before"},
+            _call("before", "work", "fan"),
+            {
+                "id": "fan",
+                "type": "parallel",
+                "output": "fanned",
+                "branches": [
+                    {
+                        "id": f"b{i}",
+                        "type": "call",
+                        "service": "Distributed",
+                        "method": "until_fixed" if i == 1 else "work",
+                        "input": {"step": f"fan:b{i}"},
+                    }
+                    for i in range(3)
+                ],
+                "next": "after",
+            },
+            _call("after", "echo", "end", value="$fanned"),
+            {"id": "end", "type": "end", "result": "$after"},
+        ],
+    }
+)
+
 WORKFLOWS = (
     SLOW,
     CHAIN,
@@ -448,6 +477,7 @@ WORKFLOWS = (
     UNDOING,
     GATED_FAN,
     PAYING,
+    BROKEN_FAN,
 )
 
 

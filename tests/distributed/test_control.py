@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import attrs
 import pytest
 
 from flowkit import Action, Status
@@ -207,3 +208,46 @@ def test_a_sleep_wakes_by_its_delayed_message_and_holds_no_thread(cluster: Clust
             *completed("nap", "after"),
         ],
     )
+
+
+def test_a_retried_fan_out_runs_again_only_what_was_not_recorded(cluster: Cluster) -> None:
+    cluster.start_workers(processes=1, threads=4)
+    failed = cluster.engine.run(flows.BROKEN_FAN, timeout=60)
+    assert failed.status is Status.FAILED
+    execution_id = failed.execution_id
+    # A branch still running when b1 failed the step was not recorded: it runs again.
+    recorded = {
+        entry.step_id for entry in cluster.entries(execution_id) if entry.action is Action.COMPLETED
+    }
+    before_retry = {step: n for (step, of), n in cluster.calls().items() if of == execution_id}
+
+    (cluster.directory / flows.FIXED).touch()
+    retried = cluster.engine.retry(execution_id)  # waits for the workers
+
+    assert retried.status is Status.COMPLETED, retried.error
+    assert retried.output == ["fan:b0", "fan:b1", "fan:b2"]
+    ran = {step: n for (step, of), n in cluster.calls().items() if of == execution_id}
+    assert (ran["before"], ran["fan:b1"], ran["after"]) == (1, 2, 1)
+    for branch in ("fan:b0", "fan:b2"):
+        again = 0 if branch in recorded else 1
+        assert ran.get(branch, 0) == before_retry.get(branch, 0) + again, (branch, recorded)
+
+
+def test_a_pending_execution_is_cancelled_at_once_and_its_message_dropped(
+    cluster: Cluster,
+) -> None:
+    cluster.start_workers(processes=1, threads=2, maintenance=3600)
+    created = cluster.engine.create(flows.CHAIN)
+    # An execution nobody claimed yet (status pending, no lease owner).
+    pending = attrs.evolve(
+        created, status=Status.PENDING, version=created.version + 1, lease_owner=None
+    )
+    cluster.engine.store.checkpoint(pending, (), created.version, changed=())
+
+    result = cluster.engine.cancel(created.id, reason="duplicate order")
+
+    assert result.cancelled
+    cluster.runtime.send_step(cluster.engine.load(created.id))
+    cluster.assert_messages(created.id, {"flowkit_step": 1})  # processed, and dropped
+    assert cluster.engine.load(created.id).status is Status.CANCELLED
+    assert not any(of == created.id for _, of in cluster.calls())
