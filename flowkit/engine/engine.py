@@ -672,9 +672,9 @@ class Engine:
         timer message, sent from here; with the inline and thread executors
         here, when its workflow is known in this process, else by the next
         ``wake_due`` of any process (``flowkit wake``, ``flowkit worker``).
-        Otherwise the signal waits in the mailbox
-        for a ``wait`` step; a halted execution keeps it too (``resume`` is what
-        moves a halt on). Signals are consumed once each, oldest first.
+        Otherwise the signal waits in the mailbox for a ``wait`` step; a halted
+        execution keeps it too (``resume`` is what moves a halt on). Signals are
+        consumed once each, oldest first.
 
         Raises:
             NotFoundError: no such execution.
