@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -38,7 +38,6 @@ from flowkit.testing.conformance import next_checkpoint
 if TYPE_CHECKING:
     import redis
 
-T = TypeVar("T")
 
 #: The shared server the tests use (loopback only); override with this variable.
 REDIS_URL = os.environ.get("FLOWKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -120,30 +119,6 @@ def scratch_store(url: str = REDIS_URL, **options: Any) -> ScratchRedisStore:
     """A store on ``url`` with a fresh key prefix, emptied when it closes."""
     options.setdefault("prefix", unique_prefix())
     return ScratchRedisStore(url, **options)
-
-
-def at_once(calls: list[Callable[[], T]]) -> list[T]:
-    """Run the calls on threads released together; their results (the first error is raised)."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            results[index] = calls[index]()
-        except BaseException as exc:  # raised below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def create_many(store: RedisStore, executions: Iterable[Execution], *, batch: int = 1000) -> None:

@@ -29,12 +29,12 @@ from flowkit.testing.conformance import T0, make_execution, next_checkpoint
 from .redis_helpers import (
     REDIS_URL,
     RedisServer,
-    at_once,
     command_stats,
     monitor,
     scratch_store,
     store_keys,
 )
+from .threads import at_once
 
 pytestmark = pytest.mark.redis
 

@@ -18,6 +18,8 @@ from flowkit.definitions import WorkflowRegistry
 from flowkit.records import Signal
 from flowkit.testing import FakeClock
 
+from .threads import at_once
+
 START = datetime(2020, 1, 1, 9, 0, tzinfo=UTC)
 
 PAY = flowkit.load(
@@ -323,40 +325,22 @@ def test_a_signal_that_lands_while_the_wait_step_checkpoints_is_not_lost(
 
 def test_eight_senders_with_one_key_deliver_once(engine: flowkit.Engine, watch: Watch) -> None:
     waiting = engine.run(COLLECT, {"slots": [0, 1]})
-    barrier = threading.Barrier(8)
-    sent: list[bool] = []
 
-    def send() -> None:
-        barrier.wait(timeout=30)
-        sent.append(engine.signal(waiting.execution_id, "item", "once", key="same"))
+    def send() -> bool:
+        return engine.signal(waiting.execution_id, "item", "once", key="same")
 
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    sent = at_once([send] * 8)
     assert sorted(sent) == [False] * 7 + [True]
     assert watch.waiting_at(waiting.execution_id, 3).status is Status.WAITING  # the second
     assert [e.output for e in engine.store.entries(waiting.execution_id)].count("once") == 1
 
 
 def _race_signal_and_timeout(engine: flowkit.Engine, execution_id: str, payload: int) -> None:
-    barrier = threading.Barrier(2)
-
     def send() -> None:
-        barrier.wait(timeout=30)
         with contextlib.suppress(flowkit.ExecutionError):  # the timeout finished it first
             engine.signal(execution_id, "paid", payload)
 
-    def fire() -> None:
-        barrier.wait(timeout=30)
-        engine.wake_due()
-
-    threads = [threading.Thread(target=send), threading.Thread(target=fire)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    at_once([send, engine.wake_due])
 
 
 def test_a_signal_racing_the_timeout_has_exactly_one_winner(store: Store, clock: FakeClock) -> None:

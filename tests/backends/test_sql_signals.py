@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import pytest
@@ -21,11 +21,11 @@ from flowkit.records import Signal
 from flowkit.testing.conformance import T0, make_execution, next_checkpoint
 
 from . import sql_helpers
+from .threads import at_once
 
 sql_url = sql_helpers.sql_url
 open_store = sql_helpers.open_store
 
-T = TypeVar("T")
 SENDERS = 8
 
 
@@ -33,30 +33,6 @@ def _signal(execution_id: str, payload: Any = None, *, key: str | None = None) -
     return Signal(
         execution_id=execution_id, seq=0, name="tick", payload=payload, key=key, sent_at=T0
     )
-
-
-def _at_once(calls: list[Callable[[], T]]) -> list[T]:
-    """Run the calls in threads started together; their results (an error is raised)."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            results[index] = calls[index]()
-        except BaseException as exc:  # raised in the test below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a sender hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def _stored_rows(store: SQLStore, execution_id: str) -> int:
@@ -92,7 +68,7 @@ def test_senders_on_their_own_connections_get_consecutive_seqs(
         return seqs
 
     senders = [open_store() for _ in range(SENDERS)]
-    outcomes = _at_once([partial(send, sender, index) for index, sender in enumerate(senders)])
+    outcomes = at_once([partial(send, sender, index) for index, sender in enumerate(senders)])
     assert sorted(seq for seqs in outcomes for seq in seqs) == list(range(1, 5 * SENDERS + 1))
     pending = store.signals(execution.id)
     assert [signal.seq for signal in pending] == list(range(1, 5 * SENDERS + 1))
@@ -109,7 +85,7 @@ def test_one_key_from_eight_connections_is_stored_once(
     execution = make_execution(status=Status.WAITING)
     store.create(execution)
     senders = [open_store() for _ in range(SENDERS)]
-    outcomes = _at_once(
+    outcomes = at_once(
         [
             partial(sender.send_signal, _signal(execution.id, index, key="pay-1"))
             for index, sender in enumerate(senders)
@@ -152,7 +128,7 @@ def test_a_checkpoint_that_finishes_the_execution_stops_every_sender(
 
     senders = [open_store() for _ in range(SENDERS)]
     finisher = open_store()
-    outcomes = _at_once([*(partial(keep_sending, s) for s in senders), partial(finish, finisher)])
+    outcomes = at_once([*(partial(keep_sending, s) for s in senders), partial(finish, finisher)])
     assert len(refusals) == SENDERS
     assert all("it is completed" in refusal for refusal in refusals)
     accepted = sorted(seq for seqs in outcomes for seq in seqs)
@@ -182,7 +158,7 @@ def test_a_consumed_signal_is_consumed_once(open_store: Callable[..., SQLStore])
             return "conflict"
         return "ok"
 
-    outcomes = _at_once([partial(consume, worker, i) for i, worker in enumerate(workers)])
+    outcomes = at_once([partial(consume, worker, i) for i, worker in enumerate(workers)])
     assert sorted(outcomes) == ["conflict"] * 3 + ["ok"]
     assert store.signals(execution.id) == []
     loaded = store.load(execution.id)
