@@ -103,9 +103,10 @@ class Recording(MemoryStore):
         expected_version: int,
         *,
         changed: Any = None,
+        consumed: Any = (),
     ) -> None:
         self.writes.append((execution, list(entries), expected_version))
-        super().checkpoint(execution, entries, expected_version, changed=changed)
+        super().checkpoint(execution, entries, expected_version, changed=changed, consumed=consumed)
 
 
 class NullStore:
@@ -135,6 +136,7 @@ class NullStore:
         expected_version: int,
         *,
         changed: Any = None,
+        consumed: Any = (),  # no mailbox: the benchmarks send no signals
     ) -> None:
         if self._records[execution.id].version != expected_version:
             raise flowkit.ConflictError(f"execution {execution.id!r}: stale version")

@@ -230,9 +230,15 @@ class SleepingStore(NullStore):
     store blocks on its fsync or round trip, with no work of its own."""
 
     def checkpoint(
-        self, execution: Any, entries: Any, expected_version: int, *, changed: Any = None
+        self,
+        execution: Any,
+        entries: Any,
+        expected_version: int,
+        *,
+        changed: Any = None,
+        consumed: Any = (),
     ) -> None:
-        super().checkpoint(execution, entries, expected_version, changed=changed)
+        super().checkpoint(execution, entries, expected_version, changed=changed, consumed=consumed)
         time.sleep(SLEEP)
 
 

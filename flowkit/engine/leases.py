@@ -105,12 +105,7 @@ class InFlight:
                     f"(version {base_version}, now {latest.version})"
                 )
             record = build(latest)
-            if consumed:
-                store.checkpoint(
-                    record, entries, latest.version, changed=changed, consumed=consumed
-                )
-            else:
-                store.checkpoint(record, entries, latest.version, changed=changed)
+            store.checkpoint(record, entries, latest.version, changed=changed, consumed=consumed)
             self.record = record
             self.content_version = record.version
             return record

@@ -156,10 +156,18 @@ class RecordingStore(MemoryStore):
         self.cursors: list[dict[str, Any]] = []
 
     def checkpoint(
-        self, execution: Any, entries: Any, expected_version: int, *, changed: Any = None
+        self,
+        execution: Any,
+        entries: Any,
+        expected_version: int,
+        *,
+        changed: Any = None,
+        consumed: Any = (),
     ) -> Any:
         self.cursors.append(json.loads(json.dumps(execution.cursor)))
-        return super().checkpoint(execution, entries, expected_version, changed=changed)
+        return super().checkpoint(
+            execution, entries, expected_version, changed=changed, consumed=consumed
+        )
 
 
 def test_every_model_reply_and_every_tool_result_is_checkpointed(

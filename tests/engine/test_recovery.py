@@ -212,8 +212,9 @@ class _Renewals:
         expected: int,
         *,
         changed: Any = None,
+        consumed: Any = (),
     ) -> None:
-        self._store.checkpoint(execution, entries, expected, changed=changed)
+        self._store.checkpoint(execution, entries, expected, changed=changed, consumed=consumed)
         if not entries and execution.status is Status.RUNNING:
             self.renewed.set()
 
