@@ -62,8 +62,9 @@ __all__ = ["Engine", "Handle"]
 
 log = logging.getLogger("flowkit")
 
-#: How many times ``cancel`` reads an execution again that moved on while it was cancelled.
-CANCEL_ATTEMPTS = 5
+#: How many times ``cancel``, or a signal's delivery, reads an execution again that moved
+#: on meanwhile.
+ATTEMPTS = 5
 
 
 class Engine:
@@ -439,7 +440,7 @@ class Engine:
         ]
         if problems:
             raise ValidationError(problems, subject=f"cancel of execution '{execution_id}'")
-        for _ in range(CANCEL_ATTEMPTS):
+        for _ in range(ATTEMPTS):
             execution = self.load(execution_id)
             check_cancellable(execution)
             try:
@@ -713,7 +714,7 @@ class Engine:
 
     def _deliver(self, execution: Execution, name: str) -> None:
         """If the execution waits for signal ``name``, make its timer due and wake it."""
-        for _ in range(CANCEL_ATTEMPTS):
+        for _ in range(ATTEMPTS):
             try:
                 due = self._make_due(execution, name)
             except ConflictError:  # it changed meanwhile: look again
