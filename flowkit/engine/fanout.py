@@ -81,11 +81,14 @@ class Fanout:
     ) -> Advance:
         """Run one attempt of a branch and record it (a retry, a result, perhaps the join).
 
-        A branch of a step that joined already, or a duplicate, is dropped.
+        A branch of a step that joined already, a duplicate, or one still running
+        when the run that fanned it out ended (the execution failed, say), is dropped.
         """
         attempt: _Attempt | None = None
         while True:
             execution = inflight.record
+            if inflight.released:
+                return Advance(execution=execution, dropped=True)
             found = _locate(wf, execution, path, visit)
             if found is None or branch_id in found[1].done or found[1].joined is not None:
                 return Advance(execution=execution, dropped=True)

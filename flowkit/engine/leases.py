@@ -6,9 +6,11 @@ keeper renews it with a record-only checkpoint, so :meth:`Engine.recover` in
 another process only takes over executions whose process really died.
 
 A renewal that conflicts is how the keeper learns that a cancel was asked for
-while a step runs: it adopts that record and requests the execution's
-:class:`~flowkit.services.cancellation.Cancellation`, which cancels the async
-services in flight and answers ``flowkit.current().cancel_requested``.
+while a step runs: it adopts that record. Whoever adopts a record with a cancel
+request (the keeper, or a parallel branch whose checkpoint conflicted) requests
+the execution's :class:`~flowkit.services.cancellation.Cancellation`, which
+cancels the async services in flight and answers
+``flowkit.current().cancel_requested``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class InFlight:
 
     ``content_version`` is the version of the last write that changed more
     than the lease: a change computed from an older record is stale.
+
+    It lives as long as a run of the execution in this process: once the last
+    user leaves, it is ``released`` and refuses writes, so a parallel branch
+    still running from that run cannot write into a later one (after a retry,
+    say), which tracks its own record.
     """
 
     def __init__(self, record: Execution) -> None:
@@ -45,6 +52,7 @@ class InFlight:
         self.content_version = record.version
         self.lock = threading.RLock()
         self.users = 0
+        self.released = False
         # Requested once the lease keeper sees a cancel request in the store.
         self.cancellation = Cancellation()
         # The outputs of the iterations of loops that started in this process, by
@@ -71,11 +79,18 @@ class InFlight:
     def refresh(self, record: Execution) -> None:
         """Adopt a record read back from the store (after a conflict), unless this
         process wrote a newer one meanwhile (a late parallel branch reads the store
-        while the execution goes on)."""
+        while the execution goes on).
+
+        A record with a cancel request requests the :attr:`cancellation`: whoever
+        adopts it (a branch's checkpoint, the lease keeper, the driver) may be the
+        only one here to see the request.
+        """
         with self.lock:
-            if record.version > self.record.version:
+            if record.version > self.record.version and not self.released:
                 self.record = record
                 self.content_version = record.version
+                if cancel_requested(record):
+                    self.cancellation.request()
 
     def write(
         self,
@@ -95,10 +110,12 @@ class InFlight:
 
         Raises:
             ConflictError: the record changed since ``base_version`` (besides
-                lease renewals), here or in the store.
+                lease renewals), here or in the store; or this run ended.
         """
         with self.lock:
             latest = self.record
+            if self.released:
+                raise ConflictError(f"execution '{latest.id}' is no longer advanced by this run")
             if base_version < self.content_version:
                 raise ConflictError(
                     f"execution '{latest.id}' changed since this step started "
@@ -152,8 +169,12 @@ class Tracker:
     def leave(self, item: InFlight) -> None:
         with self._lock:
             item.users -= 1
-            if item.users <= 0 and self._items.get(item.record.id) is item:
+            if item.users > 0:
+                return
+            if self._items.get(item.record.id) is item:
                 del self._items[item.record.id]
+        with item.lock:
+            item.released = True
 
     def items(self) -> list[InFlight]:
         with self._lock:
@@ -217,8 +238,8 @@ class LeaseKeeper:
 
     def _notice_cancel(self, item: InFlight) -> None:
         """After a conflicting renewal: if a cancel was asked for, adopt that record
-        (the step's own checkpoint then conflicts, and the engine ends the execution)
-        and tell the calls in flight."""
+        (the step's own checkpoint then conflicts, and the engine ends the execution),
+        which tells the calls in flight."""
         try:
             latest = self._leases.store.load(item.record.id)
         except FlowkitError as exc:
@@ -226,5 +247,4 @@ class LeaseKeeper:
             return
         if latest is None or latest.status is not Status.RUNNING or not cancel_requested(latest):
             return  # another process took it over: its step's checkpoint will conflict
-        item.refresh(latest)
-        item.cancellation.request()
+        item.refresh(latest)  # which requests the cancellation

@@ -19,6 +19,7 @@ import pytest
 import flowkit
 from flowkit import Status, Store
 from flowkit.definitions import WorkflowRegistry
+from flowkit.engine.fanout import Fanout
 
 from .conftest import BACKENDS
 
@@ -184,3 +185,34 @@ def test_an_async_service_in_a_parallel_branch_is_cancelled(
     actions = [(e.step_id, e.action.value) for e in engine.store.entries(running.id)]
     assert ("prepare", "completed") not in actions
     assert actions[-1] == ("reserve", "compensated")
+
+
+def test_a_branch_that_sees_the_cancel_first_has_the_async_service_cancelled(
+    make_engine: Callable[[], flowkit.Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The label branch records its result only once the cancel was asked for: its
+    # checkpoint conflicts and it adopts the record with the request, before the lease
+    # keeper's next renewal could. The pack branch's service is cancelled all the same.
+    shop: Shop = make_engine.shop  # type: ignore[attr-defined]
+    asked = threading.Event()
+    record = Fanout._record
+
+    def after_the_cancel(self: Fanout, *args: Any) -> Any:
+        if args[6].id == "label":
+            assert asked.wait(timeout=30)
+        return record(self, *args)
+
+    monkeypatch.setattr(Fanout, "_record", after_the_cancel)
+    engine = make_engine()
+    runner = threading.Thread(target=engine.start, args=(FANNED,))
+    runner.start()
+    assert shop.packing.wait(30)
+    (running,) = engine.store.find(status="running")
+    make_engine().cancel(running.id, reason="stop")
+    asked.set()
+    final = engine.wait(running.id, timeout=30)
+    runner.join(30)
+
+    assert final.cancelled, final.error
+    assert shop.saw_cancel == [True]
+    assert shop.calls[-1] == "release R-1"

@@ -18,6 +18,7 @@ import pytest
 import flowkit
 from flowkit import Action, Status, Store
 from flowkit.definitions import WorkflowRegistry
+from flowkit.engine.fanout import Fanout
 
 
 class Flaky:
@@ -27,8 +28,11 @@ class Flaky:
         self.broken: set[str] = set()
         self.calls: Counter[str] = Counter()
         self.keys: list[tuple[str, str | None]] = []
+        self.gates: dict[str, threading.Event] = {}  # a call of name waits for its gate
 
     def work(self, name: str) -> str:
+        if name in self.gates:
+            assert self.gates[name].wait(timeout=30), f"{name}'s gate never opened"
         self.calls[name] += 1
         self.keys.append((name, flowkit.current().idempotency_key))
         if name in self.broken:
@@ -259,6 +263,40 @@ def test_a_retried_parallel_step_runs_only_the_failed_branches(
     assert all(flaky.calls[branch] == calls_before[branch] for branch in recorded)
     assert flaky.calls["y"] == 2
     assert all(flaky.calls[branch] <= 2 for branch in ("x", "z"))
+
+
+def test_a_branch_that_ends_after_its_run_failed_is_not_recorded_in_the_retry(
+    make_engine: Callable[[], flowkit.Engine], flaky: Flaky, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # z is about to record its result when y fails the step, and records only once the
+    # retry has begun: its result belongs to the failed run, so the retry runs z again.
+    recording, go_on = threading.Event(), threading.Event()
+    record = Fanout._record
+
+    def late_z(self: Fanout, *args: Any) -> Any:
+        if args[6].id == "z" and not go_on.is_set():
+            recording.set()
+            assert go_on.wait(timeout=30)
+        return record(self, *args)
+
+    monkeypatch.setattr(Fanout, "_record", late_z)
+    flaky.broken = {"y"}
+    flaky.gates = {"y": recording}
+    engine = make_engine()
+    failed = engine.run(FLOWS["fanout"])
+    assert failed.failed
+    flaky.broken = set()
+    engine.retry_step(failed.execution_id)
+    go_on.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("flowkit-branch"):
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+    assert ("all:z", "completed") not in _actions(engine, failed.execution_id)
+    result = engine.drive(failed.execution_id)
+    assert result.completed, result.error
+    assert result.output == ["X", "Y", "Z"]
+    assert flaky.calls["z"] == 2
 
 
 def test_a_retry_retries_the_failed_sub_workflow_where_it_failed(
