@@ -120,14 +120,17 @@ def _from_micros(value: bytes | str) -> datetime:
     return _EPOCH + int(value) * _US
 
 
+#: The header of a bulk string of each short length: a checkpoint packs about 30.
+_HEADERS = [b"$%d\r\n" % length for length in range(1024)]
+
+
 def _pack(args: Sequence[bytes]) -> bytes:
     """A command in the Redis protocol (RESP): an array of bulk strings."""
+    headers = _HEADERS
     parts = [b"*%d\r\n" % len(args)]
-    append = parts.append
     for arg in args:
-        append(b"$%d\r\n" % len(arg))
-        append(arg)
-        append(b"\r\n")
+        length = len(arg)
+        parts += (headers[length] if length < 1024 else b"$%d\r\n" % length, arg, b"\r\n")
     return b"".join(parts)
 
 
