@@ -415,10 +415,22 @@ def register_step_type(step_type: StepType) -> StepType:
     return step_type
 
 
+# name -> (the registry's generation when it was looked up, the step type): the engine
+# asks once a step, and the registry's lookup with its isinstance check costs 4 calls.
+_found: dict[str, tuple[int, StepType]] = {}
+
+
 def step_type(name: str) -> StepType | None:
     """The registered step type called ``name``, or None."""
+    generation = _kinds.generation
+    cached = _found.get(name)
+    if cached is not None and cached[0] == generation:
+        return cached[1]
     found = _kinds.kind(name)
-    return found if isinstance(found, StepType) else None
+    if not isinstance(found, StepType):
+        return None
+    _found[name] = (generation, found)
+    return found
 
 
 def step_types() -> Mapping[str, StepType]:

@@ -9,7 +9,7 @@ back into plain ``dict``/``list`` data, which is what ctx and stores hold.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from typing import Any, TypeVar
 
 __all__ = ["FrozenDict", "JsonTypeError", "freeze", "is_json", "thaw"]
@@ -35,6 +35,17 @@ class FrozenDict(Mapping[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+    # The dict's own views: Mapping's would call __getitem__ per key (a step's input
+    # is resolved from its FrozenDict on every run).
+    def keys(self) -> KeysView[K]:
+        return self._data.keys()
+
+    def values(self) -> ValuesView[V]:
+        return self._data.values()
+
+    def items(self) -> ItemsView[K, V]:
+        return self._data.items()
 
     def __hash__(self) -> int:
         if self._hash is None:

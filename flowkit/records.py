@@ -325,6 +325,8 @@ def encode_json(value: Any) -> str:
         text = _encode_text(value)
     elif value is None:
         return "null"
+    elif kind is dict and not value:  # an empty cursor, most checkpoints
+        return "{}"
     elif _make_encoder is None:
         text = _ENCODER.encode(value)
     else:  # a fresh encoder each time: its circular-reference markers must start empty

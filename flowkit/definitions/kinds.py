@@ -130,12 +130,16 @@ _kinds: dict[str, StepKind] = {}
 _extensions: dict[str, Extension] = {}
 _checks: list[Callable[[Any], list[str]]] = []
 _plugins_loaded = False
+generation = 0
+"""Counts registrations, so that what caches a lookup knows when to look again."""
 
 
 def register_kind(step_kind: StepKind) -> None:
     """Add a step type; registering the same name again replaces it."""
+    global generation
     with _lock:
         _kinds[step_kind.name] = step_kind
+        generation += 1
 
 
 def register_extension(ext: Extension) -> Extension:

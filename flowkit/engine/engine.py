@@ -55,7 +55,7 @@ from .leases import InFlight, Leases, Tracker
 from .position import has_position, position_path, step_levels
 from .results import Advance, Result, Sweep
 from .schedules import schedule_problems, schedule_slots, slot_execution_id
-from .stepper import RESUME, TIMER, Stepper, kind_of
+from .stepper import NO_DECISION, RESUME, TIMER, Stepper, kind_of
 from .transaction import Transaction, error_text
 
 __all__ = ["Engine", "Handle"]
@@ -660,7 +660,7 @@ class Engine:
         with self._track(execution) as inflight:
             tx = self._stepper.transaction(wf, inflight)
             tx.event("workflow.resumed", None, timer=True)
-            advance = self._stepper.run_top(tx, inflight, TIMER, Decision())
+            advance = self._stepper.run_top(tx, inflight, TIMER, NO_DECISION)
         return self._unless_signalled(advance)
 
     def signal(

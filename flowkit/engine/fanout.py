@@ -138,11 +138,15 @@ class Fanout:
         )
         if stepper.events.active:
             stepper.emit(execution, "step.started", branch_path, {"attempt": number})
+        watch = telemetry.watch_step(execution, branch_path, branch.type, number, RUN)
         started = time.perf_counter()
         try:
-            with telemetry.watch_step(execution, branch_path, branch.type, number, RUN) as watch:
+            if watch is None:  # no tracing
                 outcome = kind_of(branch.type).run(run)
-                watch.ended(outcome.action, outcome.error)  # the branch's span
+            else:
+                with watch:
+                    outcome = kind_of(branch.type).run(run)
+                    watch.ended(outcome.action, outcome.error)  # the branch's span
         except Exception as exc:
             duration = (time.perf_counter() - started) * 1000
             failed = BranchResult(

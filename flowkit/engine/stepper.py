@@ -35,12 +35,24 @@ from .results import Advance, FanOut
 from .runtime import COMPENSATE, Children, StepRun
 from .transaction import Transaction, clean, error_message, error_text
 
-__all__ = ["RESUME", "RUN", "TIMER", "Stepper", "kind_of", "retry_delay", "workflow_deadline"]
+__all__ = [
+    "NO_DECISION",
+    "RESUME",
+    "RUN",
+    "TIMER",
+    "Stepper",
+    "kind_of",
+    "retry_delay",
+    "workflow_deadline",
+]
 
 log = logging.getLogger("flowkit")
 
 RUN, RESUME, TIMER = "run", "resume", "timer"
 """How a step is entered: run it, resume it after a halt, or fire its timer."""
+
+NO_DECISION = Decision()
+"""What a run or a timer passes for the decision: no resume call said anything."""
 
 
 # --- what a level of nesting reports upward ----------------------------------------------------
@@ -192,7 +204,7 @@ class Stepper:
             error = ExecutionError(f"workflow '{wf.id}' ran out of time")
             return self._settle(tx, inflight, Fail(error))
         tx.deadline = deadline
-        return self.run_top(tx, inflight, RUN, Decision())
+        return self.run_top(tx, inflight, RUN, NO_DECISION)
 
     def run_top(
         self, tx: Transaction, inflight: InFlight, mode: str, decision: Decision
@@ -564,25 +576,29 @@ class Stepper:
         cursor = tx.cursor
         attempt = cursor.attempt or 1
         visit = cursor.visit if cursor.visit is not None else tx.base.seq + 1
-        run = self.runtime(
-            tx, step, path, local, iteration, attempt=attempt, visit=visit, state=cursor.state
-        )
-        call: Callable[[], Outcome]
+        # StepRun itself rather than self.runtime(): this runs once a step.
+        run = StepRun(self, tx, step, path, local, iteration, attempt, visit, state=cursor.state)
+        call: Callable[..., Outcome]
+        arguments: tuple[Any, ...]
         if mode == RESUME:
             if not tx.internal:
                 kind.check_resume(run, decision)
-            call = lambda: kind.resume(run, decision)  # noqa: E731
+            call, arguments = kind.resume, (run, decision)
         elif mode == TIMER:
-            call = lambda: kind.timeout(run)  # noqa: E731
+            call, arguments = kind.timeout, (run,)
         else:
             if self.events.active:
                 self.emit(tx.base, "step.started", path, {"attempt": attempt})
-            call = lambda: kind.run(run)  # noqa: E731
+            call, arguments = kind.run, (run,)
+        watch = telemetry.watch_step(tx.base, path, step.type, attempt, mode)
         started = time.perf_counter()
         try:
-            with telemetry.watch_step(tx.base, path, step.type, attempt, mode) as watch:
-                outcome = call()
-                watch.ended(outcome.action, outcome.error)  # the step's span
+            if watch is None:  # no tracing
+                outcome = call(*arguments)
+            else:
+                with watch:
+                    outcome = call(*arguments)
+                    watch.ended(outcome.action, outcome.error)  # the step's span
         except Exception as exc:
             duration = (time.perf_counter() - started) * 1000
             return self._failed(tx, step, run, exc, duration, retry=mode == RUN)
@@ -627,7 +643,7 @@ class Stepper:
                 tx.event("step.halted", path, halt=outcome.halt)
         elif outcome.action is Action.FAILED:
             tx.event("step.failed", path, attempt=attempt, error=error)
-        else:
+        elif tx.listening:
             tx.event("step.completed", path, output=outcome.output, **outcome.payload)
         if outcome.stay:
             tx.keep(visit=visit, state=run.state)  # a halt keeps the step's progress
@@ -774,7 +790,7 @@ class Stepper:
                 local,
                 iteration,
                 run._mode,
-                run._decision or Decision(),
+                run._decision or NO_DECISION,
             )
         except Exception as exc:
             raise _Escaped(exc) from None

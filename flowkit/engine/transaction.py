@@ -55,6 +55,26 @@ class Transaction:
         consumed: the mailbox signals (by seq) this checkpoint consumes.
     """
 
+    # What most checkpoints leave as it is, as class attributes: a transaction is made
+    # once a step, and an assignment in __init__ costs each time. Setting one shadows it.
+    cursor: Cursor = EMPTY
+    status: Status = Status.RUNNING
+    result: Any = None
+    error: str | None = None
+    halt_data: dict[str, Any] | None = None
+    recover_to: str | None = None
+    wake_at: datetime | None = None
+    attempt: int | None = None
+    visit: int | None = None
+    state: Any = None
+    delay: float = 0.0
+    fanout: FanOut | None = None
+    hold: bool = False
+    internal: bool = False
+    deadline: float | None = None
+    adopt: str | None = None
+    unwinding: Unwinding | None = None
+
     def __init__(
         self,
         wf: WorkflowDef,
@@ -71,32 +91,15 @@ class Transaction:
         if cancellation is None and inflight is not None:
             cancellation = inflight.cancellation
         self.cancellation = cancellation
-        self.cursor: Cursor = EMPTY
         self.loops: dict[str, int] = {}
         self.ctx = execution.ctx
         self.changed: dict[str, None] = {}  # the ctx names set, in order (an ordered set)
         self.entries: list[Entry] = []
         self.seq = execution.seq
-        self.status = Status.RUNNING
-        self.result: Any = None
-        self.error: str | None = None
-        self.halt_data: dict[str, Any] | None = None
-        self.recover_to: str | None = None
-        self.wake_at: datetime | None = None
         self.current_step = execution.current_step
-        self.attempt: int | None = None
-        self.visit: int | None = None
-        self.state: Any = None
-        self.delay = 0.0
-        self.fanout: FanOut | None = None
-        self.hold = False
         self.events: list[tuple[str, str | None, dict[str, Any]]] = []
         self.listening = listening
         self.now = now
-        self.internal = False
-        self.deadline: float | None = None
-        self.adopt: str | None = None
-        self.unwinding: Unwinding | None = None
         self.consumed: list[int] = []
 
     def update(self, updates: Mapping[str, Any]) -> None:

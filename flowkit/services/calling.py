@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["bind_arguments"]
+__all__ = ["bind_arguments", "prepare_call"]
 
 # --- calling convention ---------------------------------------------------------------------
 
@@ -22,6 +22,7 @@ class _Signature:
 
     __slots__ = (
         "after_first",
+        "is_async",
         "keywords",
         "known",
         "name",
@@ -34,6 +35,7 @@ class _Signature:
 
     def __init__(self, fn: object, parameters: Sequence[inspect.Parameter] | None) -> None:
         self.name = getattr(fn, "__qualname__", None) or repr(fn)
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.known = parameters is not None
         params = list(parameters or ())
         named_positional = [p.name for p in params if p.kind in _POSITIONAL]
@@ -117,7 +119,24 @@ def bind_arguments(fn: Callable[..., Any], value: Any) -> tuple[tuple[Any, ...],
         TypeError: ``fn`` would be missing required arguments, or it takes no
             argument (or only keywords) and ``value`` cannot be given to it.
     """
+    return _bind(_signature(fn), value)
+
+
+def prepare_call(
+    fn: Callable[..., Any], value: Any
+) -> tuple[tuple[Any, ...], dict[str, Any], bool]:
+    """:func:`bind_arguments`, and whether ``fn`` is a coroutine function, from one
+    lookup of its cached signature (a service call asks both).
+
+    Raises:
+        TypeError: as :func:`bind_arguments`.
+    """
     sig = _signature(fn)
+    args, kwargs = _bind(sig, value)
+    return args, kwargs, sig.is_async
+
+
+def _bind(sig: _Signature, value: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if not sig.known:
         return ((), {}) if value is None else ((value,), {})
     if isinstance(value, Mapping):

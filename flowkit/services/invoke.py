@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import inspect
 import threading
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import ExecutionError
-from .calling import bind_arguments
+from .calling import prepare_call
 from .cancellation import Cancellation
 from .context import ContextSource, running
 from .outputs import to_json
@@ -39,7 +37,7 @@ def invoke(
 
     Args:
         function: the service callable.
-        value: the step's resolved input (see :func:`bind_arguments`).
+        value: the step's resolved input (see :func:`~flowkit.services.bind_arguments`).
         source: what :func:`flowkit.current` reports while the call runs.
         timeout: seconds the call may take, or None.
         where: the step, for messages (``step 'charge'``).
@@ -50,10 +48,10 @@ def invoke(
             JSON data.
         TypeError: the input does not fit the callable's parameters.
     """
-    args, kwargs = bind_arguments(function, value)
+    args, kwargs, is_async = prepare_call(function, value)
     token = running.set(source)
     try:
-        if _is_async(function):
+        if is_async:
             result = _run_async(function(*args, **kwargs), timeout, where, cancellation)
         elif timeout is None:
             result = function(*args, **kwargs)
@@ -62,21 +60,6 @@ def invoke(
     finally:
         running.reset(token)
     return to_json(result, where)
-
-
-_async_cache: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-
-
-def _is_async(function: Callable[..., Any]) -> bool:
-    """``inspect.iscoroutinefunction``, remembered per function (it is slow to ask)."""
-    key = getattr(function, "__func__", function)
-    try:
-        return _async_cache[key]
-    except (KeyError, TypeError):
-        found = inspect.iscoroutinefunction(function)
-        with contextlib.suppress(TypeError):  # not weak-referenceable: ask every time
-            _async_cache[key] = found
-        return found
 
 
 def _timed_out(where: str, timeout: float) -> ExecutionError:

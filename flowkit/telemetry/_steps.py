@@ -38,10 +38,12 @@ class _Otel:
 
     def __init__(self) -> None:
         from opentelemetry import context, metrics, propagate, trace
+        from opentelemetry.metrics import _internal as metrics_internal
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self.context = context
         self.trace = trace
+        self.metrics = metrics_internal
         self.propagate = propagate
         self.w3c = TraceContextTextMapPropagator()
         self.off = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
@@ -68,6 +70,7 @@ class _Otel:
             "-1 when it moves one out.",
         )
         self.tracing = False
+        self.metering = False
 
     def tracing_on(self) -> bool:
         """Whether the application set a tracer provider (once set, it stays)."""
@@ -79,6 +82,15 @@ class _Otel:
                 return False
             self.tracing = not isinstance(self.trace.get_tracer_provider(), self.off)
         return self.tracing
+
+    def metering_on(self) -> bool:
+        """Whether the application set a meter provider (once set, it stays): until
+        then the instruments drop what they are given, so nothing is counted."""
+        if not self.metering:
+            # As for tracing: the API's module global (a provider configured in the
+            # environment was set when the meter was made); the call decides without it.
+            self.metering = getattr(self.metrics, "_METER_PROVIDER", True) is not None
+        return self.metering
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019  (one instance, for the process's life)
     def parent(self, traceparent: str) -> Any:
@@ -166,19 +178,19 @@ def attached(received: Mapping[str, str] | None) -> Iterator[None]:
 class StepWatch:
     """A step run while it runs: its span is current, its start is in the log.
 
-    A context manager; :meth:`ended` tells it how the step ended when it did not
-    raise (an exception it sees is recorded on the span, with status ERROR).
+    A context manager around the span's scope; :meth:`ended` tells it how the
+    step ended when it did not raise (an exception it sees is recorded on the
+    span, with status ERROR).
     """
 
     __slots__ = ("_scope", "_span")
 
-    def __init__(self, span: Any = None, scope: Any = None) -> None:
+    def __init__(self, span: Any, scope: Any) -> None:
         self._span = span
         self._scope = scope
 
     def __enter__(self) -> StepWatch:
-        if self._scope is not None:
-            self._scope.__enter__()
+        self._scope.__enter__()
         return self
 
     def __exit__(
@@ -187,24 +199,21 @@ class StepWatch:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._scope is not None:
-            self._scope.__exit__(kind, error, traceback)
+        self._scope.__exit__(kind, error, traceback)
 
     def ended(self, action: Action, error: str | None) -> None:
         """The step returned: a failure it reports (``action`` failed) marks the span ERROR."""
-        if self._span is not None and action is Action.FAILED:
+        if action is Action.FAILED:
             otel = _otel()
             assert otel is not None
             self._span.set_status(otel.trace.Status(otel.trace.StatusCode.ERROR, error))
 
 
-_UNWATCHED = StepWatch()
-
-
 def watch_step(
     execution: Execution, step_id: str, step_type: str, attempt: int, entered: str
-) -> StepWatch:
-    """Watch a step run (``entered``: ``run``, ``resume`` or ``timer``)."""
+) -> StepWatch | None:
+    """Watch a step run (``entered``: ``run``, ``resume`` or ``timer``): its span, or
+    None without tracing (the caller then skips the context manager: once a step)."""
     if log.isEnabledFor(logging.DEBUG):
         verb = {"run": "started", "resume": "resumed"}.get(entered, "timed out")
         log.debug(
@@ -217,7 +226,7 @@ def watch_step(
         )
     otel = _otel()
     if otel is None or not otel.tracing_on():
-        return _UNWATCHED
+        return None
     parent = otel.parent(_traceparent_of(execution))
     parent_span = otel.trace.get_current_span(parent).get_span_context()
     current = otel.trace.get_current_span().get_span_context()
@@ -245,20 +254,23 @@ def watch_step(
 def checkpointed(before: Execution, after: Execution, entries: Sequence[Entry]) -> None:
     """Count and log what a checkpoint wrote: its entries, and the status change."""
     otel = _otel()
-    if otel is not None:
+    if otel is not None and otel.metering_on():
         if before.status is not after.status:
             _moved(otel, after.workflow_id, before.status, after.status)
         for entry in entries:
             _count(otel, after.workflow_id, entry)
-    if entries and log.isEnabledFor(logging.WARNING):  # each entry's own level below
+    if entries and log.isEnabledFor(logging.WARNING):  # the highest level of an entry
+        every = log.isEnabledFor(logging.INFO)  # else only failures
         for entry in entries:
-            _log_entry(after, entry)
+            level = _LEVELS.get(entry.action, logging.INFO)
+            if every or level > logging.INFO:
+                _log_entry(after, entry, level)
 
 
 def created(execution: Execution) -> None:
     """Count and log a new execution."""
     otel = _otel()
-    if otel is not None:
+    if otel is not None and otel.metering_on():
         _moved(otel, execution.workflow_id, None, execution.status)
     if log.isEnabledFor(logging.INFO):
         log.info(
@@ -294,10 +306,7 @@ def _count(otel: _Otel, workflow_id: str, entry: Entry) -> None:
         otel.duration.record(entry.duration_ms / 1000, attributes)
 
 
-def _log_entry(execution: Execution, entry: Entry) -> None:
-    level = _LEVELS.get(entry.action, logging.INFO)
-    if not log.isEnabledFor(level):
-        return
+def _log_entry(execution: Execution, entry: Entry, level: int) -> None:
     text = f"execution %s: step '%s' {entry.action.value} (attempt %d, %.1f ms)"
     if entry.error is not None:
         text += f": {entry.error.replace('%', '%%')}"
