@@ -392,8 +392,9 @@ class RecordCodec:
             FieldKind.TIME: (time_in, True),
             FieldKind.INT: (identity, False),
             FieldKind.FLOAT: (float, False),
-            FieldKind.STATUS: (attrgetter("value"), False),
-            FieldKind.ACTION: (attrgetter("value"), False),
+            # _value_, not value: the enum property is a Python call per read.
+            FieldKind.STATUS: (attrgetter("_value_"), False),
+            FieldKind.ACTION: (attrgetter("_value_"), False),
         }
         self._out: dict[FieldKind, Convert | None] = {
             FieldKind.ID: identity,

@@ -79,6 +79,11 @@ def utc_entry(entry: Entry) -> Entry:
     return attrs.evolve(entry, timestamp=utc(entry.timestamp, f"entry {entry.id!r} timestamp"))
 
 
+def _where(execution: Execution) -> str:
+    """Where a checkpoint's arguments went wrong, for messages (made only then)."""
+    return f"checkpoint of execution {execution.id!r}"
+
+
 def check_checkpoint(
     execution: Execution,
     entries: Sequence[Entry],
@@ -94,42 +99,42 @@ def check_checkpoint(
             the entries' seqs are not consecutive from 1 or more;
             ``execution.seq`` is not the seq of the last entry.
     """
-    where = f"checkpoint of execution {execution.id!r}"
     if execution.version != expected_version + 1:
         raise ValueError(
-            f"{where}: execution.version must be expected_version + 1 = "
+            f"{_where(execution)}: execution.version must be expected_version + 1 = "
             f"{expected_version + 1}, got {execution.version}"
         )
     if changed:
         missing = [name for name in changed if name not in execution.ctx]
         if missing:
             raise ValueError(
-                f"{where}: changed names {missing[0]!r}, which is not in ctx (a checkpoint "
-                "that removes ctx keys passes changed=None)"
+                f"{_where(execution)}: changed names {missing[0]!r}, which is not in ctx "
+                "(a checkpoint that removes ctx keys passes changed=None)"
             )
     if not entries:
         return
     first = entries[0].seq
     if first < 1:
-        raise ValueError(f"{where}: entry seqs start at 1, got {first}")
+        raise ValueError(f"{_where(execution)}: entry seqs start at 1, got {first}")
     for offset, entry in enumerate(entries):
         if entry.execution_id != execution.id:
             raise ValueError(
-                f"{where}: entry {entry.id!r} belongs to execution {entry.execution_id!r}"
+                f"{_where(execution)}: entry {entry.id!r} belongs to execution "
+                f"{entry.execution_id!r}"
             )
         if entry.seq != first + offset:
             raise ValueError(
-                f"{where}: entry seqs must be consecutive, got "
+                f"{_where(execution)}: entry seqs must be consecutive, got "
                 f"{', '.join(str(e.seq) for e in entries)}"
             )
         if entry.id != f"{execution.id}:{entry.seq}":
             raise ValueError(
-                f"{where}: entry id must be '<execution_id>:<seq>' = "
+                f"{_where(execution)}: entry id must be '<execution_id>:<seq>' = "
                 f"{execution.id + ':' + str(entry.seq)!r}, got {entry.id!r}"
             )
     if execution.seq != entries[-1].seq:
         raise ValueError(
-            f"{where}: execution.seq must be the seq of its last entry "
+            f"{_where(execution)}: execution.seq must be the seq of its last entry "
             f"({entries[-1].seq}), got {execution.seq}"
         )
 

@@ -269,7 +269,7 @@ class StepRun:
             function,
             input,
             source=source,
-            timeout=self.remaining(timeout),
+            timeout=timeout if self.deadline is None else self.remaining(timeout),
             where=where or f"step '{self.path}'",
             cancellation=cancellation,
         )

@@ -211,7 +211,7 @@ class Stepper:
     ) -> Advance:
         """Enter the top-level step (run, resume or fire its timer) and write the checkpoint."""
         execution = tx.base
-        deadline = workflow_deadline(tx.wf, execution)
+        deadline = None if tx.wf.timeout is None else workflow_deadline(tx.wf, execution)
         if deadline is not None and tx.now > deadline:
             # Checked before every step, resume and timer: halted time counts too.
             error = ExecutionError(f"workflow '{tx.wf.id}' timed out after {tx.wf.timeout:g}s")
@@ -367,12 +367,12 @@ class Stepper:
             cursor = typed.to_json()
         else:
             typed, cursor = EMPTY, {}
-        running = tx.status is Status.RUNNING
-        lease = self.leases.duration
-        # A retry waits tx.delay before its next attempt: nobody may recover it sooner.
-        expires = tx.now + lease + timedelta(seconds=tx.delay) if running else None
-        keep = tx.hold and tx.fanout is None and not tx.delay
-        owner = self.lease_owner(keep) if running else None
+        expires = owner = None
+        if tx.status is Status.RUNNING:
+            expires = tx.now + self.leases.duration
+            if tx.delay:  # a retry waits before its next attempt: nobody may recover it sooner
+                expires += timedelta(seconds=tx.delay)
+            owner = self.lease_owner(tx.hold and tx.fanout is None and not tx.delay)
 
         def build(latest: Execution) -> Execution:
             # The constructor rather than attrs.evolve: this runs once per step.

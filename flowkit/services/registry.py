@@ -238,6 +238,9 @@ class ServiceRegistry:
             NotFoundError: the name is neither registered nor configured.
             ConfigError: its configured import path cannot be imported.
         """
+        entry = self._entries.get(name)  # one dict read is atomic: no lock for the usual case
+        if entry is not None:
+            return entry
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None:
@@ -280,7 +283,7 @@ class ServiceRegistry:
             ConfigError: the service's configured import path cannot be imported.
             Exception: whatever a service class's constructor raises propagates.
         """
-        if not isinstance(method, str) or not method or not _public(method):
+        if not isinstance(method, str) or not method or method.startswith("_"):
             raise NotFoundError(
                 f"service '{service}': method {method!r} cannot be called "
                 "(names starting with '_' are private to the service)"
