@@ -85,7 +85,12 @@ class LoopFrame:
 
 @attrs.frozen(kw_only=True)
 class BranchResult:
-    """What one finished branch of a parallel step produced (kept until the join)."""
+    """What one finished branch of a parallel step produced (kept until the join).
+
+    ``input``, ``attempt`` and ``duration`` are for the branch's entry: the stored
+    frame leaves them out, so that each later branch's checkpoint does not write
+    every finished branch's input again.
+    """
 
     ok: bool
     output: Any = None
@@ -100,10 +105,7 @@ class BranchResult:
             "ok": self.ok,
             "output": self.output,
             "updates": dict(self.updates),
-            "input": self.input,
             "error": self.error,
-            "attempt": self.attempt,
-            "duration": self.duration,
         }
 
     @classmethod

@@ -400,3 +400,29 @@ def test_a_crash_after_some_branches_finished_reruns_only_the_others(
         ("par", "completed"),
         ("done", "completed"),
     ]
+
+
+def test_the_frame_keeps_each_branchs_result_and_its_entry_the_input(
+    make_engine: EngineFactory, services: flowkit.ServiceRegistry
+) -> None:
+    # Every branch checkpoint writes the frame again, with the branches done so far:
+    # a big input each branch read must be written once, in its entry.
+    services.register("S", {"size": lambda doc: len(doc)})
+    document = "x" * 100_000
+    wf = _parallel_wf(
+        *(_call(name, "size", input={"doc": "$input.doc"}) for name in ("b1", "b2", "b3"))
+    )
+    engine = make_engine()
+    execution = engine.create(wf, {"doc": document})
+    engine.step(execution.id)  # start
+    fan_out = engine.step(execution.id)
+    [frame] = fan_out.execution.cursor["frames"]
+    for name in ("b1", "b2"):
+        assert engine.run_branch(execution.id, "par", name, frame["start"]).running
+    [frame] = engine.load(execution.id).cursor["frames"]
+    assert frame["done"] == {
+        name: {"ok": True, "output": 100_000, "updates": {}, "error": None} for name in ("b1", "b2")
+    }
+    entries = engine.store.entries(execution.id)
+    assert [e.input for e in entries if e.step_id.startswith("par:")] == [{"doc": document}] * 2
+    assert engine.drive(execution.id).output == [100_000] * 3
