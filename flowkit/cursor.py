@@ -146,6 +146,8 @@ class ParallelFrame:
         iteration: the enclosing loop's iteration, if any.
         attempts: the next attempt of each branch that was retried.
         joined: set once enough branches finished (or too many failed).
+        epoch: how many times a retry of the execution took the step up again;
+            branch messages carry it, so a late one from before a retry is dropped.
     """
 
     step: str
@@ -155,6 +157,7 @@ class ParallelFrame:
     iteration: int | None = None
     attempts: Mapping[str, int] = attrs.field(factory=dict)
     joined: Joined | None = None
+    epoch: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -170,6 +173,8 @@ class ParallelFrame:
             data["attempts"] = dict(self.attempts)
         if self.joined is not None:
             data["joined"] = self.joined.to_json()
+        if self.epoch:
+            data["epoch"] = self.epoch
         return data
 
     @classmethod
@@ -183,6 +188,7 @@ class ParallelFrame:
             iteration=data.get("iteration"),
             attempts=data.get("attempts", {}),
             joined=None if joined is None else Joined.from_json(joined),
+            epoch=data.get("epoch", 0),
         )
 
 

@@ -355,7 +355,8 @@ class Runtime:
             delay = math.ceil(advance.delay * 1000) or None
             for branch in fanout.branches:
                 self.branch.send_with_options(
-                    args=(execution.id, fanout.path, branch, fanout.visit), delay=delay
+                    args=(execution.id, fanout.path, branch, fanout.visit, fanout.epoch),
+                    delay=delay,
                 )
         elif execution.status is Status.RUNNING:
             self.send_step(execution, advance.delay)
@@ -417,9 +418,12 @@ class Runtime:
         except ConflictError:
             return None  # another worker advanced it first; it sends what comes next
 
-    def _branch(self, execution_id: str, path: str, branch_id: str, visit: int) -> None:
+    def _branch(
+        self, execution_id: str, path: str, branch_id: str, visit: int, epoch: int | None = None
+    ) -> None:
+        # epoch is None in a message of a release before epochs: any epoch then.
         engine = self.engine()
-        advance = engine.run_branch(execution_id, path, branch_id, visit)
+        advance = engine.run_branch(execution_id, path, branch_id, visit, epoch=epoch)
         if advance.dropped:
             if advance.running and cancel_requested(advance.execution):
                 # The branches of a cancelled fan-out never join: the step ends it
@@ -428,7 +432,7 @@ class Runtime:
             return
         if advance.delay:  # a retry of this branch
             self.branch.send_with_options(
-                args=(execution_id, path, branch_id, visit),
+                args=(execution_id, path, branch_id, visit, epoch),
                 delay=math.ceil(advance.delay * 1000),
             )
         elif advance.joined:

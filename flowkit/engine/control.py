@@ -79,7 +79,8 @@ def retried(
     The execution is running again at the step that failed, queued for any
     worker (no lease owner), with a fresh set of attempts for that step.
     Parallel steps around it forget the branches that failed, so that those
-    run again and the others keep their results.
+    run again and the others keep their results, and start a new epoch, so
+    that a branch still on its way from the failed run is dropped.
 
     Args:
         execution: the failed execution.
@@ -130,4 +131,4 @@ def _without_failed_branches(frame: Frame) -> Frame:
         return frame
     done = {branch: result for branch, result in frame.done.items() if result.ok}
     attempts = {branch: n for branch, n in frame.attempts.items() if branch in done}
-    return attrs.evolve(frame, done=done, attempts=attempts, joined=None)
+    return attrs.evolve(frame, done=done, attempts=attempts, joined=None, epoch=frame.epoch + 1)

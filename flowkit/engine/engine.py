@@ -1002,20 +1002,28 @@ class Engine:
         return advance
 
     def run_branch(
-        self, execution_id: str, parallel_path: str, branch_id: str, visit: int
+        self,
+        execution_id: str,
+        parallel_path: str,
+        branch_id: str,
+        visit: int,
+        *,
+        epoch: int | None = None,
     ) -> Advance:
         """Run one branch of a parallel step and record it; join when enough are done.
 
         A branch of a parallel step that has joined already, or a duplicate, is
         dropped; so is every branch of an execution that is no longer running,
-        or that is being cancelled (its next step ends it).
+        or that is being cancelled (its next step ends it), and, with ``epoch``
+        (the :class:`~flowkit.engine.results.FanOut`'s), a branch sent before a retry of
+        the execution.
         """
         execution = self.load(execution_id)
         if execution.status is not Status.RUNNING or cancel_requested(execution):
             return Advance(execution=execution, dropped=True)
         wf = self._definition_for(execution, None, False)
         with self._track(execution) as inflight:
-            return self._fanout.run(wf, inflight, parallel_path, branch_id, visit)
+            return self._fanout.run(wf, inflight, parallel_path, branch_id, visit, epoch)
 
     def create(
         self,

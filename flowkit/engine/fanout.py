@@ -71,18 +71,25 @@ class Fanout:
     ) -> Advance:
         """Run a branch in this process until it is recorded, waiting out its retries."""
         while True:
-            advance = self.run(wf, inflight, fanout.path, branch, fanout.visit)
+            advance = self.run(wf, inflight, fanout.path, branch, fanout.visit, fanout.epoch)
             if not advance.delay:
                 return advance
             self._stepper.clock.sleep(advance.delay)
 
     def run(
-        self, wf: WorkflowDef, inflight: InFlight, path: str, branch_id: str, visit: int
+        self,
+        wf: WorkflowDef,
+        inflight: InFlight,
+        path: str,
+        branch_id: str,
+        visit: int,
+        epoch: int | None = None,
     ) -> Advance:
         """Run one attempt of a branch and record it (a retry, a result, perhaps the join).
 
-        A branch of a step that joined already, a duplicate, or one still running
-        when the run that fanned it out ended (the execution failed, say), is dropped.
+        A branch of a step that joined already, a duplicate, one of another
+        ``epoch`` (None: any), or one still running when the run that fanned it
+        out ended (the execution failed, say), is dropped.
         """
         attempt: _Attempt | None = None
         while True:
@@ -90,6 +97,8 @@ class Fanout:
             if inflight.released:
                 return Advance(execution=execution, dropped=True)
             found = _locate(wf, execution, path, visit)
+            if found is not None and epoch is not None and found[1].epoch != epoch:
+                found = None  # sent before a retry of the execution
             if found is None or branch_id in found[1].done or found[1].joined is not None:
                 return Advance(execution=execution, dropped=True)
             step, frame = found
@@ -222,7 +231,9 @@ class Fanout:
             )
             frame = attrs.evolve(frame, attempts={**frame.attempts, branch.id: result.attempt + 1})
             tx.delay = attempt.retry_delay
-            tx.fanout = FanOut(path=path, visit=frame.start, branches=(branch.id,))
+            tx.fanout = FanOut(
+                path=path, visit=frame.start, branches=(branch.id,), epoch=frame.epoch
+            )
         else:
             tx.entry(
                 branch_path,

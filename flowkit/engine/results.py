@@ -125,17 +125,21 @@ class Sweep(list[Result]):
 class FanOut:
     """Branches of a parallel step to run now.
 
-    Run each with ``engine.run_branch(execution_id, fanout.path, branch, fanout.visit)``.
+    Run each with ``engine.run_branch(execution_id, fanout.path, branch, fanout.visit,
+    epoch=fanout.epoch)``.
 
     Attributes:
         path: the path of the parallel step (``each:fetch`` inside a loop).
         visit: the parallel step's visit; a late branch of an earlier visit is dropped.
         branches: the ids of the branches to run.
+        epoch: the step's epoch (see :class:`~flowkit.cursor.ParallelFrame`); a
+            late branch from before a retry of the execution is dropped.
     """
 
     path: str
     visit: int
     branches: tuple[str, ...]
+    epoch: int = 0
 
 
 @attrs.frozen(kw_only=True)

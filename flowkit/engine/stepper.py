@@ -771,7 +771,7 @@ class Stepper:
             )
         done = frame.done
         pending = tuple(branch for branch in branches if branch not in done)
-        tx.fanout = FanOut(path=path, visit=frame.start, branches=pending)
+        tx.fanout = FanOut(path=path, visit=frame.start, branches=pending, epoch=frame.epoch)
         return Inner(frames=(frame,))
 
     # --- what StepRun asks of its stepper (the Machine protocol) ------------------------------

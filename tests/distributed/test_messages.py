@@ -365,6 +365,37 @@ def test_a_step_message_past_max_recoveries_fails_the_execution(setup: Setup) ->
     assert setup.recorder.take() == []  # nothing follows a failed execution
 
 
+def test_a_branch_message_sent_before_a_retry_is_dropped(setup: Setup) -> None:
+    branches = [call("x", method="flaky"), call("y", 2)]
+    wf = workflow({"id": "fan", "type": "parallel", "branches": branches, "output": "all"})
+    execution = setup.engine.load(setup.engine.start(wf).execution_id)
+    setup.runtime.step(execution.id, execution.seq)  # start
+    execution = setup.engine.load(execution.id)
+    setup.runtime.step(execution.id, execution.seq)  # fan: out
+    first = [sent for sent in setup.recorder.take() if sent.actor == "flowkit_branch"]
+    assert [(sent.args[2], sent.args[4]) for sent in first] == [("x", 0), ("y", 0)]
+    setup.runtime.branch(*first[0].args)  # x fails: the step fails
+    [join] = setup.recorder.take()
+    setup.runtime.step(*join.args)
+    assert setup.engine.load(execution.id).status is Status.FAILED
+
+    retried = setup.engine.retry_step(execution.id)
+    setup.runtime.branch(*first[1].args)  # y's message of the failed run comes late
+    assert setup.recorder.take() == []
+    assert "fan:y" not in [entry.step_id for entry in setup.engine.store.entries(execution.id)]
+
+    setup.runtime.step(retried.id, retried.seq)  # the retry fans out again
+    again = setup.recorder.take()
+    assert [(sent.args[2], sent.args[4]) for sent in again] == [("x", 1), ("y", 1)]
+    for sent in again:
+        setup.runtime.branch(*sent.args)
+    [join] = setup.recorder.take()
+    setup.runtime.step(*join.args)
+    final = setup.engine.load(execution.id)
+    assert final.status is Status.COMPLETED
+    assert final.ctx["all"] == [1, 4]
+
+
 def test_a_retry_is_a_delayed_step_message(setup: Setup) -> None:
     wf = workflow(call("a", method="flaky", retries=2, retry_delay=0.25))
     execution = setup.engine.load(setup.engine.start(wf).execution_id)
@@ -411,7 +442,7 @@ def test_a_parallel_step_fans_out_and_the_last_branch_sends_the_join(setup: Setu
 
     sent = setup.recorder.take()
     visit = execution.seq + 1
-    fanned = [(execution.id, "fan", branch, visit) for branch in "xyz"]
+    fanned = [(execution.id, "fan", branch, visit, 0) for branch in "xyz"]  # epoch 0
     assert sent == [Sent(QUEUE, "flowkit_branch", args, None) for args in fanned]
     for message in sent[:-1]:
         setup.runtime.branch(*message.args)

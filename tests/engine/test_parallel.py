@@ -426,3 +426,43 @@ def test_the_frame_keeps_each_branchs_result_and_its_entry_the_input(
     entries = engine.store.entries(execution.id)
     assert [e.input for e in entries if e.step_id.startswith("par:")] == [{"doc": document}] * 2
     assert engine.drive(execution.id).output == [100_000] * 3
+
+
+def test_a_branch_sent_before_a_retry_is_dropped(
+    make_engine: EngineFactory, services: flowkit.ServiceRegistry
+) -> None:
+    # On Dramatiq a branch message of the failed run may arrive after the retry: it
+    # belongs to an earlier epoch and is dropped; the retry sends its own.
+    calls: list[str] = []
+    broken = {"b1"}
+
+    def work(name: str) -> str:
+        calls.append(name)
+        if name in broken:
+            raise RuntimeError(f"{name} is down")
+        return name.upper()
+
+    services.register("S", {"work": work})
+    wf = _parallel_wf(*(_call(name, "work", input={"name": name}) for name in ("b1", "b2")))
+    engine = make_engine()
+    execution = engine.create(wf)
+    engine.step(execution.id)  # start
+    first = engine.step(execution.id)
+    assert first.fanout is not None
+    assert first.fanout.epoch == 0
+    visit = first.fanout.visit
+    assert engine.run_branch(execution.id, "par", "b1", visit, epoch=0).joined
+    assert engine.step(execution.id).execution.status is Status.FAILED
+    broken.clear()
+    engine.retry_step(execution.id)
+
+    late = engine.run_branch(execution.id, "par", "b2", visit, epoch=0)  # the failed run's
+    assert late.dropped
+    assert calls == ["b1"]
+    again = engine.step(execution.id)
+    assert again.fanout is not None
+    assert (again.fanout.epoch, again.fanout.branches) == (1, ("b1", "b2"))
+    assert not engine.run_branch(execution.id, "par", "b1", visit, epoch=1).joined
+    assert engine.run_branch(execution.id, "par", "b2", visit, epoch=1).joined
+    assert engine.drive(execution.id).output == ["B1", "B2"]
+    assert calls == ["b1", "b1", "b2"]
