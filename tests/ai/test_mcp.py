@@ -229,7 +229,13 @@ def test_a_server_that_died_is_restarted_for_the_next_step(flowkit_engine: flowk
     pid = flowkit_engine.load(flowkit_engine.run(wf).execution_id).ctx["who"]["pid"]
     os.kill(pid, signal.SIGKILL)
     assert gone(pid)
-    result = flowkit_engine.run(wf)  # the dead session is noticed: no failed step
+    # The pool notices on its own thread when the server's pipe ends; a step between
+    # the death and that moment would fail like any call to a dying server.
+    deadline = time.monotonic() + 30
+    while _mcp.pool.sessions() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _mcp.pool.sessions() == 0
+    result = flowkit_engine.run(wf)  # the dead session was noticed: no failed step
     assert result.completed, result.error
     who = flowkit_engine.load(result.execution_id).ctx["who"]
     assert who["pid"] != pid
