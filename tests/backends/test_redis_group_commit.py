@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from .redis_helpers import (
     scratch_store,
     unique_prefix,
 )
+from .threads import at_once
 
 pytestmark = pytest.mark.redis
 
@@ -42,26 +44,6 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
     private.start()
     yield private
     private.stop()
-
-
-def _run_threads(count: int, work: Callable[[int], None]) -> None:
-    """Run ``work(0…count-1)`` on threads; re-raise the first error any of them hit."""
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            work(index)
-        except BaseException as exc:  # reported below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a writer thread hung"
-    if errors:
-        raise errors[0]
 
 
 def _tagged(current: flowkit.Execution, tag: str) -> tuple[flowkit.Execution, list[flowkit.Entry]]:
@@ -90,7 +72,7 @@ def _rounds(store: RedisStore, writers: int, rounds: int) -> list[flowkit.Execut
             current = record
         executions[index] = current
 
-    _run_threads(writers, write)
+    at_once([partial(write, index) for index in range(writers)])
     return executions
 
 
@@ -172,7 +154,7 @@ def test_a_conflict_fails_only_its_own_checkpoint() -> None:
             record, entries = _tagged(execution, "first")
             store.checkpoint(record, entries, execution.version)
             executions[index] = record
-        _run_threads(writers, write)
+        at_once([partial(write, index) for index in range(writers)])
         for index, seen in outcomes.items():
             assert seen == ["conflict" if (index + n) % 2 == 0 else "ok" for n in range(rounds)], (
                 index
@@ -217,7 +199,7 @@ def test_many_threads_many_executions_nothing_lost_or_duplicated() -> None:
                 with lock:
                     counts[outcome] += 1
 
-        _run_threads(threads, write)
+        at_once([partial(write, index) for index in range(threads)])
         assert counts["ok"] + counts["conflict"] == threads * rounds
         assert counts["ok"] > 0
         assert counts["conflict"] > 0
@@ -270,7 +252,7 @@ def test_a_full_redis_refuses_each_checkpoint_of_a_batch_on_its_own(server: Redi
                 assert outcome == ("conflict" if stale else "full"), outcome
                 outcomes[index] = outcome
 
-        _run_threads(8, write)
+        at_once([partial(write, index) for index in range(8)])
         assert outcomes == ["conflict", "full"] * 4
         client.config_set("maxmemory", "0")
         assert dump_keys(client, "oom:") == before  # nothing was written
@@ -305,7 +287,7 @@ def test_scripts_flushed_while_checkpoints_travel_together(server: RedisServer) 
                 current = record
             executions[index] = current
 
-        _run_threads(9, write)
+        at_once([partial(write, index) for index in range(9)])
         for execution in executions:
             _assert_stored(store, execution)
     finally:
