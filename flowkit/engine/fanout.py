@@ -96,9 +96,7 @@ class Fanout:
             execution = inflight.record
             if inflight.released:
                 return Advance(execution=execution, dropped=True)
-            found = _locate(wf, execution, path, visit)
-            if found is not None and epoch is not None and found[1].epoch != epoch:
-                found = None  # sent before a retry of the execution
+            found = _locate(wf, execution, path, visit, epoch)
             if found is None or branch_id in found[1].done or found[1].joined is not None:
                 return Advance(execution=execution, dropped=True)
             step, frame = found
@@ -258,11 +256,18 @@ class Fanout:
 
 
 def _locate(
-    wf: WorkflowDef, execution: Execution, path: str, visit: int
+    wf: WorkflowDef, execution: Execution, path: str, visit: int, epoch: int | None = None
 ) -> tuple[StepDef, ParallelFrame] | None:
+    """The running parallel step at ``path`` and its frame, at ``visit`` and, unless it is
+    None, ``epoch`` (a branch sent before a retry of the execution finds nothing)."""
     if execution.status is not Status.RUNNING:
         return None
-    return parallel_step(wf, execution.current_step or "", Cursor.of(execution).frames, path, visit)
+    found = parallel_step(
+        wf, execution.current_step or "", Cursor.of(execution).frames, path, visit
+    )
+    if found is None or (epoch is not None and found[1].epoch != epoch):
+        return None
+    return found
 
 
 def has_joined(execution: Execution) -> bool:
