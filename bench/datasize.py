@@ -15,6 +15,10 @@ Each round runs, on each store, one execution of each of these, one at a time:
     loop (the mean), and in its first and its last tenth (the median): the last ÷ the
     first stays near 1 when an iteration does not rewrite what earlier iterations
     collected.
+  - ``fan8`` and ``fan64`` (flowkit only): a parallel step whose 8 (or 64) branches
+    each return a string of 16 KiB. Per branch: the execution's time ÷ its branches;
+    64 ÷ 8 stays near 1 when a branch's checkpoint does not write again what the
+    branches before it returned.
 
 flowkit runs with the inline executor on memory, SQLite (a file: WAL,
 synchronous=FULL), PostgreSQL (a scratch database), MariaDB and Redis. The same
@@ -77,6 +81,10 @@ from _remote import (
 SIZES = {"1kb": 1 << 10, "1mb": 1 << 20}
 #: SPEC §18's goal for the small steps' cost after 1 MB ÷ after 1 KB.
 GOAL = 1.2
+#: The fan-outs: branches of the parallel step, by way.
+FANOUTS = {"fan8": 8, "fan64": 64}
+#: What each branch of a fan-out returns: a string of this many characters.
+BRANCH_SIZE = 16 << 10
 
 
 class Ticks:
@@ -137,7 +145,8 @@ class FlowkitData:
         self.store = open_store(self.url, self.prefix)
         self.engine = flowkit.Engine(store=self.store, executor="inline", services=registry)
         self.workflows = {way: self._after_value(size) for way, size in SIZES.items()}
-        self.collecting = self._collecting()
+        self.collecting = self._collecting() if self.loop else None
+        self.fanouts = {way: self._fanout(count) for way, count in FANOUTS.items()}
         return {"flowkit": provenance(), **store_settings(self.store)}
 
     def _after_value(self, size: int) -> Any:
@@ -198,12 +207,38 @@ class FlowkitData:
             }
         )
 
+    def _fanout(self, count: int) -> Any:
+        import flowkit
+
+        branch = {"type": "call", "service": "Data", "method": "blob"}
+        return flowkit.load(
+            {
+                "id": f"fanout_{count}",
+                "steps": [
+                    {"id": "start", "type": "start", "next": "all"},
+                    {
+                        "id": "all",
+                        "type": "parallel",
+                        "output": "outputs",
+                        "branches": [
+                            {"id": f"b{i}", "input": {"size": BRANCH_SIZE}, **branch}
+                            for i in range(count)
+                        ],
+                    },
+                ],
+            }
+        )
+
     def run(self, way: str) -> dict[str, float]:
         def execute(wf: Any, data: dict[str, Any]) -> None:
             result = self.engine.run(wf, data)
             if not result.completed:
                 raise RuntimeError(f"the execution did not complete: {result.error}")
 
+        if way in FANOUTS:
+            started = time.perf_counter()
+            execute(self.fanouts[way], {})
+            return {"us_per_branch": (time.perf_counter() - started) / FANOUTS[way] * 1e6}
         if way != "loop":
             return after_value(self.ticks.run(lambda: execute(self.workflows[way], {})))
         times = self.ticks.run(lambda: execute(self.collecting, {"items": list(range(self.loop))}))
@@ -352,6 +387,15 @@ def derive(samples: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
             "last_us": statistics.median(s["last_us"] for s in loop),
             "ratio": spread([s["last_us"] / s["first_us"] for s in loop]),
         }
+    if samples.get("fan64"):
+        small, big = samples["fan8"], samples["fan64"]
+        found["fanout"] = {
+            way: spread([s["us_per_branch"] for s in samples[way]]) for way in FANOUTS
+        } | {
+            "ratio": spread(
+                [b["us_per_branch"] / a["us_per_branch"] for a, b in zip(small, big, strict=True)]
+            )
+        }
     return found
 
 
@@ -376,7 +420,7 @@ def main() -> None:
         store: str, where: dict[str, str], peers: dict[str, Any]
     ) -> list[dict[str, Any]]:
         params = {"steps": args.steps, "loop": args.loop}
-        ways = [*SIZES, *(["loop"] if args.loop else [])]
+        ways = [*SIZES, *(["loop"] if args.loop else []), *FANOUTS]
         flowkits = flowkit_specs(script, where, args, params, ways)
         return flowkits + peer_specs(script, store, where, peers, {"steps": args.steps}, [*SIZES])
 
@@ -444,6 +488,29 @@ def report(document: dict[str, Any]) -> str:
                         f"| {ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f}) |"
                     )
                     title = ""
+    lines += [
+        "",
+        "## A parallel step's branches",
+        "",
+        f"µs per branch of a parallel step whose branches each return {BRANCH_SIZE >> 10} KiB "
+        "(the execution's time ÷ its branches), and 64 ÷ 8 branches (median of the rounds' "
+        "ratios, min-max in brackets).",
+        "",
+        "| store | contestant | 8 branches | 64 branches | 64 ÷ 8 |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for store, result in document["stores"].items():
+        title = TITLES[store]
+        for row in result["rows"].values():
+            fanout = row.get("fanout")
+            if fanout:
+                ratio = fanout["ratio"]
+                lines.append(
+                    f"| {title} | {row['label']} | {_spread(fanout['fan8'])} "
+                    f"| {_spread(fanout['fan64'])} "
+                    f"| {ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f}) |"
+                )
+                title = ""
     lines += ["", "## Settings and machine", ""]
     for store, result in document["stores"].items():
         lines.append(f"- {TITLES[store]}: {result['load']}. {settings_text(result)}")

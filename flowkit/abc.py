@@ -404,7 +404,12 @@ class StepType:
     def join(self, step: StepDef, done: Mapping[str, BranchResult]) -> Joined | None:
         """For a step that fans out branches: whether they joined, given those ``done``.
 
-        The engine asks after every finished branch; None means "not yet".
+        The engine asks after every finished branch; None means "not yet". A
+        branch's output is kept in its entry, not in the frame: results read back
+        from a stored frame come with ``loaded`` false and no output, so decide
+        from ``ok`` and ``error``. Once this returns a successful :class:`Joined`,
+        the engine reads the outputs back and asks again, with every result loaded,
+        for the joined outputs and ctx changes.
         """
         raise NotImplementedError(f"step type '{self.name}' has no branches to join")
 

@@ -87,9 +87,24 @@ class LoopFrame:
 class BranchResult:
     """What one finished branch of a parallel step produced (kept until the join).
 
-    ``input``, ``attempt`` and ``duration`` are for the branch's entry: the stored
-    frame leaves them out, so that each later branch's checkpoint does not write
-    every finished branch's input again.
+    The stored frame keeps only whether the branch succeeded, its error and the
+    names of the ctx values it changes: its entry holds its output (and its
+    input, attempt and duration), so each later branch's checkpoint does not
+    write every finished branch's output again. A result read back from a
+    stored frame has ``loaded`` false: its ``output``, and the ``updates`` that
+    ``from_output`` names, are None until the engine reads the output back from
+    the entry at the join (:meth:`with_output`).
+
+    Attributes:
+        ok: whether the branch succeeded.
+        output: what the branch produced.
+        updates: the ctx values it changes, by name.
+        input: its resolved input (for its entry).
+        error: why it failed.
+        attempt: its attempt (for its entry).
+        duration: how long it ran, in ms (for its entry).
+        from_output: the names in ``updates`` whose value is the output.
+        loaded: whether ``output`` is known.
     """
 
     ok: bool
@@ -99,18 +114,45 @@ class BranchResult:
     error: str | None = None
     attempt: int = 1
     duration: float = 0.0
+    from_output: tuple[str, ...] = ()
+    loaded: bool = True
+
+    def with_output(self, output: Any) -> BranchResult:
+        """This result with its output read back, and the updates that take it."""
+        updates = {
+            name: output if name in self.from_output else value
+            for name, value in self.updates.items()
+        }
+        return attrs.evolve(self, output=output, updates=updates, loaded=True)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "output": self.output,
-            "updates": dict(self.updates),
-            "error": self.error,
-        }
+        data: dict[str, Any] = {"ok": self.ok}
+        if self.error is not None:
+            data["error"] = self.error
+        if self.updates:
+            if self.loaded:
+                output = self.output
+                keys = tuple(name for name, value in self.updates.items() if value is output)
+            else:
+                keys = self.from_output
+            data["updates"] = {
+                name: None if name in keys else value for name, value in self.updates.items()
+            }
+            if keys:
+                data["from_output"] = list(keys)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BranchResult:
-        return cls(**data)
+        if "output" in data:  # written before outputs were left to the entries
+            return cls(**data)
+        return cls(
+            ok=data["ok"],
+            updates=data.get("updates", {}),
+            error=data.get("error"),
+            from_output=tuple(data.get("from_output", ())),
+            loaded=False,
+        )
 
 
 @attrs.frozen(kw_only=True)

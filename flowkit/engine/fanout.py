@@ -12,14 +12,16 @@ runs once more and completes.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
 
 import attrs
 
 from .. import telemetry
-from ..cursor import BranchResult, Cursor, ParallelFrame
+from ..cursor import BranchResult, Cursor, Joined, ParallelFrame
 from ..definitions import BRANCHES, StepDef, WorkflowDef
-from ..errors import ConflictError
+from ..errors import ConflictError, FlowkitError
 from ..records import Action, Execution, Status
 from .leases import InFlight
 from .position import nested_steps, parallel_step
@@ -96,7 +98,7 @@ class Fanout:
             execution = inflight.record
             if inflight.released:
                 return Advance(execution=execution, dropped=True)
-            found = _locate(wf, execution, path, visit, epoch)
+            found = _locate(wf, execution, inflight.cursor_of(execution), path, visit, epoch)
             if found is None or branch_id in found[1].done or found[1].joined is not None:
                 return Advance(execution=execution, dropped=True)
             step, frame = found
@@ -249,22 +251,69 @@ class Fanout:
             else:
                 tx.event("step.failed", branch_path, error=result.error)
             done = {**frame.done, branch.id: result}
-            frame = attrs.evolve(frame, done=done, joined=kind_of(step.type).join(step, done))
-        frames = (*Cursor.of(tx.base).frames[:-1], frame)
+            joined = self._join(execution, step, path, frame, done)
+            frame = attrs.evolve(frame, done=done, joined=joined)
+        frames = (*inflight.cursor_of(execution).frames[:-1], frame)
         advance = stepper.commit(tx, inflight, frames)
         return attrs.evolve(advance, joined=frame.joined is not None)
 
+    def _join(
+        self,
+        execution: Execution,
+        step: StepDef,
+        path: str,
+        frame: ParallelFrame,
+        done: Mapping[str, BranchResult],
+    ) -> Joined | None:
+        """Whether the branches ``done`` joined; once they did, with every output.
+
+        The step type decides first from results whose outputs may not be read
+        yet (a frame read back from the store keeps none); only a successful
+        join reads them back from the branches' entries, once.
+        """
+        kind = kind_of(step.type)
+        joined = kind.join(step, done)
+        if joined is None or not joined.ok:
+            return joined
+        unread = {f"{path}:{name}": name for name, r in done.items() if r.ok and not r.loaded}
+        if not unread:
+            return joined
+        outputs: dict[str, Any] = {}
+        for entry in self._stepper.store.entries(execution.id, after=frame.start - 1):
+            name = unread.get(entry.step_id)
+            if (
+                name is not None
+                and entry.action is Action.COMPLETED
+                and entry.iteration == frame.iteration
+            ):
+                outputs[name] = entry.output
+        missing = sorted(set(unread.values()) - outputs.keys())
+        if missing:
+            raise FlowkitError(
+                f"execution {execution.id!r}: parallel step {path!r} cannot join, the entries "
+                f"of its branches {', '.join(missing)} are missing from the store"
+            )
+        filled = {
+            name: result.with_output(outputs[name]) if name in outputs else result
+            for name, result in done.items()
+        }
+        return kind.join(step, filled)
+
 
 def _locate(
-    wf: WorkflowDef, execution: Execution, path: str, visit: int, epoch: int | None = None
+    wf: WorkflowDef,
+    execution: Execution,
+    cursor: Cursor,
+    path: str,
+    visit: int,
+    epoch: int | None = None,
 ) -> tuple[StepDef, ParallelFrame] | None:
-    """The running parallel step at ``path`` and its frame, at ``visit`` and, unless it is
-    None, ``epoch`` (a branch sent before a retry of the execution finds nothing)."""
+    """The running parallel step at ``path`` and its frame in ``cursor`` (the execution's),
+    at ``visit`` and, unless it is None, ``epoch`` (a branch sent before a retry of the
+    execution finds nothing)."""
     if execution.status is not Status.RUNNING:
         return None
-    found = parallel_step(
-        wf, execution.current_step or "", Cursor.of(execution).frames, path, visit
-    )
+    found = parallel_step(wf, execution.current_step or "", cursor.frames, path, visit)
     if found is None or (epoch is not None and found[1].epoch != epoch):
         return None
     return found

@@ -265,6 +265,41 @@ def test_a_retried_parallel_step_runs_only_the_failed_branches(
     assert all(flaky.calls[branch] <= 2 for branch in ("x", "z"))
 
 
+def test_branch_outputs_are_joined_from_their_entries(
+    make_engine: Callable[[], flowkit.Engine],
+) -> None:
+    # Each branch runs in a run of its own, as on Dramatiq: the frame each one reads
+    # back keeps no output, and the join reads them from the branches' entries.
+    wf = flowkit.load(
+        {
+            "id": "outputs",
+            "steps": [
+                {"id": "start", "type": "start", "next": "all"},
+                {
+                    "id": "all",
+                    "type": "parallel",
+                    "branches": [_call("x", "x", output="first"), _call("y", "y"), _call("z", "z")],
+                    "output": "outputs",
+                    "next": "end",
+                },
+                {"id": "end", "type": "end", "result": {"all": "$outputs", "first": "$first"}},
+            ],
+        }
+    )
+    engine = make_engine()
+    execution = engine.create(wf)
+    engine.step(execution.id)  # start
+    fanout = engine.step(execution.id).fanout
+    assert fanout is not None
+    for branch in fanout.branches:
+        make_engine().run_branch(execution.id, "all", branch, fanout.visit)
+    [frame] = engine.load(execution.id).cursor["frames"]
+    assert all("output" not in result for result in frame["done"].values())
+    result = engine.drive(execution.id)
+    assert result.completed, result.error
+    assert result.output == {"all": ["X", "Y", "Z"], "first": "X"}
+
+
 def test_a_branch_that_ends_after_its_run_failed_is_not_recorded_in_the_retry(
     make_engine: Callable[[], flowkit.Engine], flaky: Flaky, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,10 +6,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 import flowkit
 from flowkit import Action, Status
+from flowkit.backends.memory import MemoryStore
 
 from .conftest import EngineFactory, FakeClock
 from .helpers import log, workflow
@@ -402,15 +404,17 @@ def test_a_crash_after_some_branches_finished_reruns_only_the_others(
     ]
 
 
-def test_the_frame_keeps_each_branchs_result_and_its_entry_the_input(
+def test_the_frame_keeps_whether_each_branch_succeeded_and_its_entry_the_rest(
     make_engine: EngineFactory, services: flowkit.ServiceRegistry
 ) -> None:
-    # Every branch checkpoint writes the frame again, with the branches done so far:
-    # a big input each branch read must be written once, in its entry.
-    services.register("S", {"size": lambda doc: len(doc)})
+    # Every branch checkpoint writes the frame again, with the branches done so far: a
+    # big input or output of a branch must be written once, in its entry.
+    services.register("S", {"copy": lambda doc: doc, "size": lambda doc: len(doc)})
     document = "x" * 100_000
     wf = _parallel_wf(
-        *(_call(name, "size", input={"doc": "$input.doc"}) for name in ("b1", "b2", "b3"))
+        _call("b1", "copy", input={"doc": "$input.doc"}, output="first"),
+        _call("b2", "copy", input={"doc": "$input.doc"}),
+        _call("b3", "size", input={"doc": "$input.doc"}, output="size"),
     )
     engine = make_engine()
     execution = engine.create(wf, {"doc": document})
@@ -418,14 +422,48 @@ def test_the_frame_keeps_each_branchs_result_and_its_entry_the_input(
     fan_out = engine.step(execution.id)
     [frame] = fan_out.execution.cursor["frames"]
     for name in ("b1", "b2"):
-        assert engine.run_branch(execution.id, "par", name, frame["start"]).running
+        # Each branch in a run of its own, as on Dramatiq: the join reads the frame back.
+        assert make_engine().run_branch(execution.id, "par", name, frame["start"]).running
     [frame] = engine.load(execution.id).cursor["frames"]
     assert frame["done"] == {
-        name: {"ok": True, "output": 100_000, "updates": {}, "error": None} for name in ("b1", "b2")
+        "b1": {"ok": True, "updates": {"first": None}, "from_output": ["first"]},
+        "b2": {"ok": True},
     }
-    entries = engine.store.entries(execution.id)
-    assert [e.input for e in entries if e.step_id.startswith("par:")] == [{"doc": document}] * 2
-    assert engine.drive(execution.id).output == [100_000] * 3
+    entries = [e for e in engine.store.entries(execution.id) if e.step_id.startswith("par:")]
+    assert [(e.input, e.output) for e in entries] == [({"doc": document}, document)] * 2
+    assert make_engine().run_branch(execution.id, "par", "b3", frame["start"]).joined
+    result = engine.drive(execution.id)
+    assert result.output == [document, document, 100_000]
+    ctx = engine.load(execution.id).ctx
+    assert (ctx["first"], ctx["size"]) == (document, 100_000)
+
+
+def test_a_frame_written_with_the_outputs_in_it_still_joins(
+    make_engine: EngineFactory, services: flowkit.ServiceRegistry, store: MemoryStore
+) -> None:
+    # Frames written before the outputs were left to the entries keep them: they are
+    # read as they are.
+    services.register("S", {"work": lambda name: name.upper()})
+    wf = _parallel_wf(
+        _call("b1", "work", input={"name": "b1"}, output="one"),
+        _call("b2", "work", input={"name": "b2"}),
+    )
+    engine = make_engine()
+    execution = engine.create(wf)
+    engine.step(execution.id)  # start
+    fan_out = engine.step(execution.id)
+    [frame] = fan_out.execution.cursor["frames"]
+    assert engine.run_branch(execution.id, "par", "b1", frame["start"]).running
+    record = engine.load(execution.id)
+    old = {"ok": True, "output": "B1", "updates": {"one": "B1"}, "error": None}
+    cursor = {"frames": [{**record.cursor["frames"][0], "done": {"b1": old}}]}
+    store.checkpoint(
+        attrs.evolve(record, cursor=cursor, version=record.version + 1), [], record.version
+    )
+    assert make_engine().run_branch(execution.id, "par", "b2", frame["start"]).joined
+    result = engine.drive(execution.id)
+    assert result.output == ["B1", "B2"]
+    assert engine.load(execution.id).ctx["one"] == "B1"
 
 
 def test_a_branch_sent_before_a_retry_is_dropped(
