@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from flowkit.backends import batching
 from flowkit.backends.batching import GroupCommit
 
 
@@ -111,9 +112,63 @@ def test_batches_hold_at_most_max_batch_items() -> None:
     assert sorted(i for batch in writer.batches for i in batch) == [0, 2, 4, 6, 8, 10]
 
 
-def test_many_threads_every_item_written_once_with_its_own_result() -> None:
+def _shared_batch(commit: GroupCommit[int, int], writer: Recorder) -> None:
+    """Write [0] while 2 and 4 queue up: the next batch, [2, 4], holds one other."""
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(commit, 0)
+        assert writer.writing.wait(10)
+        rest = [pool.submit(commit, i) for i in (2, 4)]
+        wait_queued(commit, 2)
+        writer.release.set()
+        assert [first.result(), *(f.result() for f in rest)] == [0, 20, 40]
+    assert writer.batches == [[0], [2, 4]]
+
+
+def test_with_gather_callers_released_by_one_batch_share_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer = Recorder(hold_first=True)
+    commit = GroupCommit(writer, gather=True)
+    _shared_batch(commit, writer)
+    # The first caller after a batch that held one other waits for one other.
+    monkeypatch.setattr(batching, "MAX_GATHER", 60.0)
+    commit._took = 30.0  # private: the wait is bounded by the last write's time
+    with ThreadPoolExecutor(2) as pool:
+        leader = pool.submit(commit, 6)
+        deadline = time.monotonic() + 10
+        while commit._full is None:  # private: the leader is gathering
+            assert time.monotonic() < deadline, "the first caller did not gather"
+            time.sleep(0.001)
+        follower = pool.submit(commit, 8)
+        assert (leader.result(timeout=10), follower.result(timeout=10)) == (60, 80)
+    assert writer.batches[2:] == [[6, 8]]
+
+
+def test_with_gather_a_caller_waits_no_longer_than_twice_the_last_write() -> None:
+    writer = Recorder(hold_first=True)
+    commit = GroupCommit(writer, gather=True)
+    _shared_batch(commit, writer)
+    commit._took = 0.001  # nobody else comes: the caller writes alone after 2 ms
+    assert commit(6) == 60
+    assert commit(8) == 80  # it wrote alone, so this one does not wait
+    assert writer.batches[2:] == [[6], [8]]
+
+
+def test_with_gather_a_lone_caller_never_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     writer = Recorder()
-    commit = GroupCommit(writer)
+    commit = GroupCommit(writer, gather=True)
+    monkeypatch.setattr(batching, "MAX_GATHER", 60.0)
+    commit._took = 30.0  # a wait would last 60 s and time the test out
+    started = time.monotonic()
+    assert [commit(i) for i in (2, 4, 6)] == [20, 40, 60]
+    assert time.monotonic() - started < 30
+    assert writer.batches == [[2], [4], [6]]
+
+
+@pytest.mark.parametrize("gather", [False, True])
+def test_many_threads_every_item_written_once_with_its_own_result(gather: bool) -> None:
+    writer = Recorder()
+    commit = GroupCommit(writer, gather=gather)
     items = list(range(0, 4000, 2))
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(commit, items))

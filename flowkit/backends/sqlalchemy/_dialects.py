@@ -689,6 +689,34 @@ class SQLiteSQL(SQL):
         text = str(error)
         return text.startswith(("database is locked", "unable to open", "disk I/O error"))
 
+    def write_batch(self, connection: Any, writes: Sequence[Write], state: State) -> list[bool]:
+        # One INSERT for the entries of every write whose guard matched, and one for
+        # their ctx values: each statement releases the GIL and takes it back, which
+        # costs more than the statement while other threads wait for it.
+        if len(writes) == 1:
+            return [self.write_checkpoint(connection, writes[0], state)]
+        with self.transaction(connection, state) as cursor:
+            matched: list[bool] = []
+            entries: list[Row] = []
+            ctx: list[Row] = []
+            for write in writes:
+                if write.whole or write.consumed:
+                    matched.append(self.apply(connection, cursor, write))
+                    continue
+                cursor.execute(self.update, write.update)
+                ok = cursor.rowcount == 1
+                matched.append(ok)
+                if ok:
+                    entries += write.entries
+                    ctx += write.ctx
+            for chunk in self.chunks(connection, entries):
+                cursor.execute(self.insert_entries(len(chunk)), [v for row in chunk for v in row])
+            for chunk in self.chunks(connection, ctx):
+                cursor.execute(
+                    self.insert_ctx(len(chunk), upsert=True), [v for row in chunk for v in row]
+                )
+            return matched
+
     def lock(self, connection: Any, cursor: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("BEGIN IMMEDIATE")

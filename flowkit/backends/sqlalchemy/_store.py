@@ -209,8 +209,9 @@ class SQLStore:
         group = options.group_commit
         if group is None:
             group = self._engine.dialect.name == "sqlite"
+        # A batch shares a commit: its first caller waits for the others of the last.
         self._commit: Callable[[_Checkpoint], bool] = (
-            GroupCommit(self._write_batch) if group else self._write_alone
+            GroupCommit(self._write_batch, gather=True) if group else self._write_alone
         )
         engine = self._engine
         self._where = engine.url.render_as_string(hide_password=True)
