@@ -27,7 +27,7 @@ sees the same machine; idle groups only wait on their queues.
 
 Usage: python bench/distributed.py [--workflows 200] [--repeat 5]
            [--processes 1,2,4] [--threads 8] [--slice-steps default]
-           [--latency-workflows 50] [--profile]
+           [--latency-workflows 50] [--log-level LEVEL] [--profile]
 (the number of call steps per workflow is FLOWKIT_BENCH_STEPS, default 10)
 Servers (loopback): FLOWKIT_BENCH_REDIS_URL (default redis://127.0.0.1:6379; the
 broker uses DB 14 with a fresh key namespace, the Redis store DB 15 with a fresh key
@@ -190,7 +190,13 @@ class Workers:
     """``flowkit worker distributed`` in a process group of its own, on its own queue."""
 
     def __init__(
-        self, env: dict[str, str], processes: int, threads: int, queue: str, slice_steps: int | None
+        self,
+        env: dict[str, str],
+        processes: int,
+        threads: int,
+        queue: str,
+        slice_steps: int | None,
+        log_level: str | None,
     ) -> None:
         self.processes = processes
         if slice_steps is not None:
@@ -207,6 +213,7 @@ class Workers:
                 str(threads),
                 "--queue",
                 queue,
+                *(["--log-level", log_level] if log_level else []),
             ],
             cwd=ROOT,
             env=env,
@@ -396,6 +403,10 @@ def main() -> None:
         "message per step)",
     )
     parser.add_argument("--latency-workflows", type=int, default=50)
+    parser.add_argument(
+        "--log-level",
+        help="the workers' --log-level (default: theirs, warning; info logs every step)",
+    )
     parser.add_argument("--profile", action="store_true", help="profile the step actor instead")
     args = parser.parse_args()
     slices = [None if n == "default" else int(n) for n in args.slice_steps.split(",")]
@@ -452,7 +463,9 @@ def main() -> None:
     try:
         for config in configs:
             processes, threads, slice_steps = config
-            groups[config] = Workers(env, processes, threads, runtimes[config].queue, slice_steps)
+            groups[config] = Workers(
+                env, processes, threads, runtimes[config].queue, slice_steps, args.log_level
+            )
         for config in configs:
             groups[config].wait_ready()
             run_round(engines[config], runtimes[config], 20, timeout=60)  # warm up
@@ -553,6 +566,7 @@ def main() -> None:
                 "repeat": args.repeat,
                 "rows": rows,
                 "slice_steps": args.slice_steps,
+                "worker_log_level": args.log_level or "the worker's default",
                 # What the workers of the rows without "1/msg" used.
                 "default_slice": {
                     "seconds": float(

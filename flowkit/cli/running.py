@@ -414,7 +414,7 @@ def _print_results(results: Sweep, verb: str, as_json: bool) -> None:
 @click.option("--broker", "broker_url", metavar="URL", help="Broker URL (redis:// or amqp://).")
 @store_option
 @log_format_option
-@log_level_option("info")
+@log_level_option("warning")
 @handles_errors
 def worker(
     modules: Sequence[str],

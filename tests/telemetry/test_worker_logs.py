@@ -49,3 +49,32 @@ def test_worker_processes_print_each_step_as_a_json_line(tmp_path: Path) -> None
     finally:
         print(cluster.logs())
         cluster.close()
+
+
+def test_by_default_a_worker_logs_a_failed_step_and_not_the_others(tmp_path: Path) -> None:
+    # A line per step would cost a worker about as much CPU as the step itself.
+    cluster = Cluster("redis", tmp_path)
+    engine = cluster.engine
+    try:
+        command = [
+            *(FLOWKIT, "worker", "tests.distributed.flows"),
+            *("--processes", "1", "--threads", "2", "--queue", cluster.queue),
+            *("--log-format", "json"),
+        ]
+        group = WorkerGroup(command, cluster.env, tmp_path / "worker.log", processes=1)
+        cluster.groups.append(group)
+        group.wait_ready()
+        execution_id = engine.start(flows.BROKEN).execution_id
+
+        def logged() -> list[dict[str, Any]]:
+            lines = [json.loads(line) for line in group.output().splitlines() if line[:1] == "{"]
+            found = [line for line in lines if line.get("execution_id") == execution_id]
+            return found if engine.load(execution_id).status is flowkit.Status.FAILED else []
+
+        found = wait_for(logged, "the failed step's log line")
+        assert [(line["level"], line["step_id"], line["action"]) for line in found] == [
+            ("warning", "broken", "failed")
+        ]
+    finally:
+        print(cluster.logs())
+        cluster.close()
