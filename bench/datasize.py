@@ -476,49 +476,58 @@ def report(document: dict[str, Any]) -> str:
             "| store | contestant | µs/iteration | first | last | last ÷ first |",
             "|---|---|---:|---:|---:|---:|",
         ]
-        for store, result in document["stores"].items():
-            title = TITLES[store]
-            for row in result["rows"].values():
-                loop = row.get("loop")
-                if loop:
-                    ratio = loop["ratio"]
-                    lines.append(
-                        f"| {title} | {row['label']} | {_spread(loop['us_per_iteration'])} "
-                        f"| {loop['first_us']:,.0f} | {loop['last_us']:,.0f} "
-                        f"| {ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f}) |"
-                    )
-                    title = ""
-    lines += [
-        "",
-        "## A parallel step's branches",
-        "",
-        f"µs per branch of a parallel step whose branches each return {BRANCH_SIZE >> 10} KiB "
-        "(the execution's time ÷ its branches), and 64 ÷ 8 branches (median of the rounds' "
-        "ratios, min-max in brackets).",
-        "",
-        "| store | contestant | 8 branches | 64 branches | 64 ÷ 8 |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for store, result in document["stores"].items():
-        title = TITLES[store]
-        for row in result["rows"].values():
-            fanout = row.get("fanout")
-            if fanout:
-                ratio = fanout["ratio"]
-                lines.append(
-                    f"| {title} | {row['label']} | {_spread(fanout['fan8'])} "
-                    f"| {_spread(fanout['fan64'])} "
-                    f"| {ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f}) |"
-                )
-                title = ""
+        lines += _table(
+            document,
+            "loop",
+            lambda loop: (
+                f"{_spread(loop['us_per_iteration'])} | {loop['first_us']:,.0f} "
+                f"| {loop['last_us']:,.0f} | {_ratio(loop['ratio'])}"
+            ),
+        )
+    fanouts = _table(
+        document,
+        "fanout",
+        lambda fanout: (
+            f"{_spread(fanout['fan8'])} | {_spread(fanout['fan64'])} | {_ratio(fanout['ratio'])}"
+        ),
+    )
+    if fanouts:
+        lines += [
+            "",
+            "## A parallel step's branches",
+            "",
+            f"µs per branch of a parallel step whose branches each return "
+            f"{BRANCH_SIZE >> 10} KiB (the execution's time ÷ its branches), and 64 ÷ 8 "
+            "branches (median of the rounds' ratios, min-max in brackets).",
+            "",
+            "| store | contestant | 8 branches | 64 branches | 64 ÷ 8 |",
+            "|---|---|---:|---:|---:|",
+            *fanouts,
+        ]
     lines += ["", "## Settings and machine", ""]
     for store, result in document["stores"].items():
         lines.append(f"- {TITLES[store]}: {result['load']}. {settings_text(result)}")
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _table(document: dict[str, Any], key: str, cells: Callable[[dict[str, Any]], str]) -> list[str]:
+    """A line per contestant that measured ``key``: its store (once), its label, ``cells``."""
+    lines = []
+    for store, result in document["stores"].items():
+        title = TITLES[store]
+        for row in result["rows"].values():
+            if row.get(key):
+                lines.append(f"| {title} | {row['label']} | {cells(row[key])} |")
+                title = ""
+    return lines
+
+
 def _spread(cell: dict[str, float]) -> str:
     return f"{cell['median']:,.0f} ({cell['min']:,.0f}-{cell['max']:,.0f})"
+
+
+def _ratio(cell: dict[str, float]) -> str:
+    return f"{cell['median']:.2f} ({cell['min']:.2f}-{cell['max']:.2f})"
 
 
 if __name__ == "__main__":

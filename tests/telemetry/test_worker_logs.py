@@ -15,18 +15,24 @@ from tests.distributed.cluster import FLOWKIT, Cluster, WorkerGroup, wait_for
 pytestmark = [pytest.mark.dramatiq_redis, pytest.mark.timeout(120)]
 
 
+def _worker(cluster: Cluster, tmp_path: Path, *options: str) -> WorkerGroup:
+    """One worker process of two threads, printing JSON lines, started and ready."""
+    command = [
+        *(FLOWKIT, "worker", "tests.distributed.flows"),
+        *("--processes", "1", "--threads", "2", "--queue", cluster.queue),
+        *("--log-format", "json", *options),
+    ]
+    group = WorkerGroup(command, cluster.env, tmp_path / "worker.log", processes=1)
+    cluster.groups.append(group)
+    group.wait_ready()
+    return group
+
+
 def test_worker_processes_print_each_step_as_a_json_line(tmp_path: Path) -> None:
     cluster = Cluster("redis", tmp_path)
     engine = cluster.engine
     try:
-        command = [
-            *(FLOWKIT, "worker", "tests.distributed.flows"),
-            *("--processes", "1", "--threads", "2", "--queue", cluster.queue),
-            *("--log-format", "json", "--log-level", "debug"),
-        ]
-        group = WorkerGroup(command, cluster.env, tmp_path / "worker.log", processes=1)
-        cluster.groups.append(group)
-        group.wait_ready()
+        group = _worker(cluster, tmp_path, "--log-level", "debug")
         execution_id = engine.start(flows.CHAIN).execution_id
         steps = ["start", *(f"s{i}" for i in range(flows.CHAIN_STEPS))]
 
@@ -56,14 +62,7 @@ def test_by_default_a_worker_logs_a_failed_step_and_not_the_others(tmp_path: Pat
     cluster = Cluster("redis", tmp_path)
     engine = cluster.engine
     try:
-        command = [
-            *(FLOWKIT, "worker", "tests.distributed.flows"),
-            *("--processes", "1", "--threads", "2", "--queue", cluster.queue),
-            *("--log-format", "json"),
-        ]
-        group = WorkerGroup(command, cluster.env, tmp_path / "worker.log", processes=1)
-        cluster.groups.append(group)
-        group.wait_ready()
+        group = _worker(cluster, tmp_path)
         execution_id = engine.start(flows.BROKEN).execution_id
 
         def logged() -> list[dict[str, Any]]:
