@@ -5,8 +5,9 @@ opens a :class:`~flowkit.cursor.ParallelFrame` and hands the branches to the
 driver (:class:`~flowkit.engine.results.FanOut`). Each branch runs
 here, one attempt at a time, and its result is recorded in the frame with its
 entry, in one version-checked checkpoint; after every result the step type
-says whether the branches joined (:meth:`StepType.join`). The step itself then
-runs once more and completes.
+says whether the branches joined (:meth:`StepType.join`). The frame keeps
+whether each branch succeeded; its output stays in its entry, read back once
+the branches joined. The step itself then runs once more and completes.
 """
 
 from __future__ import annotations
@@ -291,7 +292,8 @@ class Fanout:
         if missing:
             raise FlowkitError(
                 f"execution {execution.id!r}: parallel step {path!r} cannot join, the entries "
-                f"of its branches {', '.join(missing)} are missing from the store"
+                f"of its branches {', '.join(missing)} are missing from the store (they hold "
+                "the branches' outputs); cancel the execution and start it again"
             )
         filled = {
             name: result.with_output(outputs[name]) if name in outputs else result

@@ -438,6 +438,25 @@ def test_the_frame_keeps_whether_each_branch_succeeded_and_its_entry_the_rest(
     assert (ctx["first"], ctx["size"]) == (document, 100_000)
 
 
+def test_a_join_whose_branch_entries_are_gone_says_so(
+    make_engine: EngineFactory,
+    services: flowkit.ServiceRegistry,
+    store: MemoryStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services.register("S", {"work": lambda name: name.upper()})
+    wf = _parallel_wf(*(_call(name, "work", input={"name": name}) for name in ("b1", "b2")))
+    engine = make_engine()
+    execution = engine.create(wf)
+    engine.step(execution.id)  # start
+    fan_out = engine.step(execution.id)
+    [frame] = fan_out.execution.cursor["frames"]
+    assert make_engine().run_branch(execution.id, "par", "b1", frame["start"]).running
+    monkeypatch.setattr(store, "entries", lambda *args, **kwargs: [])  # lost behind our back
+    with pytest.raises(flowkit.FlowkitError, match=r"branches b1 are missing .* cancel"):
+        make_engine().run_branch(execution.id, "par", "b2", frame["start"])
+
+
 def test_a_frame_written_with_the_outputs_in_it_still_joins(
     make_engine: EngineFactory, services: flowkit.ServiceRegistry, store: MemoryStore
 ) -> None:
