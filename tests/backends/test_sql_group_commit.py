@@ -164,6 +164,30 @@ def test_a_batch_keeps_each_checkpoints_outcome(open_store: Callable[..., SQLSto
         assert (loaded.version, loaded.ctx) == ((2, {"a": n}) if written else (1, {}))
 
 
+def test_a_batch_writes_a_whole_ctx_beside_changed_values(
+    open_store: Callable[..., SQLStore],
+) -> None:
+    # A checkpoint that replaces ctx whole is written on its own within the batch; the
+    # others' entries and values go in one statement each.
+    store = open_store()
+    executions = [make_execution(id=f"ex-{n}", ctx={"old": n}) for n in range(3)]
+    for execution in executions:
+        store.create(execution)
+    whole, entries = next_checkpoint(executions[1], 1, ctx={"new": 1})
+    items = [
+        _item(store, executions[0], 1, ctx={"old": 0, "a": 0}),
+        store._prepare(whole, entries, 1, None),
+        _item(store, executions[2], 1, ctx={"old": 2, "a": 2}),
+    ]
+    assert store._write_batch(items) == [True, True, True]
+    expected = [{"old": 0, "a": 0}, {"new": 1}, {"old": 2, "a": 2}]
+    for execution, ctx in zip(executions, expected, strict=True):
+        loaded = store.load(execution.id)
+        assert loaded is not None
+        assert (loaded.version, loaded.ctx) == (2, ctx)
+        assert [entry.seq for entry in store.entries(execution.id)] == [1]
+
+
 def test_group_commit_is_on_for_sqlite_and_can_be_switched(sql_url: str) -> None:
     # On by default on SQLite only: the servers group commits themselves (docs/stores.md).
     sqlite = sql_url.startswith("sqlite")

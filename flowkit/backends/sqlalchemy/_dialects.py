@@ -11,8 +11,9 @@ checkpoint upserts the values it changed, and reads join them back in order.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar
 
 from sqlalchemy.engine import Dialect
@@ -494,10 +495,7 @@ class SQL:
     def _insert_ctx(
         self, connection: Any, cursor: Any, ctx: Sequence[Row], *, upsert: bool
     ) -> None:
-        for chunk in self.chunks(connection, ctx):
-            cursor.execute(
-                self.insert_ctx(len(chunk), upsert=upsert), [v for row in chunk for v in row]
-            )
+        _insert(cursor, self.chunks(connection, ctx), partial(self.insert_ctx, upsert=upsert))
 
     def write_checkpoint(self, connection: Any, write: Write, state: State) -> bool:
         """Write one checkpoint in one transaction.
@@ -521,7 +519,31 @@ class SQL:
         if len(writes) == 1:
             return [self.write_checkpoint(connection, writes[0], state)]
         with self.transaction(connection, state) as cursor:
-            return [self.apply(connection, cursor, write) for write in writes]
+            # The guarded updates, then one INSERT for the entries of every write whose
+            # guard matched and one for their ctx values: fewer statements, each a round
+            # trip to a server, or on SQLite a handover of the GIL and back, which costs
+            # more than the statement while other threads wait for it.
+            matched: list[bool] = []
+            entries: list[Row] = []
+            ctx: list[Row] = []
+            for write in writes:
+                if write.whole or write.consumed:
+                    matched.append(self.apply(connection, cursor, write))
+                    continue
+                self.check_update(connection, write)
+                cursor.execute(self.update, write.update)
+                ok = cursor.rowcount == 1
+                matched.append(ok)
+                if ok:
+                    entries += write.entries
+                    ctx += write.ctx
+            _insert(cursor, self.chunks(connection, entries), self.insert_entries)
+            self._insert_ctx(connection, cursor, ctx, upsert=True)
+            return matched
+
+    def check_update(self, connection: Any, write: Write) -> None:
+        """Raise ValueError when the write's row update cannot be sent (MySQL's packet
+        limit); nothing is checked elsewhere."""
 
     def apply(self, connection: Any, cursor: Any, write: Write) -> bool:
         """Inside an open transaction: the guarded update, then, only if it matched,
@@ -531,6 +553,7 @@ class SQL:
             ValueError: a statement would be too long for the server (MySQL); nothing
                 was sent.
         """
+        self.check_update(connection, write)
         entries = self.chunks(connection, write.entries)
         ctx = self.chunks(connection, write.ctx)
         consumed = write.consumed
@@ -551,15 +574,10 @@ class SQL:
                 self.in_list(self.consume_template, len(consumed)),
                 (write.version, write.execution_id, *consumed),
             )
-        for chunk in entries:
-            cursor.execute(self.insert_entries(len(chunk)), [v for row in chunk for v in row])
+        _insert(cursor, entries, self.insert_entries)
         if write.whole:
             cursor.execute(self.delete_ctx, (write.execution_id,))
-        upsert = not write.whole
-        for chunk in ctx:
-            cursor.execute(
-                self.insert_ctx(len(chunk), upsert=upsert), [v for row in chunk for v in row]
-            )
+        _insert(cursor, ctx, partial(self.insert_ctx, upsert=not write.whole))
         return True
 
     # --- signals and prune ------------------------------------------------------------------------
@@ -688,34 +706,6 @@ class SQLiteSQL(SQL):
     def unavailable(self, error: BaseException) -> bool:
         text = str(error)
         return text.startswith(("database is locked", "unable to open", "disk I/O error"))
-
-    def write_batch(self, connection: Any, writes: Sequence[Write], state: State) -> list[bool]:
-        # One INSERT for the entries of every write whose guard matched, and one for
-        # their ctx values: each statement releases the GIL and takes it back, which
-        # costs more than the statement while other threads wait for it.
-        if len(writes) == 1:
-            return [self.write_checkpoint(connection, writes[0], state)]
-        with self.transaction(connection, state) as cursor:
-            matched: list[bool] = []
-            entries: list[Row] = []
-            ctx: list[Row] = []
-            for write in writes:
-                if write.whole or write.consumed:
-                    matched.append(self.apply(connection, cursor, write))
-                    continue
-                cursor.execute(self.update, write.update)
-                ok = cursor.rowcount == 1
-                matched.append(ok)
-                if ok:
-                    entries += write.entries
-                    ctx += write.ctx
-            for chunk in self.chunks(connection, entries):
-                cursor.execute(self.insert_entries(len(chunk)), [v for row in chunk for v in row])
-            for chunk in self.chunks(connection, ctx):
-                cursor.execute(
-                    self.insert_ctx(len(chunk), upsert=True), [v for row in chunk for v in row]
-                )
-            return matched
 
     def lock(self, connection: Any, cursor: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -1051,12 +1041,11 @@ class MySQL(SQL):
             groups.append(chunk)
         return groups
 
-    def apply(self, connection: Any, cursor: Any, write: Write) -> bool:
+    def check_update(self, connection: Any, write: Write) -> None:
         limit = self._packet_limit(connection)
         length = _bytes(write.update)
         if length + _STATEMENT_ROOM > limit:
             raise _too_long(length, limit)
-        return super().apply(connection, cursor, write)
 
     def write_execution(self, connection: Any, row: Row, ctx: Sequence[Row], state: State) -> None:
         limit = self._packet_limit(connection)
@@ -1145,6 +1134,12 @@ class MySQL(SQL):
 #: libpq's PQTRANS_ACTIVE and PQTRANS_UNKNOWN (psycopg and psycopg2 alike).
 _PG_STUCK = frozenset({1, 4})
 _STATEMENT_ROOM = 64 * 1024  # for the SQL text and the other parameters
+
+
+def _insert(cursor: Any, chunks: Sequence[Sequence[Row]], statement: Callable[[int], str]) -> None:
+    """Insert rows, one statement per chunk (``statement(count)`` is its SQL)."""
+    for chunk in chunks:
+        cursor.execute(statement(len(chunk)), [v for row in chunk for v in row])
 
 
 def _too_long(length: int, limit: int, what: str = "the checkpoint") -> ValueError:
