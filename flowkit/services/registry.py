@@ -283,7 +283,7 @@ class ServiceRegistry:
             ConfigError: the service's configured import path cannot be imported.
             Exception: whatever a service class's constructor raises propagates.
         """
-        if not isinstance(method, str) or not method or method.startswith("_"):
+        if not isinstance(method, str) or not method or not _public(method):
             raise NotFoundError(
                 f"service '{service}': method {method!r} cannot be called "
                 "(names starting with '_' are private to the service)"
