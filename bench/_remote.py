@@ -41,11 +41,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 STORES = ("memory", "sqlite", "postgresql", "mariadb", "redis")
 TITLES = {
     "memory": "memory (no I/O)",
-    "sqlite": "SQLite (file, WAL, synchronous=FULL)",
+    "sqlite": "SQLite (file, WAL, synchronous={synchronous})",
     "postgresql": "PostgreSQL",
     "mariadb": "MariaDB",
     "redis": "Redis",
 }
+#: SQLite's ``PRAGMA synchronous`` for flowkit's database (``--sqlite-synchronous``).
+SYNCHRONOUS = ("full", "normal", "off")
 MYSQL_URL = os.environ.get("FLOWKIT_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("FLOWKIT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: The packages whose versions the results record, from the peers' Python.
@@ -277,18 +279,19 @@ def machine_load() -> str:
 
 
 @contextmanager
-def place(store: str, directory: str) -> Iterator[dict[str, str]]:
+def place(store: str, directory: str, synchronous: str = "full") -> Iterator[dict[str, str]]:
     """Where each contestant keeps its data on ``store``: a URL by contestant (``flowkit``,
     ``baseline`` — a second flowkit —, ``dbos``, ``langgraph``: those that run there),
     and the two flowkits' table or key prefixes (``flowkit_prefix``,
-    ``baseline_prefix``). PostgreSQL gets a scratch database, dropped afterwards."""
+    ``baseline_prefix``). The flowkits' SQLite files get ``synchronous``; PostgreSQL gets
+    a scratch database, dropped afterwards."""
     run = uuid.uuid4().hex[:8]
     if store == "memory":
         yield {"flowkit": "memory://", "baseline": "memory://", "langgraph": "memory://"}
     elif store == "sqlite":
         yield {
-            "flowkit": f"sqlite:///{directory}/flowkit_{run}.db?synchronous=full",
-            "baseline": f"sqlite:///{directory}/baseline_{run}.db?synchronous=full",
+            "flowkit": f"sqlite:///{directory}/flowkit_{run}.db?synchronous={synchronous}",
+            "baseline": f"sqlite:///{directory}/baseline_{run}.db?synchronous={synchronous}",
             "dbos": f"sqlite:///{directory}/dbos_{run}.sqlite",
             "langgraph": f"sqlite:///{directory}/langgraph_{run}.sqlite",
         }
@@ -313,6 +316,12 @@ def place(store: str, directory: str) -> Iterator[dict[str, str]]:
             "flowkit_prefix": f"fkb_{run}{end}",
             "baseline_prefix": f"fkb_{run}b{end}",
         }
+
+
+def store_title(document: dict[str, Any], store: str) -> str:
+    """``store``'s heading in a report of ``document``."""
+    synchronous = document.get("sqlite_synchronous", "full").upper()
+    return TITLES[store].format(synchronous=synchronous)
 
 
 def unavailable(store: str) -> str:
@@ -468,6 +477,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a Python whose flowkit runs next to this one's, in the same rounds (e.g. a "
         "worktree's at an earlier commit): the rows 'flowkit, baseline'",
     )
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=SYNCHRONOUS,
+        default="full",
+        help="PRAGMA synchronous of flowkit's SQLite file (the goals are for 'full'; 'off' "
+        "shows what a step costs without fsync); the peers keep their own",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds per command at most")
     parser.add_argument("--label", default="", help="names the run and its result files")
     parser.add_argument("--out", default=str(RESULTS), help="directory for the results")
@@ -556,7 +572,7 @@ def run(
                 print(f"  skipped: {why}", flush=True)
                 continue
             load = machine_load()
-            with place(store, directory) as where:
+            with place(store, directory, args.sqlite_synchronous) as where:
                 specs = contestants(store, where, peers)
                 settings, samples, failed = rounds(store, specs, args.repeat, args.timeout)
             stores[store] = {
@@ -580,6 +596,7 @@ def run(
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "peers": peers,
         "repeat": args.repeat,
+        "sqlite_synchronous": args.sqlite_synchronous,
         "elapsed_s": time.perf_counter() - began,
         "skipped": skipped,
         "stores": stores,

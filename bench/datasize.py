@@ -61,7 +61,6 @@ from pathlib import Path
 from typing import Any
 
 from _remote import (
-    TITLES,
     add_arguments,
     check_arguments,
     dbos_launch,
@@ -74,6 +73,7 @@ from _remote import (
     serve,
     settings_text,
     spread,
+    store_title,
     write,
 )
 
@@ -449,7 +449,7 @@ def report(document: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     for store, result in document["stores"].items():
-        title = TITLES[store]
+        title = store_title(document, store)
         for key, row in result["rows"].items():
             label = f"**{row['label']}**" if key == "flowkit" else row["label"]
             small, big, ratio = row["1kb"]["us_per_step"], row["1mb"]["us_per_step"], row["ratio"]
@@ -462,7 +462,7 @@ def report(document: dict[str, Any]) -> str:
         for key, why in result["failed"].items():
             lines.append(f"| {title} | {key} failed: {why} | | | | |")
     for store, why in document["skipped"].items():
-        lines.append(f"| {TITLES[store]} | skipped: {why} | | | | |")
+        lines.append(f"| {store_title(document, store)} | skipped: {why} | | | | |")
     if document["loop"]:
         tenth = document["loop"] // 10
         lines += [
@@ -506,7 +506,7 @@ def report(document: dict[str, Any]) -> str:
         ]
     lines += ["", "## Settings and machine", ""]
     for store, result in document["stores"].items():
-        lines.append(f"- {TITLES[store]}: {result['load']}. {settings_text(result)}")
+        lines.append(f"- {store_title(document, store)}: {result['load']}. {settings_text(result)}")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -514,7 +514,7 @@ def _table(document: dict[str, Any], key: str, cells: Callable[[dict[str, Any]],
     """A line per contestant that measured ``key``: its store (once), its label, ``cells``."""
     lines = []
     for store, result in document["stores"].items():
-        title = TITLES[store]
+        title = store_title(document, store)
         for row in result["rows"].values():
             if row.get(key):
                 lines.append(f"| {title} | {row['label']} | {cells(row[key])} |")
