@@ -11,8 +11,9 @@ runs the batch, on each store, in these ways:
     (``flowkit.ThreadDriver(max_workers=N)``); the whole batch is started with
     ``engine.start``, then every result awaited.
 
-Stores: memory (no I/O, for reference), SQLite (a file: WAL, synchronous=FULL),
-PostgreSQL (a scratch database), MariaDB and Redis (a unique table or key prefix).
+Stores: memory (no I/O, for reference), SQLite (a file: WAL, synchronous=FULL, or
+what ``--sqlite-synchronous`` says), PostgreSQL (a scratch database), MariaDB and
+Redis (a unique table or key prefix).
 The peers, on the same store in the same run, run the same batch one after another
 and 8 at a time (``--peer-levels``): DBOS Transact (a ``@DBOS.workflow`` calling 20
 ``@DBOS.step`` functions; N at a time = enqueued on a queue with

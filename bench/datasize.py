@@ -21,7 +21,8 @@ Each round runs, on each store, one execution of each of these, one at a time:
     branches before it returned.
 
 flowkit runs with the inline executor on memory, SQLite (a file: WAL,
-synchronous=FULL), PostgreSQL (a scratch database), MariaDB and Redis. The same
+synchronous=FULL, or what ``--sqlite-synchronous`` says), PostgreSQL (a scratch
+database), MariaDB and Redis. The same
 workload runs on LangGraph (a node storing the value in the graph's state, then a
 chain of small nodes, ``durability="sync"``) with InMemorySaver, SqliteSaver and
 PostgresSaver, and on DBOS Transact (a ``@DBOS.workflow`` whose first ``@DBOS.step``
