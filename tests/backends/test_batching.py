@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -41,6 +41,20 @@ def wait_queued(commit: GroupCommit[int, int], count: int) -> None:
         time.sleep(0.001)
 
 
+def behind_a_held_batch(
+    pool: ThreadPoolExecutor, commit: GroupCommit[int, int], writer: Recorder, items: Sequence[int]
+) -> list[Future[int]]:
+    """Write 0 in a batch the writer holds while ``items`` queue up behind it, then let
+    it go: the futures of ``items`` (0's result is checked here)."""
+    first = pool.submit(commit, 0)
+    assert writer.writing.wait(10)
+    queued = [pool.submit(commit, i) for i in items]
+    wait_queued(commit, len(items))
+    writer.release.set()
+    assert first.result() == 0
+    return queued
+
+
 def test_a_lone_caller_writes_at_once() -> None:
     writer = Recorder()
     commit = GroupCommit(writer)
@@ -53,12 +67,7 @@ def test_callers_arriving_during_a_write_share_the_next_batch() -> None:
     writer = Recorder(hold_first=True)
     commit = GroupCommit(writer)
     with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(commit, 0)
-        assert writer.writing.wait(10)
-        rest = [pool.submit(commit, i) for i in (2, 4, 6, 8, 10, 12)]
-        wait_queued(commit, 6)
-        writer.release.set()
-        assert first.result() == 0
+        rest = behind_a_held_batch(pool, commit, writer, (2, 4, 6, 8, 10, 12))
         assert [f.result() for f in rest] == [20, 40, 60, 80, 100, 120]
     assert writer.batches == [[0], [2, 4, 6, 8, 10, 12]]
 
@@ -67,12 +76,7 @@ def test_each_item_keeps_its_own_outcome() -> None:
     writer = Recorder(hold_first=True)
     commit = GroupCommit(writer)
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(commit, 0)
-        assert writer.writing.wait(10)
-        odd, even = pool.submit(commit, 3), pool.submit(commit, 4)
-        wait_queued(commit, 2)
-        writer.release.set()
-        assert first.result() == 0
+        odd, even = behind_a_held_batch(pool, commit, writer, (3, 4))
         with pytest.raises(ValueError, match="odd 3"):
             odd.result()
         assert even.result() == 40
@@ -84,12 +88,7 @@ def test_a_failed_batch_fails_its_items_and_the_next_batch_goes_on() -> None:
     writer.fail_batch = 2
     commit = GroupCommit(writer)
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(commit, 0)
-        assert writer.writing.wait(10)
-        failing = [pool.submit(commit, i) for i in (2, 4)]
-        wait_queued(commit, 2)
-        writer.release.set()
-        assert first.result() == 0
+        failing = behind_a_held_batch(pool, commit, writer, (2, 4))
         for future in failing:
             with pytest.raises(OSError, match="connection dropped"):
                 future.result()
@@ -101,12 +100,7 @@ def test_batches_hold_at_most_max_batch_items() -> None:
     writer = Recorder(hold_first=True)
     commit = GroupCommit(writer, max_batch=2)
     with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(commit, 0)
-        assert writer.writing.wait(10)
-        rest = [pool.submit(commit, i) for i in (2, 4, 6, 8, 10)]
-        wait_queued(commit, 5)
-        writer.release.set()
-        assert first.result() == 0
+        rest = behind_a_held_batch(pool, commit, writer, (2, 4, 6, 8, 10))
         assert sorted(f.result() for f in rest) == [20, 40, 60, 80, 100]
     assert [len(batch) for batch in writer.batches] == [1, 2, 2, 1]
     assert sorted(i for batch in writer.batches for i in batch) == [0, 2, 4, 6, 8, 10]
@@ -115,12 +109,8 @@ def test_batches_hold_at_most_max_batch_items() -> None:
 def _shared_batch(commit: GroupCommit[int, int], writer: Recorder) -> None:
     """Write [0] while 2 and 4 queue up: the next batch, [2, 4], holds one other."""
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(commit, 0)
-        assert writer.writing.wait(10)
-        rest = [pool.submit(commit, i) for i in (2, 4)]
-        wait_queued(commit, 2)
-        writer.release.set()
-        assert [first.result(), *(f.result() for f in rest)] == [0, 20, 40]
+        rest = behind_a_held_batch(pool, commit, writer, (2, 4))
+        assert [f.result() for f in rest] == [20, 40]
     assert writer.batches == [[0], [2, 4]]
 
 
