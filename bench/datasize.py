@@ -22,12 +22,12 @@ Each round runs, on each store, one execution of each of these, one at a time:
 
 flowkit runs with the inline executor on memory, SQLite (a file: WAL,
 synchronous=FULL, or what ``--sqlite-synchronous`` says), PostgreSQL (a scratch
-database), MariaDB and Redis. The same
-workload runs on LangGraph (a node storing the value in the graph's state, then a
-chain of small nodes, ``durability="sync"``) with InMemorySaver, SqliteSaver and
-PostgresSaver, and on DBOS Transact (a ``@DBOS.workflow`` whose first ``@DBOS.step``
-returns the value, kept in a local variable, then small steps: DBOS records step
-outputs, not the workflow's variables) on SQLite (the file in WAL) and PostgreSQL.
+database), MariaDB and Redis. The same workload runs on LangGraph (a node storing
+the value in the graph's state, then a chain of small nodes, ``durability="sync"``)
+with InMemorySaver, SqliteSaver and PostgresSaver, and on DBOS Transact (a
+``@DBOS.workflow`` whose first ``@DBOS.step`` returns the value, kept in a local
+variable, then small steps: DBOS records step outputs, not the workflow's variables)
+on SQLite (the file in WAL) and PostgreSQL.
 
 Reported: µs per small step after 1 KB and after 1 MB (median and min-max over
 ``--repeat`` rounds), the ratio 1 MB ÷ 1 KB of the same round (median; SPEC §18's
